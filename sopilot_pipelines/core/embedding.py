@@ -1,0 +1,112 @@
+"""A video's clips and their embeddings: computed from a file, saved and loaded as artifacts."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .embedders import Embedder, get_embedder
+from .video import ClipSettings, clip_spans, cut_clips, decode
+
+
+@dataclass
+class EmbeddedVideo:
+    model: str  # embedder name, e.g. "builtin:v1"; videos of different models never compare
+    embeddings: np.ndarray  # (C, d) float32, rows L2-normalised
+    clip_starts: np.ndarray  # (C,) seconds
+    clip_ends: np.ndarray  # (C,) seconds
+    quality: list[tuple[str, ...]]  # per clip: subset of ("dark", "overexposed", "blurry")
+    source_fps: float
+    sampled_fps: float
+    duration_sec: float
+    settings: ClipSettings = field(default_factory=ClipSettings)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def n_clips(self) -> int:
+        return len(self.embeddings)
+
+    def meta(self) -> dict:
+        """The clip metadata that travels beside the embeddings (`video_<id>.json`)."""
+        return {
+            "model": self.model,
+            "dim": int(self.embeddings.shape[1]),
+            "num_clips": self.n_clips,
+            "source_fps": self.source_fps,
+            "sampled_fps": self.sampled_fps,
+            "duration_sec": self.duration_sec,
+            "clip_seconds": self.settings.clip_seconds,
+            "stride_seconds": self.settings.stride_seconds,
+            "timings": self.timings,
+            "clips": [
+                {"clip_idx": i, "start_sec": float(s), "end_sec": float(e), "quality": list(q)}
+                for i, (s, e, q) in enumerate(zip(self.clip_starts, self.clip_ends, self.quality))
+            ],
+        }
+
+    def save(self, npy_path: str | Path, json_path: str | Path) -> None:
+        """Write both files atomically (temp file + rename): readers never see half a file."""
+        _atomic_write(Path(npy_path), lambda f: np.save(f, self.embeddings.astype(np.float32)))
+        _atomic_write(Path(json_path), lambda f: f.write(json.dumps(self.meta(), indent=1).encode()))
+
+    @classmethod
+    def load(cls, npy_path: str | Path, json_path: str | Path) -> "EmbeddedVideo":
+        meta = json.loads(Path(json_path).read_text())
+        emb = np.load(npy_path)
+        clips = meta["clips"]
+        return cls(
+            model=meta["model"],
+            embeddings=emb.astype(np.float32, copy=False),
+            clip_starts=np.array([c["start_sec"] for c in clips], dtype=np.float64),
+            clip_ends=np.array([c["end_sec"] for c in clips], dtype=np.float64),
+            quality=[tuple(c["quality"]) for c in clips],
+            source_fps=meta["source_fps"],
+            sampled_fps=meta["sampled_fps"],
+            duration_sec=meta["duration_sec"],
+            settings=ClipSettings(meta["sampled_fps"], meta["clip_seconds"], meta["stride_seconds"]),
+            timings=meta.get("timings", {}),
+        )
+
+
+def embed_video(
+    path: str | Path, settings: ClipSettings | None = None, embedder: Embedder | None = None
+) -> EmbeddedVideo:
+    """Decode (ffmpeg samples and scales), cut clips, embed. Raises VideoDecodeError on bad files."""
+    settings = settings or ClipSettings.from_env()
+    embedder = embedder or get_embedder()
+    t0 = time.perf_counter()
+    video = decode(path, sample_fps=settings.sample_fps, frame_size=embedder.frame_size)
+    clips = cut_clips(video, settings)
+    t1 = time.perf_counter()
+    emb = embedder.embed(video.frames, clip_spans(clips))
+    t2 = time.perf_counter()
+    return EmbeddedVideo(
+        model=embedder.name,
+        embeddings=emb,
+        clip_starts=np.array([c.start_sec for c in clips], dtype=np.float64),
+        clip_ends=np.array([c.end_sec for c in clips], dtype=np.float64),
+        quality=[c.quality for c in clips],
+        source_fps=video.info.source_fps,
+        sampled_fps=video.sampled_fps,
+        duration_sec=video.info.duration_sec,
+        settings=settings,
+        timings={"decode_sec": round(t1 - t0, 4), "embed_sec": round(t2 - t1, 4)},
+    )
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

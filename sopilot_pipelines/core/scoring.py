@@ -1,0 +1,430 @@
+"""Score a trainee video against the gold: steps, deviations, metrics, score and decision.
+
+1. The gold is cut into steps (`steps.segment_steps`).
+2. Every trainee clip is labelled with the gold step it resembles, or "other" (`steps.label_trainee`);
+   the "other" level is adaptive: halfway between how alike two different gold steps look and
+   how alike one gold step looks to itself.
+3. Deviations are read off the labelled runs: a gold step with no run is missing (or, if an
+   unexplained stretch sits exactly where it belongs, performed differently); runs out of gold
+   order are swaps; a second run of a step is a repeat; a run much longer than the trainee's own
+   tempo predicts is over time; a long "other" run is an extra step.
+4. A global DTW path (`align.dtw`) gives the alignment preview and the path metrics.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from . import align
+from .embedders import check_compatible
+from .embedding import EmbeddedVideo
+from .steps import OTHER, Run, absorb_short_runs, label_trainee, runs_of, segment_steps, step_of_clip, step_similarity
+
+DECISIONS = ("pass", "needs_review", "retrain", "fail")
+CRITICAL = ("step_missing", "order_swap", "execution_deviation")  # never passes outright
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    pass_score: float = 85.0  # >= this (and no critical deviation): pass
+    review_score: float = 70.0  # >= this: needs_review
+    retrain_score: float = 50.0  # >= this: retrain; below: fail
+    min_step_seconds: float = 2.0  # shortest gold step the segmentation may cut
+    over_time_ratio: float = 1.6  # step duration over the trainee's own tempo that counts as over time
+    min_extra_seconds: float = 2.5  # unexplained activity shorter than this is transition, not an extra step
+    low_similarity_floor: float = 0.2  # clamp for the adaptive "looks like no step" threshold
+    low_similarity_ceiling: float = 0.95
+    # penalty per deviation, in units of one gold step's share of the score
+    weight_missing: float = 1.0
+    weight_swap: float = 0.8
+    weight_execution: float = 0.5
+    weight_extra: float = 0.35
+    weight_repeated: float = 0.3
+    weight_over_time: float = 0.25
+
+    @classmethod
+    def from_env(cls) -> "ScoringConfig":
+        """Each field from SOPILOT_<FIELD> (e.g. SOPILOT_PASS_SCORE=80)."""
+        values = {}
+        for f in fields(cls):
+            raw = os.environ.get(f"SOPILOT_{f.name.upper()}")
+            if raw is not None:
+                try:
+                    values[f.name] = float(raw)
+                except ValueError:
+                    raise ValueError(f"SOPILOT_{f.name.upper()} must be a number, got {raw!r}") from None
+        cfg = cls(**values)
+        if not cfg.pass_score >= cfg.review_score >= cfg.retrain_score:
+            raise ValueError("decision thresholds must satisfy pass_score >= review_score >= retrain_score")
+        return cfg
+
+
+@dataclass
+class ScoreOutcome:
+    result: dict  # the contract's `result` object plus `decision`
+    path: np.ndarray  # full global DTW path (L, 2): gold clip, trainee clip
+    similarity: np.ndarray  # (n, m) gold x trainee clip similarity
+    gold_labels: np.ndarray  # (n,) gold step of each gold clip
+    trainee_labels: np.ndarray  # (m,) gold step of each trainee clip, -1 for other
+    extras: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Video:
+    """Clip timing of one side, for turning clip runs into seconds."""
+
+    centres: np.ndarray
+    stride: float
+    duration: float
+
+    @classmethod
+    def of(cls, v: EmbeddedVideo) -> "_Video":
+        end = max(float(v.duration_sec), float(v.clip_ends[-1]))
+        return cls((v.clip_starts + v.clip_ends) / 2.0, float(v.settings.stride_seconds), end)
+
+    def span(self, start: int, end: int) -> tuple[float, float]:
+        """Seconds covered by clips [start, end): from half a stride before the first centre."""
+        a = 0.0 if start == 0 else self.centres[start] - self.stride / 2
+        b = self.duration if end >= len(self.centres) else self.centres[end - 1] + self.stride / 2
+        return round(float(max(a, 0.0)), 2), round(float(min(b, self.duration)), 2)
+
+
+def _time(span: tuple[float, float] | None) -> dict:
+    if span is None:
+        return {"start_sec": None, "end_sec": None}
+    return {"start_sec": span[0], "end_sec": span[1]}
+
+
+def _clip01(x: float) -> float:
+    return round(float(min(1.0, max(0.0, x))), 3)
+
+
+def _gold_levels(gg: np.ndarray, labels: np.ndarray, k_steps: int, gap: int) -> tuple[float, float]:
+    """(intra, inter): how alike a gold step is to itself (clips >= gap apart, so overlap does
+    not inflate it) and to the most alike other step, as medians over the step's clips."""
+    n = len(labels)
+    idx = np.arange(n)
+    intra, inter = [], []
+    for i in range(n):
+        k = labels[i]
+        same = (labels == k) & (np.abs(idx - i) >= gap)
+        if not same.any():
+            same = (labels == k) & (np.abs(idx - i) >= max(1, gap // 2))
+        own = np.sort(gg[i, same])[-3:].mean() if same.any() else 1.0
+        intra.append(own)
+        # inter only from clips well inside their step: boundary clips straddle two steps.
+        # Look-alike steps (a procedure may repeat a sub-step) are as alike as the step itself;
+        # they say nothing about how different steps look and are left out.
+        inside = (labels[max(0, i - gap // 2)] == k) and (labels[min(n - 1, i + gap // 2)] == k)
+        if k_steps > 1 and inside:
+            others = [np.sort(gg[i, labels == l])[-3:].mean() for l in range(k_steps) if l != k]
+            others = [o for o in others if o < own - 0.05]
+            if others:
+                inter.append(max(others))
+    intra_v = float(np.median(intra)) if intra else 1.0
+    inter_v = float(np.median(inter)) if inter else 0.0
+    return intra_v, min(inter_v, intra_v)
+
+
+def _position_prior(
+    path: np.ndarray, gold_labels: np.ndarray, k_steps: int, m: int, stride: float, cap: float, reach_sec: float = 20.0
+) -> np.ndarray:
+    """(m, K) penalty growing with a trainee clip's distance (seconds) from where the global
+    alignment puts each gold step, reaching `cap` at `reach_sec`."""
+    j = np.arange(m)[:, None]
+    step_of_path = gold_labels[path[:, 0]]
+    lo = np.array([path[step_of_path == k, 1].min() for k in range(k_steps)])[None, :]
+    hi = np.array([path[step_of_path == k, 1].max() for k in range(k_steps)])[None, :]
+    dist = np.maximum(0, np.maximum(lo - j, j - hi)) * stride
+    return np.minimum(cap, cap * dist / reach_sec)
+
+
+def _lis(seq: list[int]) -> list[int]:
+    """Indices into seq of one longest strictly increasing subsequence."""
+    if not seq:
+        return []
+    best_len = [1] * len(seq)
+    prev = [-1] * len(seq)
+    for i in range(len(seq)):
+        for j in range(i):
+            if seq[j] < seq[i] and best_len[j] + 1 > best_len[i]:
+                best_len[i], prev[i] = best_len[j] + 1, j
+    i = int(np.argmax(best_len))
+    out = []
+    while i != -1:
+        out.append(i)
+        i = prev[i]
+    return out[::-1]
+
+
+def score(gold: EmbeddedVideo, trainee: EmbeddedVideo, config: ScoringConfig | None = None) -> ScoreOutcome:
+    cfg = config or ScoringConfig()
+    check_compatible(gold.model, trainee.model)
+    G, T = gold.embeddings, trainee.embeddings
+    n, m = len(G), len(T)
+    if n == 0 or m == 0:
+        raise ValueError("both videos need at least one clip")
+    gv, tv = _Video.of(gold), _Video.of(trainee)
+
+    cost = align.cost_matrix(G, T)
+    sim = 1.0 - cost
+    total_cost, path = align.dtw(cost)
+
+    stride = float(gold.settings.stride_seconds)
+    gap = max(1, int(round(gold.settings.clip_seconds / stride)))  # clips this far apart do not overlap
+    min_len = max(2, int(round(cfg.min_step_seconds / stride)))
+    bounds = segment_steps(G, min_len)
+    K = len(bounds) - 1
+    gold_labels = step_of_clip(bounds, n)
+    gold_span = [gv.span(int(bounds[k]), int(bounds[k + 1])) for k in range(K)]
+    gold_dur = np.array([b - a for a, b in gold_span])
+
+    intra, inter = _gold_levels(G @ G.T, gold_labels, K, gap)
+    adaptive = inter + 0.5 * (intra - inter)
+    tau = float(np.clip(adaptive, cfg.low_similarity_floor, cfg.low_similarity_ceiling))
+    spread = max(intra - inter, 1e-3)
+
+    step_sim = step_similarity(sim.T, gold_labels, K)  # (m, K)
+    t_stride = float(trainee.settings.stride_seconds)
+    min_run = max(2, int(round(1.0 / t_stride)))
+    # A mild positional prior from the global DTW path: where a procedure has look-alike steps,
+    # a clip is labelled with the one expected nearby. It is capped well below the gap between
+    # a match and a non-match, so a step done out of order is still recognised as itself.
+    prior = _position_prior(path, gold_labels, K, m, t_stride, cap=0.3 * spread)
+    labels = label_trainee(step_sim - prior, tau, switch_cost=0.2 * spread)
+    labels = absorb_short_runs(labels, step_sim, min_run)
+    runs = runs_of(labels)
+
+    def run_sim(r: Run, k: int) -> float:
+        return float(step_sim[r.start : r.end, k].mean())
+
+    def confidence(s: float) -> float:  # how surely a stretch is the step, from its similarity
+        return _clip01((s - inter) / spread)
+
+    def core_sim(r: Run, k: int) -> float:  # without the clips that straddle the transitions
+        a, b = (r.start + 1, r.end - 1) if r.length >= 5 else (r.start, r.end)
+        return float(step_sim[a:b, k].mean())
+
+    occurrences: dict[int, list[Run]] = {k: [r for r in runs if r.label == k] for k in range(K)}
+    longest = {k: max(occ, key=lambda r: r.length) for k, occ in occurrences.items() if occ}
+    tempo = float(np.median([r.length * t_stride / max(gold_dur[k], 1e-6) for k, r in longest.items()])) if longest else 1.0
+    # a step's occurrence is its first run long enough to be a real attempt; later ones are repeats
+    primary = {}
+    for k, occ in occurrences.items():
+        need = max(min_run, int(0.5 * gold_dur[k] * tempo / t_stride))
+        if occ:
+            primary[k] = next((r for r in occ if r.length >= need), longest[k])
+
+    deviations: list[dict] = []
+    consumed: set[Run] = set()
+
+    def dev(kind, k, t_span, conf, reason, **extra):
+        d = {
+            "type": kind,
+            "gold_step": k,
+            "gold_time": _time(gold_span[k] if k is not None else extra.pop("gold_span", None)),
+            "trainee_time": _time(t_span),
+            "confidence": conf,
+            "reason": reason,
+        }
+        extra.pop("gold_span", None)
+        d.update(extra)
+        deviations.append(d)
+
+    # steps with no run: missing, unless an unexplained stretch sits where the step belongs
+    for k in range(K):
+        if k in primary:
+            continue
+        before = [primary[p].end for p in primary if p < k]
+        after = [primary[q].start for q in primary if q > k]
+        lo, hi = (max(before) if before else 0), (min(after) if after else m)
+        need = max(min_run, int(0.4 * gold_dur[k] * tempo / t_stride))
+        slot = [r for r in runs if r.label == OTHER and r.start >= lo and r.end <= hi and r.length >= need]
+        cand = max(slot, key=lambda r: run_sim(r, k), default=None)
+        window = min(need, m)  # the most alike stretch of step length, not a single clip
+        best_anywhere = float(np.convolve(step_sim[:, k], np.ones(window) / window, "valid").max())
+        if cand is not None and run_sim(cand, k) > inter + 0.15 * spread:
+            consumed.add(cand)
+            s = run_sim(cand, k)
+            dev(
+                "execution_deviation", k, tv.span(cand.start, cand.end), _clip01((intra - s) / spread),
+                f"step {k} was performed at the expected point but looks different from the gold "
+                f"(similarity {s:.2f}, gold consistency {intra:.2f})",
+                similarity=round(s, 3),
+            )  # fmt: skip
+        else:
+            dev(
+                "step_missing", k, None, _clip01(0.5 + (tau - best_anywhere) / (2 * max(tau - inter, 1e-3))),
+                f"the trainee never performs step {k}: no stretch of the video matches it "
+                f"(closest stretch: similarity {best_anywhere:.2f}, a match needs {tau:.2f})",
+            )  # fmt: skip
+
+    # found but clearly less alike than this trainee's other steps: performed differently
+    typical = float(np.median([core_sim(r, k) for k, r in primary.items()])) if len(primary) >= 2 else intra
+    exec_level = max(tau, typical - 0.25 * max(typical - inter, 1e-3))
+    for k, r in primary.items():
+        s = core_sim(r, k)
+        if s < exec_level:
+            dev(
+                "execution_deviation", k, tv.span(r.start, r.end), _clip01(2 * (typical - s) / max(typical - inter, 1e-3)),
+                f"step {k} was done at the right point but differently from the gold "
+                f"(similarity {s:.2f}; this trainee's other steps match at about {typical:.2f})",
+                similarity=round(s, 3),
+            )  # fmt: skip
+
+    # order: steps whose first appearance breaks gold order
+    found = sorted(primary, key=lambda k: primary[k].start)
+    keep = {found[i] for i in _lis(found)}
+    pos = {k: i for i, k in enumerate(found)}
+    inversions = [(a, b) for a in found for b in found if a < b and pos[a] > pos[b]]
+    reported: set[tuple[int, int]] = set()
+    for k in sorted(set(found) - keep):
+        partners = [b if a == k else a for a, b in inversions if k in (a, b)]
+        p = min(partners, key=lambda q: (abs(q - k), q))
+        a, b = min(k, p), max(k, p)
+        if (a, b) in reported:
+            continue
+        reported.add((a, b))
+        dev(
+            "order_swap", a, tv.span(primary[a].start, primary[a].end),
+            min(confidence(run_sim(primary[a], a)), confidence(run_sim(primary[b], b))),
+            f"steps {a} and {b} were done in the wrong order: step {b} was done before step {a}",
+            swapped_with=b, swapped_with_trainee_time=_time(tv.span(primary[b].start, primary[b].end)),
+        )  # fmt: skip
+
+    # repeats: a further run of a step, long enough to be a real second attempt
+    repeated_clips = 0
+    for k, occ in occurrences.items():
+        need = max(min_run, int(0.5 * gold_dur[k] * tempo / t_stride))
+        for r in occ:
+            if r is primary.get(k) or r.length < need:
+                continue
+            repeated_clips += r.length
+            dev(
+                "step_repeated", k, tv.span(r.start, r.end), confidence(run_sim(r, k)),
+                f"step {k} was done again after it was already completed",
+                first_trainee_time=_time(tv.span(primary[k].start, primary[k].end)),
+            )  # fmt: skip
+
+    # over time, relative to the trainee's own tempo (a uniformly slow trainee is not flagged)
+    ratios = {}
+    for k, r in primary.items():
+        ratio = r.length * t_stride / max(gold_dur[k], 1e-6)
+        ratios[k] = ratio
+        rel = ratio / max(tempo, 1e-6)
+        if rel >= cfg.over_time_ratio:
+            dev(
+                "over_time", k, tv.span(r.start, r.end),
+                _clip01(0.5 + (rel - cfg.over_time_ratio) / (2 * (cfg.over_time_ratio - 1))),
+                f"step {k} took {ratio:.1f}x the gold's time ({rel:.1f}x this trainee's usual pace)",
+                duration_ratio=round(ratio, 2), relative_ratio=round(rel, 2),
+            )  # fmt: skip
+
+    # extra: long stretches that match no gold step
+    min_extra = max(min_run, int(round(cfg.min_extra_seconds / t_stride)))
+    for r in runs:
+        if r.label != OTHER or r in consumed or r.length < min_extra:
+            continue
+        best = float(step_sim[r.start : r.end].max(axis=1).mean())
+        prev_steps = [k for k in primary if primary[k].end <= r.start]
+        next_steps = [k for k in primary if primary[k].start >= r.end]
+        after = max(prev_steps, key=lambda k: primary[k].end, default=None)
+        before = min(next_steps, key=lambda k: primary[k].start, default=None)
+        g_lo = gold_span[after][1] if after is not None else 0.0
+        g_hi = gold_span[before][0] if before is not None else gv.duration
+        dev(
+            "extra_step", None, tv.span(r.start, r.end), _clip01((tau - best) / spread + 0.5),
+            "the trainee did something that matches no gold step"
+            + (f" (after step {after})" if after is not None else " (before the first step)"),
+            gold_span=(g_lo, max(g_lo, g_hi)), after_gold_step=after,
+        )  # fmt: skip
+
+    deviations.sort(key=lambda d: (d["gold_time"]["start_sec"] if d["gold_time"]["start_sec"] is not None else 1e9))
+    counts = {t: sum(d["type"] == t for d in deviations) for t in
+              ("step_missing", "order_swap", "execution_deviation", "over_time", "extra_step", "step_repeated")}  # fmt: skip
+
+    # metrics
+    path_sim = sim[path[:, 0], path[:, 1]]
+    matched = [run_sim(r, k) for k, r in primary.items()]
+    gap_local = float(np.mean([max(0.0, intra - s) for s in matched])) if matched else 1.0
+    log_ratios = np.log([max(v, 1e-3) for v in ratios.values()]) if ratios else np.zeros(1)
+    drift = (
+        float(np.mean([abs(np.mean(tv.span(r.start, r.end)) / tv.duration - np.mean(gold_span[k]) / gv.duration)
+                       for k, r in primary.items()]))
+        if primary else 0.0
+    )  # fmt: skip
+    n_pairs = len(found) * (len(found) - 1) / 2
+    flagged = sum(bool(q) for q in gold.quality) + sum(bool(q) for q in trainee.quality)
+    metrics = {
+        "miss": counts["step_missing"],
+        "swap": counts["order_swap"],
+        "deviation": round(counts["execution_deviation"] / K, 4),
+        "over_time": round(counts["over_time"] / K, 4),
+        "temporal_warp": round(float(np.std(log_ratios)), 4),
+        "path_stretch": round(len(path) / max(n, m) - 1.0, 4),
+        "duplicate_ratio": round(repeated_clips / m, 4),
+        "order_violation_ratio": round(len(inversions) / n_pairs, 4) if n_pairs else 0.0,
+        "temporal_drift": round(drift, 4),
+        "confidence_loss": round(flagged / (n + m), 4),
+        "local_similarity_gap": round(gap_local, 4),
+        "adaptive_low_similarity_threshold": round(adaptive, 4),
+        "effective_low_similarity_threshold": round(tau, 4),
+        "hard_miss_ratio": round(float(np.mean(step_sim.max(axis=0) < tau)), 4),
+        "mean_alignment_cost": round(total_cost / len(path), 4),
+    }
+
+    out_of_order = len(set(found) - keep)
+    penalty = (
+        cfg.weight_missing * counts["step_missing"]
+        + cfg.weight_swap * out_of_order
+        + cfg.weight_execution * counts["execution_deviation"]
+        + cfg.weight_extra * counts["extra_step"]
+        + cfg.weight_repeated * counts["step_repeated"]
+        + cfg.weight_over_time * counts["over_time"]
+    )
+    quality = 5.0 * min(1.0, gap_local / spread)  # small: how closely matched steps resemble the gold
+    value = round(float(np.clip(100.0 * (1.0 - penalty / K) - quality, 0.0, 100.0)), 1)
+
+    preview_idx = np.unique(np.linspace(0, len(path) - 1, min(len(path), 50)).astype(int))
+    result = {
+        "score": value,
+        "metrics": metrics,
+        "step_boundaries": {
+            "gold": [int(b) for b in bounds],
+            "trainee": [0] + [r.end for r in runs],
+        },
+        "deviations": deviations,
+        "alignment_preview": [
+            {"gold_clip": int(path[i, 0]), "trainee_clip": int(path[i, 1]), "similarity": round(float(path_sim[i]), 4)}
+            for i in preview_idx
+        ],
+        "clip_count": {"gold": n, "trainee": m},
+        "step_map_preview": {
+            "gold": _preview(gold_labels),
+            "trainee": _preview(labels),
+        },
+        "decision": decide(value, deviations, cfg),
+    }
+    return ScoreOutcome(
+        result, path, sim, gold_labels, labels,
+        extras={"gold_step_times": gold_span, "intra": intra, "inter": inter, "tempo": tempo},
+    )  # fmt: skip
+
+
+def _preview(labels: np.ndarray, limit: int = 120) -> list[int]:
+    idx = np.unique(np.linspace(0, len(labels) - 1, min(len(labels), limit)).astype(int))
+    return [int(labels[i]) for i in idx]
+
+
+def decide(value: float, deviations: list[dict], cfg: ScoringConfig) -> str:
+    critical = any(d["type"] in CRITICAL for d in deviations)
+    if value >= cfg.pass_score and not critical:
+        return "pass"
+    if value >= cfg.review_score:
+        return "needs_review"
+    if value >= cfg.retrain_score:
+        return "retrain"
+    return "fail"

@@ -1,0 +1,573 @@
+"""Video probing, decoding and clip cutting.
+
+Everything goes through the ffmpeg binary that ``imageio-ffmpeg`` ships (it has no ffprobe):
+
+* :func:`probe` runs ``ffmpeg -i FILE`` and parses the stream description ffmpeg prints.
+* :func:`decode` lets ffmpeg do the frame-rate sampling and the scaling (``-vf fps=...,scale=...``)
+  and reads the small rgb24 frames from a pipe straight into one preallocated numpy array, so
+  Python never touches a full-size frame. ffmpeg's autorotation stays on, so frames come out
+  upright and in display orientation.
+* :func:`cut_clips` cuts the sampled frames into overlapping fixed-length windows and flags
+  clips that are dark, overexposed or blurry.
+
+Frame ``i`` of a decoded video is at ``i / sampled_fps`` seconds: ffmpeg's ``fps`` filter emits
+one frame every ``1/fps`` seconds from the start of the video, whatever the source frame rate,
+constant or variable. It runs with ``round=up`` so that frame ``i`` is the source frame on screen at
+``i / fps`` (the latest one with a timestamp <= ``i / fps``); the default ``round=near`` keeps the
+last source frame before ``(i + 0.5) / fps``, i.e. content up to half a sampling period late
+(62 ms at 8 fps, 250 ms at 2 fps).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from typing import Iterable
+
+import numpy as np
+
+__all__ = [
+    "ClipSettings",
+    "VideoInfo",
+    "DecodedVideo",
+    "Clip",
+    "VideoDecodeError",
+    "probe",
+    "decode",
+    "cut_clips",
+    "clip_spans",
+    "QUALITY_FLAGS",
+]
+
+# --------------------------------------------------------------------------------------------
+# Quality thresholds. They are evaluated on the small analysis frames decode() produces
+# (default 160x120, luma 0-255, BT.601 weights).
+# --------------------------------------------------------------------------------------------
+
+#: A clip is "dark" when its mean luma is below this. Dim but usable indoor footage sits around
+#: 60-100; below ~40 (about 15 % of full scale) hands and tools are hard to make out, and camera
+#: noise dominates what an embedder sees.
+DARK_MEAN_LUMA = 40.0
+
+#: A pixel counts as near-white (clipped highlight) at or above this luma.
+NEAR_WHITE_LUMA = 245.0
+
+#: A clip is "overexposed" when on average more than this fraction of its pixels are near-white.
+#: A well-exposed scene with a white bench or sheet of paper can clip a quarter of the frame;
+#: beyond ~40 % the camera has lost most of the scene to the highlights.
+OVEREXPOSED_FRACTION = 0.40
+
+#: A clip is "blurry" when the median over its frames of the variance of the 4-neighbour
+#: Laplacian of luma is below this. Measured at 160x120: testsrc2 gives ~950 (from 720p) to
+#: ~1750 (from 320x240), a mandelbrot zoom ~750, the same frames 35 % darker ~600; a Gaussian
+#: blur of sigma 2 *at analysis size* brings testsrc2 down to ~30, sigma 4 to ~9. The variance
+#: scales with contrast squared, so real, lower-contrast footage sits lower than these test
+#: patterns: 20 flags only blur bad enough to hide detail at analysis size (the downscale itself
+#: removes mild blur). Clips that are already dark or overexposed are not also flagged blurry:
+#: a featureless frame has a low Laplacian variance for reasons the other flag already names.
+BLURRY_LAPLACIAN_VAR = 20.0
+
+QUALITY_FLAGS = ("dark", "overexposed", "blurry")
+
+#: If the frames decoded cover less than this fraction of the duration the container declares
+#: *and* ffmpeg reported errors, the file is treated as truncated/corrupt and rejected.
+_MIN_COVERAGE = 0.9
+
+#: decode() preallocates at most this much up front (it grows the buffer beyond if needed).
+_MAX_PREALLOC_BYTES = 4 << 30
+
+#: Formats that are still images rather than videos (gif_pipe is animated, so it stays allowed).
+_STILL_IMAGE_FORMATS_EXCEPT = {"gif_pipe"}
+
+
+# --------------------------------------------------------------------------------------------
+# Public data types
+# --------------------------------------------------------------------------------------------
+
+
+class VideoDecodeError(ValueError):
+    """The file is missing, empty, not a video, has no video stream, or is truncated/corrupt."""
+
+
+def _positive_finite(name: str, value: float) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class ClipSettings:
+    sample_fps: float = 8.0  # frames per second ffmpeg samples
+    clip_seconds: float = 2.0  # clip length; steps as short as 3 s must be resolvable
+    stride_seconds: float = 0.5  # hop between clip starts (overlapping clips)
+
+    def __post_init__(self) -> None:
+        for name in ("sample_fps", "clip_seconds", "stride_seconds"):
+            object.__setattr__(self, name, _positive_finite(name, getattr(self, name)))
+        if self.stride_seconds > self.clip_seconds:
+            raise ValueError(
+                f"stride_seconds ({self.stride_seconds}) must not exceed clip_seconds "
+                f"({self.clip_seconds}): clips would leave gaps between them"
+            )
+
+    @classmethod
+    def from_env(cls) -> "ClipSettings":
+        """Read SOPILOT_SAMPLE_FPS, SOPILOT_CLIP_SECONDS, SOPILOT_CLIP_STRIDE_SECONDS.
+
+        Unset (or empty) variables take the defaults. Invalid values raise ValueError naming
+        the variable.
+        """
+        env = {
+            "sample_fps": "SOPILOT_SAMPLE_FPS",
+            "clip_seconds": "SOPILOT_CLIP_SECONDS",
+            "stride_seconds": "SOPILOT_CLIP_STRIDE_SECONDS",
+        }
+        kwargs: dict[str, float] = {}
+        for field_name, var in env.items():
+            raw = os.environ.get(var, "").strip()
+            if raw:
+                try:
+                    kwargs[field_name] = _positive_finite(var, raw)
+                except ValueError:
+                    raise ValueError(f"{var} must be a finite number > 0, got {raw!r}") from None
+        clip = kwargs.get("clip_seconds", cls.clip_seconds)
+        stride = kwargs.get("stride_seconds", cls.stride_seconds)
+        if stride > clip:
+            raise ValueError(
+                f"SOPILOT_CLIP_STRIDE_SECONDS ({stride}) must not exceed SOPILOT_CLIP_SECONDS "
+                f"({clip}): clips would leave gaps between them"
+            )
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: str
+    width: int  # display orientation (after rotation)
+    height: int  # display orientation (after rotation)
+    source_fps: float  # average frame rate ffmpeg reports (0.0 if unknown)
+    duration_sec: float  # container duration (0.0 if the container does not say; decode() fills it)
+    rotation: int  # clockwise degrees applied for display: 0, 90, 180 or 270
+    codec: str  # ffmpeg decoder name, e.g. "h264", "vp9", "mpeg4"
+
+
+@dataclass
+class DecodedVideo:
+    info: VideoInfo
+    frames: np.ndarray  # (N, H, W, 3) uint8 RGB sampled at sampled_fps, scaled to frame_size
+    sampled_fps: float
+
+    @property
+    def times(self) -> np.ndarray:
+        """(N,) float64 seconds of each sampled frame: frame i is at i / sampled_fps."""
+        return np.arange(len(self.frames), dtype=np.float64) / float(self.sampled_fps)
+
+
+@dataclass(frozen=True)
+class Clip:
+    index: int
+    start_frame: int  # [start, end) into DecodedVideo.frames
+    end_frame: int
+    start_sec: float
+    end_sec: float
+    quality: tuple[str, ...]  # subset of ("dark", "overexposed", "blurry")
+
+
+# --------------------------------------------------------------------------------------------
+# ffmpeg plumbing
+# --------------------------------------------------------------------------------------------
+
+
+_FFMPEG_EXE: str | None = None
+
+
+def _ffmpeg() -> str:
+    global _FFMPEG_EXE
+    if _FFMPEG_EXE is None:
+        import imageio_ffmpeg
+
+        _FFMPEG_EXE = imageio_ffmpeg.get_ffmpeg_exe()
+    return _FFMPEG_EXE
+
+
+def _ffmpeg_url(path: str) -> str:
+    # "file:" stops ffmpeg reading a ':' in the name as a protocol ("a:b.mp4") or a leading '-'
+    # as an option.
+    return "file:" + os.path.abspath(path)
+
+
+def _check_file(path: str) -> None:
+    if not os.path.exists(path):
+        raise VideoDecodeError(f"cannot decode video {path}: file not found")
+    if not os.path.isfile(path):
+        raise VideoDecodeError(f"cannot decode video {path}: not a regular file")
+    if os.path.getsize(path) == 0:
+        raise VideoDecodeError(f"cannot decode video {path}: file is empty")
+
+
+_LOG_PREFIX = re.compile(r"^(?:\[[^\]]*\]\s*)+")
+
+
+def _ffmpeg_reason(stderr: str, path: str) -> str:
+    """The useful part of ffmpeg's error output, without addresses and repeated boilerplate."""
+    reasons: list[str] = []
+    url = _ffmpeg_url(path)
+    for line in stderr.splitlines():
+        line = _LOG_PREFIX.sub("", line.strip())
+        if not line or "misdetection possible" in line or line.startswith("Error opening input file"):
+            continue
+        if line.startswith("Error opening input files:") or line == "At least one output file must be specified":
+            continue
+        line = line.replace(url, os.path.basename(path)).replace("Error opening input: ", "")
+        if line not in reasons:
+            reasons.append(line)
+    return "; ".join(reasons[-4:]) or "ffmpeg could not read it"
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split a stream description on ', ' outside parentheses/brackets."""
+    parts, depth, cur = [], 0, []
+    for ch in text:
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth = max(0, depth - 1)
+        if ch == "," and depth == 0:
+            parts.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(ch)
+    parts.append("".join(cur).strip())
+    return [p for p in parts if p]
+
+
+_INPUT_RE = re.compile(r"^Input #0, (?P<fmt>[^ ]+), from ")
+_DURATION_RE = re.compile(r"^\s*Duration: (?:(?P<h>\d+):(?P<m>\d+):(?P<s>\d+(?:\.\d+)?)|N/A)")
+_STREAM_RE = re.compile(r"^\s*Stream #0:(?P<idx>\d+)\S*: (?P<kind>\w+): (?P<desc>.*)$")
+_SIZE_RE = re.compile(r"^(?P<w>[1-9]\d*)x(?P<h>[1-9]\d*)(?:\s|$)")
+_RATE_RE = re.compile(r"^(?P<v>\d+(?:\.\d+)?)(?P<k>k?) (?P<unit>fps|tbr)$")
+_DISPLAYMATRIX_RE = re.compile(r"display ?matrix: rotation of (?P<deg>-?\d+(?:\.\d+)?) degrees", re.I)
+_ROTATE_TAG_RE = re.compile(r"^\s*rotate\s*:\s*(?P<deg>-?\d+(?:\.\d+)?)\s*$")
+
+
+@dataclass
+class _Probed:
+    info: VideoInfo
+    stream_index: int
+    input_format: str
+
+
+def _parse_probe(stderr: str, path: str) -> _Probed:
+    lines = stderr.splitlines()
+    fmt = None
+    duration = 0.0
+    for line in lines:
+        m = _INPUT_RE.match(line)
+        if m:
+            fmt = m.group("fmt")
+            continue
+        m = _DURATION_RE.match(line)
+        if m and m.group("h") is not None:
+            duration = int(m.group("h")) * 3600 + int(m.group("m")) * 60 + float(m.group("s"))
+            break
+    if fmt is None:
+        raise VideoDecodeError(f"cannot decode video {path}: {_ffmpeg_reason(stderr, path)}")
+    if (fmt == "image2" or fmt.endswith("_pipe")) and fmt not in _STILL_IMAGE_FORMATS_EXCEPT:
+        raise VideoDecodeError(f"cannot decode video {path}: it is a still image ({fmt}), not a video")
+
+    # Stream blocks: a "Stream #0:k" line followed by its more indented metadata / side data.
+    blocks: list[tuple[re.Match, list[str]]] = []
+    current: list[str] | None = None
+    for line in lines:
+        m = _STREAM_RE.match(line)
+        if m:
+            current = []
+            blocks.append((m, current))
+        elif current is not None and line.startswith("    "):
+            current.append(line)
+        else:
+            current = None
+    kinds = []
+    for m, extra in blocks:
+        kinds.append(m.group("kind"))
+        if m.group("kind") != "Video" or "(attached pic)" in m.group("desc"):
+            continue
+        parts = _split_top_level(m.group("desc"))
+        codec = parts[0].split(" ")[0] if parts else "unknown"
+        width = height = 0
+        fps = tbr = 0.0
+        for part in parts[1:]:
+            sm = _SIZE_RE.match(part)
+            if sm and not width:
+                width, height = int(sm.group("w")), int(sm.group("h"))
+                continue
+            rm = _RATE_RE.match(part)
+            if rm:
+                value = float(rm.group("v")) * (1000.0 if rm.group("k") else 1.0)
+                if rm.group("unit") == "fps":
+                    fps = value
+                else:
+                    tbr = value
+        if not width:
+            continue  # a stream ffmpeg cannot size is not decodable
+        rotation = 0
+        for line in extra:
+            dm = _DISPLAYMATRIX_RE.search(line)
+            if dm:
+                # The display matrix angle is counter-clockwise; report the clockwise rotation
+                # (the convention of the legacy "rotate" tag phones write).
+                rotation = round(-float(dm.group("deg")))
+                break
+            tm = _ROTATE_TAG_RE.match(line)
+            if tm:
+                rotation = round(float(tm.group("deg")))
+                break
+        rotation %= 360
+        if rotation not in (0, 90, 180, 270):
+            rotation = 0  # ffmpeg's autorotate only applies multiples of 90 degrees
+        if rotation in (90, 270):
+            width, height = height, width
+        info = VideoInfo(
+            path=path,
+            width=width,
+            height=height,
+            source_fps=fps or tbr,
+            duration_sec=duration,
+            rotation=rotation,
+            codec=codec,
+        )
+        return _Probed(info=info, stream_index=int(m.group("idx")), input_format=fmt)
+    if "Video" in kinds:
+        reason = "its video stream cannot be decoded (no frame size)"
+    else:
+        reason = "it has no video stream (" + (", ".join(sorted(set(kinds))).lower() or "no") + " streams only)"
+    raise VideoDecodeError(f"cannot decode video {path}: {reason}")
+
+
+def _probe(path) -> _Probed:
+    path = os.fspath(path)
+    _check_file(path)
+    proc = subprocess.run(
+        [_ffmpeg(), "-hide_banner", "-nostdin", "-i", _ffmpeg_url(path)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    stderr = proc.stderr.decode("utf-8", "replace")
+    return _parse_probe(stderr, path)
+
+
+def probe(path) -> VideoInfo:
+    """Describe the first video stream of ``path`` (raises VideoDecodeError if there is none)."""
+    return _probe(path).info
+
+
+def _threads() -> str:
+    """Decoder threads for ffmpeg's ``-threads``.
+
+    "0" (the default) lets ffmpeg pick: one frame thread per core plus one, the same as a plain
+    ``ffmpeg -i FILE`` and the fastest measured on 2 cores. SOPILOT_FFMPEG_THREADS=1 keeps
+    decoding to one core when other stages run alongside.
+    """
+    raw = os.environ.get("SOPILOT_FFMPEG_THREADS", "").strip() or "0"
+    if not raw.isdigit():
+        raise ValueError(f"SOPILOT_FFMPEG_THREADS must be an integer >= 0, got {raw!r}")
+    return str(int(raw))
+
+
+def _fps_arg(fps: float) -> str:
+    frac = Fraction(fps).limit_denominator(1001000)
+    return f"{frac.numerator}/{frac.denominator}"
+
+
+def decode(path, sample_fps: float = 8.0, frame_size: tuple[int, int] = (160, 120)) -> DecodedVideo:
+    """Decode ``path`` to upright RGB frames sampled at ``sample_fps`` and scaled to ``frame_size``.
+
+    ``frame_size`` is (width, height); the frame is scaled to exactly that size (no letterbox).
+    Sampling, rotation and scaling all happen inside ffmpeg.
+    """
+    sample_fps = _positive_finite("sample_fps", sample_fps)
+    width, height = (int(v) for v in frame_size)
+    if width <= 0 or height <= 0:
+        raise ValueError(f"frame_size must be positive (width, height), got {frame_size!r}")
+    probed = _probe(path)
+    info = probed.info
+    path = info.path
+    frame_bytes = width * height * 3
+
+    cmd = [
+        _ffmpeg(), "-hide_banner", "-nostdin", "-nostats", "-v", "error",
+        "-threads", _threads(),
+        "-i", _ffmpeg_url(path),
+        "-map", f"0:{probed.stream_index}", "-an", "-sn", "-dn",
+        "-vf", f"fps=fps={_fps_arg(sample_fps)}:round=up,scale={width}:{height}:flags=area",
+        "-filter_threads", "1",
+        "-pix_fmt", "rgb24", "-f", "rawvideo", "pipe:1",
+    ]  # fmt: skip
+
+    # Preallocate for the declared duration (+2 frames of slack) and grow if the container lied.
+    # np.empty only reserves address space; the cap keeps a bogus header from asking for more.
+    if info.duration_sec > 0:
+        capacity = int(math.ceil(info.duration_sec * sample_fps)) + 2
+    else:
+        capacity = 256
+    capacity = max(1, min(capacity, _MAX_PREALLOC_BYTES // frame_bytes))
+    buf = np.empty((capacity, height, width, 3), dtype=np.uint8)
+    filled = 0  # bytes
+    with tempfile.TemporaryFile() as errfile:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errfile, bufsize=0)
+        try:
+            _enlarge_pipe(proc.stdout)
+            while True:
+                view = memoryview(buf.reshape(-1))
+                if filled == view.nbytes:
+                    grown = np.empty((max(capacity * 3 // 2, capacity + 64), height, width, 3), dtype=np.uint8)
+                    grown.reshape(-1)[:filled] = buf.reshape(-1)[:filled]
+                    buf, capacity = grown, grown.shape[0]
+                    view = memoryview(buf.reshape(-1))
+                n = proc.stdout.readinto(view[filled:])
+                if not n:
+                    break
+                filled += n
+            rc = proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            proc.stdout.close()
+        errfile.seek(0)
+        stderr = errfile.read().decode("utf-8", "replace")
+
+    if rc != 0:
+        raise VideoDecodeError(f"cannot decode video {path}: ffmpeg failed: {_ffmpeg_reason(stderr, path)}")
+    n_frames = filled // frame_bytes
+    if n_frames == 0:
+        reason = _ffmpeg_reason(stderr, path) if stderr.strip() else "ffmpeg produced no frames"
+        raise VideoDecodeError(f"cannot decode video {path}: no frames decoded ({reason})")
+    decoded_sec = n_frames / sample_fps
+    if stderr.strip() and info.duration_sec > 0 and decoded_sec < _MIN_COVERAGE * info.duration_sec - 1.0 / sample_fps:
+        raise VideoDecodeError(
+            f"cannot decode video {path}: truncated or corrupt: decoded {decoded_sec:.2f} s of the "
+            f"{info.duration_sec:.2f} s the container declares ({_ffmpeg_reason(stderr, path)})"
+        )
+    frames = buf[:n_frames]
+    if n_frames < capacity * 0.9:
+        frames = frames.copy()  # do not pin a much larger buffer
+    if info.duration_sec <= 0:
+        info = replace(info, duration_sec=decoded_sec)
+    return DecodedVideo(info=info, frames=frames, sampled_fps=sample_fps)
+
+
+def _enlarge_pipe(pipe) -> None:
+    """Ask for a 1 MiB pipe (Linux) so each read moves more than the default 64 KiB."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(pipe.fileno(), getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+    except (ImportError, OSError, ValueError):
+        pass
+
+
+# --------------------------------------------------------------------------------------------
+# Clips
+# --------------------------------------------------------------------------------------------
+
+
+def _frame_stats(frames: np.ndarray, chunk: int = 128) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-frame mean luma, near-white fraction and Laplacian variance (chunked to bound memory)."""
+    n = len(frames)
+    mean_luma = np.empty(n, dtype=np.float64)
+    white = np.empty(n, dtype=np.float64)
+    lap_var = np.empty(n, dtype=np.float64)
+    weights = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    for s in range(0, n, chunk):
+        y = frames[s : s + chunk].astype(np.float32) @ weights  # (c, H, W)
+        mean_luma[s : s + chunk] = y.mean(axis=(1, 2))
+        white[s : s + chunk] = (y >= NEAR_WHITE_LUMA).mean(axis=(1, 2))
+        if y.shape[1] >= 3 and y.shape[2] >= 3:
+            lap = (
+                y[:, :-2, 1:-1] + y[:, 2:, 1:-1] + y[:, 1:-1, :-2] + y[:, 1:-1, 2:] - 4.0 * y[:, 1:-1, 1:-1]
+            )
+            lap_var[s : s + chunk] = lap.var(axis=(1, 2))
+        else:
+            lap_var[s : s + chunk] = np.inf  # too small to judge sharpness
+    return mean_luma, white, lap_var
+
+
+def _quality(mean_luma: np.ndarray, white: np.ndarray, lap_var: np.ndarray) -> tuple[str, ...]:
+    flags = []
+    if float(mean_luma.mean()) < DARK_MEAN_LUMA:
+        flags.append("dark")
+    if float(white.mean()) > OVEREXPOSED_FRACTION:
+        flags.append("overexposed")
+    if not flags and float(np.median(lap_var)) < BLURRY_LAPLACIAN_VAR:
+        flags.append("blurry")
+    return tuple(flags)
+
+
+def _clip_bounds(n: int, clip_len: int, stride: int) -> list[tuple[int, int]]:
+    if n <= clip_len:
+        return [(0, n)]
+    bounds = [(s, s + clip_len) for s in range(0, n - clip_len + 1, stride)]
+    tail = n - bounds[-1][1]
+    if tail * 2 > stride:
+        bounds.append((n - clip_len, n))  # a final clip aligned to the end
+    elif tail > 0:
+        bounds[-1] = (bounds[-1][0], n)  # a short tail joins the last clip
+    return bounds
+
+
+def cut_clips(video: DecodedVideo, settings: ClipSettings) -> list[Clip]:
+    """Overlapping windows of ``clip_seconds`` every ``stride_seconds`` over the sampled frames.
+
+    Window lengths are rounded to whole sampled frames (at least one) of ``video.sampled_fps``
+    (``settings.sample_fps`` is what the caller should have passed to :func:`decode`; it is not
+    used here). A video shorter than one clip gives a single clip over all frames; the last clip
+    always ends at the last frame: a tail of more than half a stride gets its own clip aligned to
+    the end, a shorter one is added to the last clip.
+    """
+    n = len(video.frames)
+    if n == 0:
+        raise VideoDecodeError(f"cannot cut clips from video {video.info.path}: it has no frames")
+    fps = float(video.sampled_fps)
+    clip_len = max(1, int(round(settings.clip_seconds * fps)))
+    stride = max(1, int(round(settings.stride_seconds * fps)))
+    mean_luma, white, lap_var = _frame_stats(video.frames)
+    duration = video.info.duration_sec
+    clips = []
+    for i, (s, e) in enumerate(_clip_bounds(n, clip_len, stride)):
+        start_sec, end_sec = s / fps, e / fps
+        if duration > 0:
+            # The last sampled frame stands for [(n-1)/fps, n/fps): clamp to the real end, and let
+            # the last clip reach it when the fps filter stopped less than a frame short.
+            end_sec = min(end_sec, duration)
+            if e == n and 0 < duration - end_sec <= 1.0 / fps:
+                end_sec = duration
+            start_sec = min(start_sec, end_sec)
+        clips.append(
+            Clip(
+                index=i,
+                start_frame=s,
+                end_frame=e,
+                start_sec=start_sec,
+                end_sec=end_sec,
+                quality=_quality(mean_luma[s:e], white[s:e], lap_var[s:e]),
+            )
+        )
+    return clips
+
+
+def clip_spans(clips: Iterable[Clip]) -> np.ndarray:
+    """(C, 2) int64 array of [start_frame, end_frame) for the embedders."""
+    spans = [(c.start_frame, c.end_frame) for c in clips]
+    return np.asarray(spans, dtype=np.int64).reshape(len(spans), 2)

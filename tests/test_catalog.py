@@ -1,0 +1,521 @@
+"""Catalog tests on two real backends: SQLite in tmp_path and a PostgreSQL server.
+
+PostgreSQL: 127.0.0.1:5432, user postgres, trust auth (override with
+SOPILOT_TEST_POSTGRES_URL). A fresh database is created for the test session and dropped at its
+end; each test gets its own empty schema in it. An unreachable server FAILS the PostgreSQL tests
+unless SOPILOT_SKIP_POSTGRES=1.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+
+from sopilot_pipelines.catalog import Catalog, NotFoundError, VERSION_TABLE, head_revisions
+from sopilot_pipelines.catalog.engine import normalize_url, url_from_env
+from sopilot_pipelines.catalog.migrations import upgrade
+
+PG_ADMIN_URL = os.environ.get(
+    "SOPILOT_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
+TABLES = {"videos", "clips", "score_results", "training_results", "index_versions", "audit_exports"}
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def pg_database():
+    """URL of a fresh PostgreSQL database for this session, dropped at the end."""
+    if os.environ.get("SOPILOT_SKIP_POSTGRES") == "1":
+        pytest.skip("SOPILOT_SKIP_POSTGRES=1")
+    import psycopg2
+
+    admin = make_url(PG_ADMIN_URL)
+    params = dict(
+        host=admin.host, port=admin.port or 5432, user=admin.username,
+        password=admin.password, dbname=admin.database or "postgres", connect_timeout=5,
+    )
+    try:
+        conn = psycopg2.connect(**params)
+    except psycopg2.OperationalError as exc:
+        pytest.fail(
+            f"PostgreSQL not reachable at {admin.render_as_string(hide_password=True)}: {exc}"
+            " (set SOPILOT_SKIP_POSTGRES=1 to skip the PostgreSQL tests)",
+            pytrace=False,
+        )
+    conn.autocommit = True
+    name = f"sopilot_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with conn.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.set(database=name)
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request, tmp_path):
+    """An empty catalog database on each backend (PostgreSQL: a fresh schema)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'data' / 'catalog.db'}"
+    db_url = request.getfixturevalue("pg_database")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    return db_url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+        hide_password=False
+    )
+
+
+@pytest.fixture
+def cat(url):
+    catalog = Catalog(url)
+    yield catalog
+    catalog.close()
+
+
+def _ready(cat, video_id, n=3, model="builtin:v1", **overrides):
+    kwargs = dict(
+        embedding_model=model, num_clips=n, source_fps=30.0, sampled_fps=4.0,
+        duration_sec=4.0 * n, embeddings_path=f"/e/{video_id}.npy",
+        raw_embeddings_path=f"/e/{video_id}.raw.npy", meta_path=f"/e/{video_id}.json",
+        clips=[{"clip_idx": i, "start_sec": 4.0 * i, "end_sec": 4.0 * (i + 1)} for i in range(n)],
+    )
+    kwargs.update(overrides)
+    return cat.mark_video_ready(video_id, **kwargs)
+
+
+def _versions_rows(url):
+    engine = create_engine(normalize_url(url))
+    try:
+        with engine.connect() as conn:
+            return [r[0] for r in conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))]
+    finally:
+        engine.dispose()
+
+
+def _in_processes(target, args_list):
+    """Run target(*args) in forked processes released together; return their results."""
+    ctx = mp.get_context("fork")
+    barrier, queue = ctx.Barrier(len(args_list)), ctx.Queue()
+    procs = [ctx.Process(target=_proc_main, args=(target, barrier, queue, a)) for a in args_list]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    errors = [r for ok, r in results if not ok]
+    assert not errors, errors
+    return [r for _, r in results]
+
+
+def _proc_main(target, barrier, queue, args):
+    try:
+        barrier.wait(timeout=30)
+        queue.put((True, target(*args)))
+    except BaseException as exc:  # report, do not hang the parent
+        queue.put((False, f"{type(exc).__name__}: {exc}"))
+
+
+def _open_catalog(url):
+    with Catalog(url) as catalog:
+        return catalog.ping()
+
+
+def _add_index_versions(url, task_id, n):
+    with Catalog(url) as catalog:
+        return [catalog.add_index_version(task_id, f"/idx/{task_id}", 10, 2) for _ in range(n)]
+
+
+# --------------------------------------------------------------------------- migrations
+
+
+def test_migrations_apply_on_empty_db_and_are_idempotent(url):
+    assert upgrade(url) is True  # empty database: migrations ran
+    assert upgrade(url) is False  # already at head: quick no-op
+    with Catalog(url) as first, Catalog(url) as second:
+        assert first.ping() and second.ping()
+    engine = create_engine(normalize_url(url))
+    try:
+        names = set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    assert TABLES | {VERSION_TABLE} <= names
+    assert _versions_rows(url) == list(head_revisions())
+
+
+def test_migrations_from_four_processes_at_once(url):
+    assert _in_processes(_open_catalog, [(url,)] * 4) == [True] * 4
+    assert _versions_rows(url) == list(head_revisions())  # single head row, no duplicates
+    with Catalog(url) as catalog:
+        assert catalog.add_video("t", "trainee") == 1
+
+
+def test_tables_match_migrations(cat):
+    """tables.py and the alembic revisions describe the same schema."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from sopilot_pipelines.catalog.tables import metadata
+
+    with cat.engine.connect() as conn:
+        ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        assert compare_metadata(ctx, metadata) == []
+
+
+def test_default_location_and_url_from_env(tmp_path, monkeypatch):
+    monkeypatch.delenv("SOPILOT_DATABASE_URL", raising=False)
+    monkeypatch.setenv("SOPILOT_DATA_DIR", str(tmp_path / "nested" / "data"))
+    with Catalog.from_env() as catalog:
+        assert catalog.backend == "sqlite" and catalog.ping()
+    assert (tmp_path / "nested" / "data" / "catalog.db").is_file()
+
+    other = tmp_path / "elsewhere.db"
+    monkeypatch.setenv("SOPILOT_DATABASE_URL", f"sqlite:///{other}")
+    assert url_from_env() == f"sqlite:///{other}"
+    with Catalog.from_env() as catalog:
+        catalog.add_video("t", "gold")
+    assert other.is_file()
+
+    assert url_from_env({}) == f"sqlite:///{(os.path.abspath('data'))}/catalog.db"
+    pg = normalize_url("postgresql://u:p@db:5432/sopilot")
+    assert pg.drivername == "postgresql+psycopg2"
+    assert normalize_url("postgresql+psycopg2://db/x").drivername == "postgresql+psycopg2"
+    with pytest.raises(ValueError, match="unsupported"):
+        normalize_url("mysql://db/x")
+
+
+def test_sqlite_pragmas(tmp_path):
+    with Catalog(f"sqlite:///{tmp_path / 'c.db'}") as catalog:
+        with catalog.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 5000
+
+
+# --------------------------------------------------------------------------- videos
+
+
+def test_video_lifecycle_clips_and_gold_versions(cat):
+    before = datetime.now(timezone.utc)
+    g1 = cat.add_video(
+        "assembly_line_1", "gold", site_id="factory_a", camera_id="cam_01",
+        operator_id_hash="abc123", original_filename="gold.mp4", raw_path="/raw/1.mp4",
+        requested_by="token:operator",
+    )
+    v = cat.get_video(g1)
+    assert isinstance(g1, int)
+    assert v["video_id"] == g1 and v["status"] == "pending" and v["gold_version"] is None
+    labels = (v["site_id"], v["camera_id"], v["operator_id_hash"])
+    assert labels == ("factory_a", "cam_01", "abc123")
+    assert v["created_at"].tzinfo is not None and v["created_at"].utcoffset() == timedelta(0)
+    assert before - timedelta(seconds=5) <= v["created_at"] <= datetime.now(timezone.utc)
+
+    cat.set_ingest_run(g1, "550e8400-e29b-41d4-a716-446655440000")
+    assert cat.video_by_run("550e8400-e29b-41d4-a716-446655440000")["video_id"] == g1
+    assert cat.video_by_run("nope") is None
+    cat.set_video_paths(g1, raw_path="/raw/g1.mp4", meta_path="/m/g1.json")
+    assert cat.get_video(g1)["raw_path"] == "/raw/g1.mp4"
+
+    ready = _ready(cat, g1, n=3)
+    assert ready["status"] == "ready" and ready["gold_version"] == 1
+    assert (ready["num_clips"], ready["source_fps"], ready["sampled_fps"]) == (3, 30.0, 4.0)
+    assert ready["embedding_model"] == "builtin:v1" and ready["meta_path"] == "/e/1.json"
+    assert [c["clip_idx"] for c in cat.clips_of(g1)] == [0, 1, 2]
+    assert cat.clips_of(g1)[1] == {
+        "video_id": g1, "clip_idx": 1, "start_sec": 4.0, "end_sec": 8.0, "quality": None
+    }
+
+    # Re-run: clips replaced, gold_version kept.
+    again = _ready(cat, g1, n=2, clips=[
+        {"clip_idx": 0, "start_sec": 0.0, "end_sec": 5.0, "quality": "ok"},
+        {"clip_idx": 1, "start_sec": 5.0, "end_sec": 9.5, "quality": "blurry"},
+    ])
+    assert again["gold_version"] == 1 and again["num_clips"] == 2
+    assert [(c["clip_idx"], c["quality"]) for c in cat.clips_of(g1)] == [(0, "ok"), (1, "blurry")]
+
+    g2 = cat.add_video("assembly_line_1", "gold")
+    other = cat.add_video("packaging_2", "gold")
+    trainee = cat.add_video("assembly_line_1", "trainee")
+    assert g1 < g2 < other < trainee
+    assert cat.current_gold("assembly_line_1")["video_id"] == g1  # g2 not ready yet
+    assert _ready(cat, g2)["gold_version"] == 2
+    assert _ready(cat, other)["gold_version"] == 1
+    assert _ready(cat, trainee)["gold_version"] is None
+    assert cat.current_gold("assembly_line_1")["video_id"] == g2
+    assert cat.current_gold("packaging_2")["video_id"] == other
+    assert cat.current_gold("unknown_task") is None
+
+    failed = cat.mark_video_failed(g2, RuntimeError("decoder exploded"))
+    assert failed["status"] == "failed" and failed["error_message"] == "decoder exploded"
+    assert cat.current_gold("assembly_line_1")["video_id"] == g1
+
+    task_clips = cat.task_clips("assembly_line_1")  # ready videos only: g1 and trainee
+    assert {(c["video_id"], c["role"]) for c in task_clips} == {(g1, "gold"), (trainee, "trainee")}
+
+
+def test_list_filters_order_limit_and_since(cat):
+    ids = [cat.add_video(task, role) for task, role in [
+        ("a", "gold"), ("a", "trainee"), ("b", "trainee"), ("a", "trainee"), ("b", "gold"),
+    ]]
+    _ready(cat, ids[1])
+    assert [v["video_id"] for v in cat.list_videos()] == ids[::-1]
+    assert [v["video_id"] for v in cat.list_videos(limit=2)] == ids[:2:-1]
+    assert [v["video_id"] for v in cat.list_videos("a")] == [ids[3], ids[1], ids[0]]
+    assert [v["video_id"] for v in cat.list_videos("a", role="trainee")] == [ids[3], ids[1]]
+    assert [v["video_id"] for v in cat.list_videos(status="ready")] == [ids[1]]
+    assert [v["video_id"] for v in cat.list_videos(role="gold", limit=None)] == [ids[4], ids[0]]
+    assert cat.list_videos("nothing_here") == []
+
+    created = cat.get_video(ids[2])["created_at"]
+    assert cat.videos_since(created - timedelta(hours=1)) == 5
+    assert cat.videos_since(created) >= 3
+    assert cat.videos_since(datetime.now(timezone.utc) + timedelta(hours=1)) == 0
+    assert cat.videos_since(created - timedelta(hours=1), status="ready") == 1
+    # Another offset is the same instant.
+    later = (datetime.now(timezone.utc) + timedelta(hours=1)).astimezone(
+        timezone(timedelta(hours=9))
+    )
+    assert cat.videos_since(later) == 0
+
+
+def test_delete_cascades_clips_and_ids_keep_increasing(cat):
+    first = cat.add_video("t", "trainee")
+    last = cat.add_video("t", "trainee")
+    _ready(cat, last, n=4)
+    deleted = cat.delete_video(last)
+    assert deleted["video_id"] == last and deleted["embeddings_path"] == f"/e/{last}.npy"
+    assert cat.get_video(last) is None and cat.clips_of(last) == []
+    with cat.engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM clips")).scalar() == 0
+    assert cat.delete_video(last) is None
+    assert cat.add_video("t", "trainee") > last > first  # the deleted id is not reused
+    with pytest.raises(NotFoundError):
+        cat.mark_video_failed(last, "gone")
+    with pytest.raises(NotFoundError):
+        _ready(cat, last)
+
+
+def test_validation_errors(cat):
+    with pytest.raises(ValueError, match="role"):
+        cat.add_video("t", "supervisor")
+    with pytest.raises(ValueError, match="task_id"):
+        cat.add_video("", "gold")
+    for bad in ("a/b", "has space", "x" * 65, "ünïcode", None, 7):
+        with pytest.raises(ValueError, match="task_id"):
+            cat.add_video(bad, "trainee")
+    longest = "A-z_0.9" + "x" * 57  # 64 characters, every allowed kind
+    assert cat.get_video(cat.add_video(longest, "trainee"))["task_id"] == longest
+    with pytest.raises(ValueError, match="site_id"):
+        cat.add_video("t", "gold", site_id="s" * 200)
+    with pytest.raises(ValueError, match="video_id"):
+        cat.get_video("1")
+    with pytest.raises(ValueError, match="timezone-aware"):
+        cat.videos_since(datetime(2026, 1, 1))
+    with pytest.raises(ValueError, match="limit"):
+        cat.list_videos(limit=0)
+
+    vid = cat.add_video("t", "trainee")
+    with pytest.raises(ValueError, match="num_clips=2 but 1 clips"):
+        _ready(cat, vid, n=2, clips=[{"clip_idx": 0, "start_sec": 0, "end_sec": 1}])
+    with pytest.raises(ValueError, match=r"clips\[0\] lacks end_sec"):
+        _ready(cat, vid, n=1, clips=[{"clip_idx": 0, "start_sec": 0}])
+    with pytest.raises(ValueError, match="source_fps"):
+        _ready(cat, vid, source_fps=0)
+    with pytest.raises(ValueError, match="embedding_model"):
+        _ready(cat, vid, model="")
+    with pytest.raises(ValueError, match="run_id"):
+        cat.set_ingest_run(vid, "")
+    assert cat.get_video(vid)["status"] == "pending"  # nothing written by any of the above
+
+
+def test_failed_transaction_leaves_previous_state(cat):
+    vid = cat.add_video("t", "trainee")
+    _ready(cat, vid, n=2)
+    before, clips_before = cat.get_video(vid), cat.clips_of(vid)
+
+    duplicate = [{"clip_idx": 0, "start_sec": 0.0, "end_sec": 1.0}] * 2
+    with pytest.raises(IntegrityError):  # the video UPDATE ran, then the clip INSERT failed
+        _ready(cat, vid, n=2, model="other:v2", clips=duplicate)
+    backwards = [{"clip_idx": 0, "start_sec": 5.0, "end_sec": 1.0}]
+    with pytest.raises(IntegrityError):
+        _ready(cat, vid, n=1, model="other:v2", clips=backwards)
+    assert cat.get_video(vid) == before and cat.clips_of(vid) == clips_before
+
+    gold = cat.add_video("t", "gold")
+    with pytest.raises(IntegrityError):
+        _ready(cat, gold, n=2, clips=duplicate)
+    g = cat.get_video(gold)
+    assert g["status"] == "pending" and g["gold_version"] is None and cat.clips_of(gold) == []
+    assert _ready(cat, gold)["gold_version"] == 1
+
+
+# --------------------------------------------------------------------------- results
+
+
+def test_score_round_trip(cat):
+    job = "score_20260208_120000_abc123"
+    rec = cat.record_score(
+        job, task_id="assembly_line_1", gold_video_id=1, trainee_video_id=42,
+        requested_by="token:operator", run_id="run-1",
+    )
+    assert rec["status"] == "queued" and rec["score"] is None and rec["started_at"] is None
+    with pytest.raises(ValueError, match="already recorded"):
+        cat.record_score(job, task_id="assembly_line_1", gold_video_id=1, trainee_video_id=42)
+    assert cat.record_score(
+        job, task_id="assembly_line_1", gold_video_id=1, trainee_video_id=42, exist_ok=True
+    ) == rec
+
+    running = cat.update_score(job, status="running")
+    assert running["started_at"] is not None and running["finished_at"] is None
+    done = cat.update_score(
+        job, status="completed", score=87.5, decision="needs_review",
+        result_path="/data/scores/x.json", report_path="/data/scores/x.pdf",
+    )
+    assert done["score"] == 87.5 and done["decision"] == "needs_review"
+    assert done["finished_at"] >= done["started_at"] >= done["created_at"]
+    assert done["finished_at"].utcoffset() == timedelta(0)
+    assert cat.get_score(job) == done
+    assert cat.score_by_run("run-1") == done
+    assert cat.get_score("missing") is None and cat.get_score("../etc/passwd") is None
+
+    older = datetime.now(timezone.utc) - timedelta(days=1)
+    cat.record_score("score_old", task_id="t", gold_video_id=1, trainee_video_id=2,
+                     created_at=older)
+    cat.record_score("score_new", task_id="t", gold_video_id=1, trainee_video_id=3)
+    assert [s["job_id"] for s in cat.list_scores()] == ["score_new", job, "score_old"]
+    assert [s["job_id"] for s in cat.list_scores(1)] == ["score_new"]
+    assert [s["job_id"] for s in cat.list_scores(task_id="t")] == ["score_new", "score_old"]
+    assert [s["job_id"] for s in cat.list_scores(status="completed")] == [job]
+
+    with pytest.raises(ValueError, match="unknown score field"):
+        cat.update_score(job, gold_video_id=3)
+    with pytest.raises(ValueError, match="score must be <= 100"):
+        cat.update_score(job, score=101)
+    with pytest.raises(ValueError, match="decision"):
+        cat.update_score(job, decision="maybe")
+    with pytest.raises(ValueError, match="status"):
+        cat.update_score(job, status="done")
+    with pytest.raises(NotFoundError):
+        cat.update_score("score_missing", status="failed")
+    assert cat.get_score(job) == done
+
+
+def test_training_round_trip_with_json(cat):
+    figures = {"loss": [0.9, 0.5, 0.25], "epochs": 3, "notes": {"lr": 1e-3, "ok": True}}
+    reindex = {
+        "old_index_version": "v1", "new_index_version": "v2", "videos_refreshed": 50,
+        "clips_indexed": 3750, "tasks_touched": ["assembly_line_1", "packaging_station_2"],
+    }
+    cat.record_training("train_20260208_020000_a", trigger="nightly")
+    cat.record_training("train_20260208_120000_xyz789", trigger="manual",
+                        requested_by="token:admin", run_id="r-2")
+    done = cat.update_training(
+        "train_20260208_120000_xyz789", status="completed", mode="builtin_feature_adapter",
+        adapter_path="/data/models/a.npz", videos_used=50, clips_used=3750, embedding_dim=768,
+        figures=figures, reindex=reindex,
+    )
+    got = cat.get_training("train_20260208_120000_xyz789")
+    assert got == done and got["figures"] == figures and got["reindex"] == reindex
+    assert got["trigger"] == "manual" and got["finished_at"] is not None
+    assert cat.training_by_run("r-2")["job_id"] == "train_20260208_120000_xyz789"
+
+    skipped = cat.update_training("train_20260208_020000_a", status="skipped",
+                                  skip_reason="only 3 new videos (< 10)")
+    assert skipped["figures"] is None and skipped["skip_reason"].startswith("only 3")
+    assert cat.latest_training()["job_id"] == "train_20260208_120000_xyz789"  # newest
+    assert cat.latest_training(status="completed")["job_id"] == "train_20260208_120000_xyz789"
+    assert cat.latest_training(trigger="nightly")["job_id"] == "train_20260208_020000_a"
+    assert cat.latest_training(status="failed") is None
+
+    with pytest.raises(ValueError, match="trigger"):
+        cat.record_training("train_x", trigger="hourly")
+    with pytest.raises(ValueError, match="JSON"):
+        cat.update_training("train_20260208_020000_a", figures={"x": object()})
+    with pytest.raises(ValueError, match="JSON"):
+        cat.update_training("train_20260208_020000_a", figures={"x": float("nan")})
+
+
+def test_exports_and_audit_trail(cat):
+    sha, sig = "ab" * 32, "cd" * 32
+    gen = datetime(2026, 2, 8, 12, 0, tzinfo=timezone.utc)
+    rec = cat.record_export(
+        "20260208_120000", file_path="/data/reports/audit_export_20260208_120000.json",
+        item_count=150, key_id="prod", payload_sha256=sha, signature_hex=sig,
+        generated_at=gen, requested_by="token:admin",
+    )
+    assert rec["algorithm"] == "hmac-sha256" and rec["generated_at"] == gen
+    assert cat.get_export("20260208_120000") == rec and cat.get_export("nope") is None
+    assert cat.list_exports() == [rec]
+    with pytest.raises(ValueError, match="already recorded"):
+        cat.record_export("20260208_120000", file_path="/x", item_count=1, key_id="k",
+                          payload_sha256=sha, signature_hex=sig)
+    with pytest.raises(ValueError, match="payload_sha256"):
+        cat.record_export("e2", file_path="/x", item_count=1, key_id="k",
+                          payload_sha256="zz", signature_hex=sig)
+
+    vid = cat.add_video("assembly_line_1", "trainee", requested_by="token:operator")
+    cat.set_ingest_run(vid, "run-ingest")
+    _ready(cat, vid)
+    cat.record_score("score_1", task_id="assembly_line_1", gold_video_id=1,
+                     trainee_video_id=vid, requested_by="token:operator")
+    cat.update_score("score_1", status="completed", score=87.5)
+    cat.record_training("train_1", trigger="manual", requested_by="token:admin")
+    trail = cat.audit_trail()
+    assert [i["job_type"] for i in trail] == ["training", "score", "ingest"]
+    by_type = {i["job_type"]: i for i in trail}
+    assert by_type["score"]["subject"] == f"1\u2192{vid}" and by_type["score"]["score"] == 87.5
+    assert by_type["ingest"]["job_id"] == "run-ingest"
+    assert by_type["ingest"]["status"] == "completed"
+    assert by_type["ingest"]["model_name"] == "builtin:v1"
+    assert len(cat.audit_trail(limit=2)) == 2
+
+
+# --------------------------------------------------------------------------- concurrency
+
+
+def test_index_versions_concurrent_threads_and_processes(cat, url):
+    assert cat.current_index_version("a") is None
+    assert cat.add_index_version("a", "/idx/a/v1", clips=10, videos=2) == 1
+    assert cat.add_index_version("b", "/idx/b/v1", clips=5, videos=1) == 1
+
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda i: cat.add_index_version("a", f"/a/{i}", 1, 1), range(8)))
+    assert sorted(got) == list(range(2, 10))
+
+    per_proc = _in_processes(_add_index_versions, [(url, "a", 3)] * 3)
+    flat = sorted(v for vs in per_proc for v in vs)
+    assert flat == list(range(10, 19))
+    current = cat.current_index_version("a")
+    assert current["version"] == 18 and current["created_at"].utcoffset() == timedelta(0)
+    assert [r["version"] for r in cat.list_index_versions("a", limit=3)] == [18, 17, 16]
+    assert cat.current_index_version("b")["version"] == 1
+
+
+def test_concurrent_gold_versions(cat):
+    golds = [cat.add_video("task_g", "gold") for _ in range(4)]
+    start = threading.Barrier(len(golds))
+
+    def ready(video_id):
+        start.wait(timeout=30)
+        return _ready(cat, video_id)["gold_version"]
+
+    with ThreadPoolExecutor(len(golds)) as pool:
+        versions = list(pool.map(ready, golds))
+    assert sorted(versions) == [1, 2, 3, 4]
+    assert cat.current_gold("task_g")["gold_version"] == 4
