@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -64,7 +65,23 @@ def _span(t: dict) -> str:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(Path(args.out))
+    return run_demo(Path(args.data_dir))
+
+
+def _cmd_ui(args: argparse.Namespace) -> int:
+    """`dagster dev` (webserver + daemon) on this data dir's instance, in the foreground."""
+    import os
+    import signal
+
+    from .instance import stack_env
+
+    env = stack_env(args.data_dir)
+    root = Path(__file__).resolve().parent.parent
+    print(f"Dagster UI: http://127.0.0.1:{args.port}  (DAGSTER_HOME={env['DAGSTER_HOME']}); Ctrl-C stops it", flush=True)
+    os.chdir(root)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a non-interactive parent may have ignored it; dagster copies it onto SIGTERM
+    exe = str(Path(sys.executable).with_name("dagster"))
+    os.execve(exe, [exe, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(args.port)], env)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,9 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trainee", required=True, help="trainee video file")
     p.add_argument("--json", action="store_true", help="print the result object as JSON")
     p.set_defaults(func=_cmd_score)
-    p = sub.add_parser("demo", help="generate a gold and trainee videos, score them, print a table")
-    p.add_argument("--out", default="data/demo", help="where the generated videos go (default data/demo)")
+    p = sub.add_parser("demo", help="generate a gold and trainee videos, ingest and score them with Dagster, print a table")
+    p.add_argument("--data-dir", default=os.environ.get("SOPILOT_DATA_DIR", "data"), help="data dir (default ./data)")
     p.set_defaults(func=_cmd_demo)
+    p = sub.add_parser("ui", help="open the Dagster UI (webserver + daemon) on the data dir's instance")
+    p.add_argument("--data-dir", default=os.environ.get("SOPILOT_DATA_DIR", "data"), help="data dir (default ./data)")
+    p.add_argument("--port", type=int, default=3000)
+    p.set_defaults(func=_cmd_ui)
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 

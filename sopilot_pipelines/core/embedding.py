@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import io
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .embedders import Embedder, get_embedder
+from .files import atomic_write_bytes, atomic_write_json
 from .video import ClipSettings, clip_spans, cut_clips, decode
 
 
@@ -51,8 +52,10 @@ class EmbeddedVideo:
 
     def save(self, npy_path: str | Path, json_path: str | Path) -> None:
         """Write both files atomically (temp file + rename): readers never see half a file."""
-        _atomic_write(Path(npy_path), lambda f: np.save(f, self.embeddings.astype(np.float32)))
-        _atomic_write(Path(json_path), lambda f: f.write(json.dumps(self.meta(), indent=1).encode()))
+        buf = io.BytesIO()
+        np.save(buf, self.embeddings.astype(np.float32))
+        atomic_write_bytes(npy_path, buf.getvalue())
+        atomic_write_json(json_path, self.meta())
 
     @classmethod
     def load(cls, npy_path: str | Path, json_path: str | Path) -> "EmbeddedVideo":
@@ -97,16 +100,3 @@ def embed_video(
         settings=settings,
         timings={"decode_sec": round(t1 - t0, 4), "embed_sec": round(t2 - t1, 4)},
     )
-
-
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

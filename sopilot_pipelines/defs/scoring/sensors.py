@@ -1,0 +1,58 @@
+"""Auto-score: each newly ingested trainee video is scored against its task's current gold,
+when SOPILOT_AUTO_SCORE is true. The cursor is a watermark: every trainee video at or below it
+has been scored or skipped for a reason that will not change (no gold: see the skip reason)."""
+
+
+import dagster as dg
+
+from ...ids import TAG_JOB_ID, TAG_REQUESTED_BY, TAG_TASK_ID, new_job_id
+from ...resources import CatalogResource
+from ...settings import settings
+from .partitions import score_jobs
+
+REQUESTED_BY = "sensor:auto_score"
+
+
+@dg.sensor(
+    job_name="score_job",
+    minimum_interval_seconds=5,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Scores each newly ingested trainee video against its task's current gold (SOPILOT_AUTO_SCORE=true)",
+)
+def auto_score_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResource):
+    if not settings().auto_score:
+        return dg.SkipReason("auto-score is off (set SOPILOT_AUTO_SCORE=true to score new trainee videos)")
+    cat = catalog.catalog
+    watermark = int(context.cursor or 0)
+    trainees = sorted(
+        (v for v in cat.list_videos(role="trainee", limit=None) if v["video_id"] > watermark), key=lambda v: v["video_id"]
+    )
+    requests, keys, skipped, new_mark = [], [], [], watermark
+    for v in trainees:
+        if v["status"] == "pending":
+            break  # keep the watermark below videos still being ingested
+        new_mark = v["video_id"]
+        if v["status"] != "ready":
+            skipped.append(f"video {v['video_id']}: ingest failed")
+            continue
+        gold = cat.current_gold(v["task_id"])
+        if gold is None:
+            skipped.append(f"video {v['video_id']}: task {v['task_id']} has no gold video yet")
+            continue
+        if gold["embedding_model"] != v["embedding_model"]:
+            skipped.append(f"video {v['video_id']}: embedded by {v['embedding_model']}, the gold by {gold['embedding_model']}")
+            continue
+        job_id = new_job_id("score")
+        cat.record_score(job_id, task_id=v["task_id"], gold_video_id=gold["video_id"], trainee_video_id=v["video_id"],
+                         requested_by=REQUESTED_BY)  # fmt: skip
+        keys.append(job_id)
+        requests.append(dg.RunRequest(run_key=job_id, partition_key=job_id,
+                                       tags={TAG_JOB_ID: job_id, TAG_REQUESTED_BY: REQUESTED_BY, TAG_TASK_ID: v["task_id"]}))  # fmt: skip
+    for reason in skipped:
+        context.log.info(f"auto-score skipped {reason}")
+    if not requests:
+        why = "; ".join(skipped) if skipped else "no newly ingested trainee videos"
+        return dg.SensorResult(skip_reason=dg.SkipReason(why), cursor=str(new_mark))
+    return dg.SensorResult(
+        run_requests=requests, dynamic_partitions_requests=[score_jobs.build_add_request(keys)], cursor=str(new_mark)
+    )

@@ -1,0 +1,19 @@
+"""Job ids as the REST contract shows them: score_20260208_120000_abc123, train_..._xyz789."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+
+
+def new_job_id(kind: str, now: datetime | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
+    return f"{kind}_{now:%Y%m%d_%H%M%S}_{secrets.token_hex(3)}"
+
+
+# run tags every SOPilot run carries, so the API and the audit trail can read them back
+TAG_JOB_ID = "sopilot/job_id"
+TAG_REQUESTED_BY = "sopilot/requested_by"
+TAG_TRIGGER = "sopilot/trigger"
+TAG_VIDEO_ID = "sopilot/video_id"
+TAG_TASK_ID = "sopilot/task_id"

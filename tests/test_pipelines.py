@@ -1,0 +1,287 @@
+"""Dagster assets, sensors and the schedule on a real (SQLite, on-disk) Dagster instance."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pytest
+
+from sopilot_pipelines.core import synth
+from sopilot_pipelines.defs.ingest.partitions import video_key
+from sopilot_pipelines.defs.ingest.sensors import inbox_sensor
+from sopilot_pipelines.defs.scoring.sensors import auto_score_sensor
+from sopilot_pipelines.defs.training.schedules import build_nightly_schedule, nightly_decision
+from sopilot_pipelines.definitions import build_defs
+from sopilot_pipelines.ids import TAG_TRIGGER, new_job_id
+from sopilot_pipelines.resources import CatalogResource, StorageResource
+from sopilot_pipelines.settings import Settings, settings
+
+ROOT = Path(__file__).resolve().parents[1]
+TASK = "bench_assembly"
+
+
+@pytest.fixture()
+def env(tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    monkeypatch.setenv("SOPILOT_DATA_DIR", str(data))
+    monkeypatch.delenv("SOPILOT_DATABASE_URL", raising=False)
+    settings.cache_clear()
+    resources = {"storage": StorageResource(data_dir=str(data)), "catalog": CatalogResource(data_dir=str(data))}
+    (tmp_path / "dagster").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
+        yield type("Env", (), {
+            "data": data, "defs": build_defs(resources), "instance": instance, "resources": resources,
+            "cat": resources["catalog"].catalog, "store": resources["storage"].store,
+        })  # fmt: skip
+    settings.cache_clear()
+
+
+def _register(env, path: Path, role: str, task: str = TASK) -> tuple[int, str]:
+    video_id = env.cat.add_video(task, role, original_filename=path.name)
+    dest = env.store.raw_video(video_id, path.suffix)
+    shutil.copyfile(path, dest)
+    env.cat.set_video_paths(video_id, raw_path=str(dest))
+    key = video_key(task, video_id)
+    env.instance.add_dynamic_partitions("videos", [key])
+    return video_id, key
+
+
+def _ingest(env, key: str, raise_on_error: bool = True):
+    job = env.defs.resolve_job_def("ingest_job")
+    return job.execute_in_process(partition_key=key, instance=env.instance, raise_on_error=raise_on_error)
+
+
+def _score(env, gold_id: int, trainee_id: int) -> tuple[str, dg.ExecuteInProcessResult]:
+    job_id = new_job_id("score")
+    env.cat.record_score(job_id, task_id=TASK, gold_video_id=gold_id, trainee_video_id=trainee_id, requested_by="test")
+    env.instance.add_dynamic_partitions("score_jobs", [job_id])
+    result = env.defs.resolve_job_def("score_job").execute_in_process(partition_key=job_id, instance=env.instance)
+    return job_id, result
+
+
+def test_ingest_score_and_index_materialize(env, suite):
+    gold_id, gold_key = _register(env, suite["gold"].path, "gold")
+    trainee_id, trainee_key = _register(env, suite["swap"].path, "trainee")
+    for key in (gold_key, trainee_key):
+        result = _ingest(env, key)
+        assert result.success
+        mats = result.asset_materializations_for_node("video_clips")
+        assert mats[0].metadata["clips"].value > 20 and mats[0].metadata["embedder"].value == "builtin:v1"
+        checks = result.get_asset_check_evaluations()
+        assert [c.check_name for c in checks] == ["embeddings_are_sane"] and checks[0].passed
+    gold = env.cat.get_video(gold_id)
+    assert gold["status"] == "ready" and gold["gold_version"] == 1 and gold["num_clips"] > 20
+    for p in env.store.embeddings(gold_id).values():
+        assert p.exists()
+    assert len(env.cat.clips_of(gold_id)) == gold["num_clips"]
+
+    job_id, result = _score(env, gold_id, trainee_id)
+    assert result.success
+    job = env.cat.get_score(job_id)
+    assert job["status"] == "completed" and job["decision"] in ("needs_review", "retrain")
+    scored = json.loads(Path(job["result_path"]).read_text())
+    assert [(d["type"], d["gold_step"], d["swapped_with"]) for d in scored["deviations"]] == [("order_swap", 1, 2)]
+    assert Path(job["report_path"]).read_bytes()[:4] == b"%PDF"
+    mat = result.asset_materializations_for_node("score_result")[0]
+    assert mat.metadata["score"].value == scored["score"]
+
+    env.instance.add_dynamic_partitions("tasks", [TASK])
+    index_job = env.defs.resolve_job_def("index_job")
+    assert index_job.execute_in_process(partition_key=TASK, instance=env.instance).success
+    first = env.cat.current_index_version(TASK)
+    assert first["version"] == 1 and first["clips_indexed"] == gold["num_clips"] + env.cat.get_video(trainee_id)["num_clips"]
+    assert (Path(first["path"]) / "index.faiss").exists()
+    assert index_job.execute_in_process(partition_key=TASK, instance=env.instance).success
+    second = env.cat.current_index_version(TASK)
+    assert second["version"] == 2 and Path(first["path"]).exists()  # the previous version stays readable
+
+
+def test_corrupt_file_fails_clearly_and_writes_nothing(env, tmp_path):
+    bad = tmp_path / "broken_upload.mp4"
+    bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(2000))
+    video_id, key = _register(env, bad, "trainee")
+    result = _ingest(env, key, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = failure.step_failure_data.error.message
+    assert f"video {video_id} could not be ingested" in message and "cannot decode video" in message
+    assert not any(p.exists() for p in env.store.embeddings(video_id).values())
+    row = env.cat.get_video(video_id)
+    assert row["status"] == "failed" and row["error_message"]
+    assert not any(e.event_type_value == "STEP_RESTARTED" for e in result.all_events)  # bad input is not retried
+
+
+def test_rerunning_a_partition_gives_the_same_result(env, suite):
+    video_id, key = _register(env, suite["gold"].path, "gold")
+    _ingest(env, key)
+    first = np.load(env.store.embeddings(video_id)["adapted"])
+    meta = json.loads(env.store.embeddings(video_id)["meta"].read_text())
+    _ingest(env, key)
+    again = np.load(env.store.embeddings(video_id)["adapted"])
+    assert np.array_equal(first, again)
+    assert json.loads(env.store.embeddings(video_id)["meta"].read_text())["clips"] == meta["clips"]
+    assert env.cat.get_video(video_id)["gold_version"] == 1  # re-ingest does not make a new gold version
+
+
+def _sensor_context(env, cursor=None):
+    return dg.build_sensor_context(instance=env.instance, cursor=cursor, resources=env.resources)
+
+
+def test_inbox_sensor_ingests_each_file_exactly_once(env, suite, monkeypatch):
+    monkeypatch.setenv("SOPILOT_INBOX_SETTLE_SECONDS", "1")
+    settings.cache_clear()
+    inbox = env.data / "inbox"
+    (inbox / TASK / "gold").mkdir(parents=True)
+    shutil.copyfile(suite["gold"].path, inbox / TASK / "gold" / "reference.mp4")
+    shutil.copyfile(suite["swap"].path, inbox / TASK / "anna_tuesday.mp4")
+    shutil.copyfile(suite["swap"].path, inbox / TASK / ".partial.mp4")  # hidden: an upload in progress
+    (inbox / "bad task!").mkdir()
+    shutil.copyfile(suite["swap"].path, inbox / "bad task!" / "x.mp4")
+    old = time.time() - 10
+    for p in inbox.rglob("*.mp4"):
+        os.utime(p, (old, old))
+    growing = inbox / TASK / "still_copying.mp4"
+    growing.write_bytes(b"...")  # modified just now
+
+    result = inbox_sensor(_sensor_context(env))
+    assert len(result.run_requests) == 2
+    roles = {env.cat.get_video(int(r.tags["sopilot/video_id"]))["role"] for r in result.run_requests}
+    assert roles == {"gold", "trainee"}
+    assert {r.run_key for r in result.run_requests} == {f"inbox-{r.tags['sopilot/video_id']}" for r in result.run_requests}
+    added = result.dynamic_partitions_requests[0].partition_keys
+    assert sorted(added) == sorted(r.partition_key for r in result.run_requests)
+    assert not (inbox / TASK / "anna_tuesday.mp4").exists() and (inbox / TASK / ".partial.mp4").exists()
+    for r in result.run_requests:
+        assert Path(env.cat.get_video(int(r.tags["sopilot/video_id"]))["raw_path"]).exists()
+    env.instance.add_dynamic_partitions("videos", added)
+
+    again = inbox_sensor(_sensor_context(env, result.cursor))
+    assert isinstance(again, dg.SkipReason)
+    assert "still_copying.mp4" in again.skip_message and "bad task!" in again.skip_message
+    assert json.loads(result.cursor)["ingested"] == 2
+
+
+def test_inbox_sensor_recovers_a_tick_that_died_after_moving_the_file(env, suite):
+    video_id = env.cat.add_video(TASK, "trainee", requested_by="sensor:inbox")
+    dest = env.store.raw_video(video_id, ".mp4")
+    shutil.copyfile(suite["swap"].path, dest)
+    env.cat.set_video_paths(video_id, raw_path=str(dest))  # moved, but the run was never requested
+    result = inbox_sensor(_sensor_context(env))
+    assert [r.run_key for r in result.run_requests] == [f"inbox-{video_id}"]
+
+
+def _ready(env, role: str, task: str = TASK, model: str = "builtin:v1") -> int:
+    vid = env.cat.add_video(task, role)
+    clips = [{"clip_idx": i, "start_sec": i * 0.5, "end_sec": i * 0.5 + 2} for i in range(4)]
+    env.cat.mark_video_ready(vid, embedding_model=model, num_clips=4, source_fps=30.0, sampled_fps=8.0, duration_sec=3.5,
+                             embeddings_path="/x.npy", raw_embeddings_path="/x.raw.npy", meta_path="/x.json", clips=clips)  # fmt: skip
+    return vid
+
+
+def test_auto_score_sensor_decides_and_says_why(env, monkeypatch):
+    off = auto_score_sensor(_sensor_context(env))
+    assert isinstance(off, dg.SkipReason) and "SOPILOT_AUTO_SCORE" in off.skip_message
+    monkeypatch.setenv("SOPILOT_AUTO_SCORE", "true")
+    settings.cache_clear()
+    lonely = _ready(env, "trainee", task="no_gold_task")
+    result = auto_score_sensor(_sensor_context(env))
+    assert not result.run_requests and "no_gold_task has no gold" in result.skip_reason.skip_message
+    gold = _ready(env, "gold")
+    trainee = _ready(env, "trainee")
+    other_model = _ready(env, "trainee", model="deep:efficientnet_lite0:pt")
+    result = auto_score_sensor(_sensor_context(env, result.cursor))
+    assert len(result.run_requests) == 1
+    job = env.cat.get_score(result.run_requests[0].partition_key)
+    assert (job["gold_video_id"], job["trainee_video_id"]) == (gold, trainee)
+    assert result.dynamic_partitions_requests[0].partition_keys == [job["job_id"]]
+    assert int(result.cursor) == other_model > lonely
+    again = auto_score_sensor(_sensor_context(env, result.cursor))
+    assert not again.run_requests  # exactly once
+
+
+def test_auto_score_watermark_waits_for_videos_still_ingesting(env, monkeypatch):
+    monkeypatch.setenv("SOPILOT_AUTO_SCORE", "true")
+    settings.cache_clear()
+    _ready(env, "gold")
+    pending = env.cat.add_video(TASK, "trainee")
+    later = _ready(env, "trainee")
+    result = auto_score_sensor(_sensor_context(env))
+    assert not result.run_requests and int(result.cursor) < pending
+    clips = [{"clip_idx": 0, "start_sec": 0, "end_sec": 2}, {"clip_idx": 1, "start_sec": 0.5, "end_sec": 2.5}]
+    env.cat.mark_video_ready(pending, embedding_model="builtin:v1", num_clips=2, source_fps=30, sampled_fps=8, duration_sec=3,
+                             embeddings_path="/p", raw_embeddings_path="/p", meta_path="/p", clips=clips)  # fmt: skip
+    result = auto_score_sensor(_sensor_context(env, result.cursor))
+    assert sorted(env.cat.get_score(r.partition_key)["trainee_video_id"] for r in result.run_requests) == [pending, later]
+
+
+def test_nightly_schedule_threshold_and_skip_reasons(env):
+    now = datetime(2026, 11, 26, 2, 0, tzinfo=timezone.utc)
+    s = Settings(nightly_min_new_videos=3)
+    for _ in range(2):
+        _ready(env, "trainee")
+    skip = nightly_decision(env.cat, s, now)
+    assert isinstance(skip, dg.SkipReason) and "2 new video(s)" in skip.skip_message and "at least 3" in skip.skip_message
+    _ready(env, "trainee")
+    run = nightly_decision(env.cat, s, now)
+    assert isinstance(run, dg.RunRequest) and run.tags[TAG_TRIGGER] == "nightly"
+    assert run.run_key == "train_20261126_020000_nightly"
+    off = nightly_decision(env.cat, Settings(nightly_enabled=False), now)
+    assert "SOPILOT_NIGHTLY_ENABLED" in off.skip_message
+    # after an adapter, only videos that arrived since it count
+    env.cat.record_training("train_x", trigger="nightly")
+    env.cat.update_training("train_x", status="completed", adapter_path="/m.npz")
+    assert isinstance(nightly_decision(env.cat, s, now + timedelta(days=1)), dg.SkipReason)
+
+
+def test_nightly_schedule_hour_and_timezone_from_env(env, monkeypatch):
+    monkeypatch.setenv("SOPILOT_NIGHTLY_HOUR_LOCAL", "3")
+    monkeypatch.setenv("SOPILOT_TIMEZONE", "Asia/Tokyo")
+    settings.cache_clear()
+    sched = build_nightly_schedule()
+    assert sched.cron_schedule == "0 3 * * *" and sched.execution_timezone == "Asia/Tokyo"
+    assert sched.default_status == dg.DefaultScheduleStatus.RUNNING
+    from dagster._utils.schedules import schedule_execution_time_iterator
+
+    start = datetime(2026, 11, 25, 20, 0, tzinfo=timezone.utc)  # 05:00 on the 26th in Tokyo
+    first = next(schedule_execution_time_iterator(start.timestamp(), sched.cron_schedule, sched.execution_timezone))
+    assert first.astimezone(timezone.utc) == datetime(2026, 11, 26, 18, 0, tzinfo=timezone.utc)  # 03:00 on the 27th
+    monkeypatch.setenv("SOPILOT_NIGHTLY_ENABLED", "false")
+    settings.cache_clear()
+    assert build_nightly_schedule().default_status == dg.DefaultScheduleStatus.STOPPED
+    monkeypatch.setenv("SOPILOT_TIMEZONE", "Mars/Olympus")
+    settings.cache_clear()
+    with pytest.raises(ValueError, match="unknown time zone"):
+        settings()
+
+
+def test_training_asset_fits_or_skips_with_reason(env, suite):
+    job = env.defs.resolve_job_def("train_job")
+    result = job.execute_in_process(instance=env.instance, tags={"sopilot/job_id": "train_empty", TAG_TRIGGER: "manual"})
+    assert result.success and env.cat.get_training("train_empty")["status"] == "skipped"
+    assert "clips" in env.cat.get_training("train_empty")["skip_reason"]
+    _, key = _register(env, suite["gold"].path, "gold")
+    _ingest(env, key)
+    result = job.execute_in_process(instance=env.instance, tags={"sopilot/job_id": "train_one", TAG_TRIGGER: "manual"})
+    row = env.cat.get_training("train_one")
+    assert row["status"] == "completed" and Path(row["adapter_path"]).exists() and row["clips_used"] > 20
+
+
+def test_code_location_loads_without_warnings(tmp_path):
+    from sopilot_pipelines.instance import stack_env
+
+    env = stack_env(tmp_path / "data", "sqlite")
+    out = subprocess.run([sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    text = out.stdout + out.stderr
+    assert out.returncode == 0 and "Validation successful for code location sopilot" in text, text
+    # the validate command itself is marked superseded by the `dg` CLI; anything else is ours
+    ours = [line for line in text.splitlines()
+            if "warning" in line.lower() and "definitions_validate_command" not in line]  # fmt: skip
+    assert not ours, text
