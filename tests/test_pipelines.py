@@ -285,3 +285,17 @@ def test_code_location_loads_without_warnings(tmp_path):
     ours = [line for line in text.splitlines()
             if "warning" in line.lower() and "definitions_validate_command" not in line]  # fmt: skip
     assert not ours, text
+
+
+def test_auto_score_waits_for_a_gold_still_ingesting(env, monkeypatch):
+    monkeypatch.setenv("SOPILOT_AUTO_SCORE", "true")
+    settings.cache_clear()
+    gold = env.cat.add_video(TASK, "gold")  # uploaded together with the trainee, still ingesting
+    trainee = _ready(env, "trainee")
+    first = auto_score_sensor(_sensor_context(env))
+    assert not first.run_requests and int(first.cursor) < trainee
+    clips = [{"clip_idx": 0, "start_sec": 0, "end_sec": 2}, {"clip_idx": 1, "start_sec": 0.5, "end_sec": 2.5}]
+    env.cat.mark_video_ready(gold, embedding_model="builtin:v1", num_clips=2, source_fps=30, sampled_fps=8, duration_sec=3,
+                             embeddings_path="/p", raw_embeddings_path="/p", meta_path="/p", clips=clips)  # fmt: skip
+    second = auto_score_sensor(_sensor_context(env, first.cursor))
+    assert [env.cat.get_score(r.partition_key)["trainee_video_id"] for r in second.run_requests] == [trainee]

@@ -55,7 +55,7 @@ def ingest_request(video: dict, key: str) -> dg.RunRequest:
 
 @dg.sensor(
     job_name="ingest_job",
-    minimum_interval_seconds=5,
+    minimum_interval_seconds=4,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Ingests video files dropped into data/inbox/<task_id>/ (gold/ sub-folder or gold_ prefix: gold)",
 )

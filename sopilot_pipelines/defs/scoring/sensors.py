@@ -15,7 +15,7 @@ REQUESTED_BY = "sensor:auto_score"
 
 @dg.sensor(
     job_name="score_job",
-    minimum_interval_seconds=5,
+    minimum_interval_seconds=4,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Scores each newly ingested trainee video against its task's current gold (SOPILOT_AUTO_SCORE=true)",
 )
@@ -31,11 +31,13 @@ def auto_score_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResou
     for v in trainees:
         if v["status"] == "pending":
             break  # keep the watermark below videos still being ingested
+        gold = cat.current_gold(v["task_id"])
+        if gold is None and v["status"] == "ready" and cat.list_videos(task_id=v["task_id"], role="gold", status="pending", limit=1):
+            break  # the task's gold is still being ingested: wait for it rather than skip this trainee
         new_mark = v["video_id"]
         if v["status"] != "ready":
             skipped.append(f"video {v['video_id']}: ingest failed")
             continue
-        gold = cat.current_gold(v["task_id"])
         if gold is None:
             skipped.append(f"video {v['video_id']}: task {v['task_id']} has no gold video yet")
             continue

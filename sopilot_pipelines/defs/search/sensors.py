@@ -11,7 +11,7 @@ from .assets import task_fingerprint
 from .partitions import tasks
 
 
-@dg.sensor(job_name="index_job", minimum_interval_seconds=5, default_status=dg.DefaultSensorStatus.RUNNING,
+@dg.sensor(job_name="index_job", minimum_interval_seconds=4, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Requests a task_index build for each task whose ready videos changed")  # fmt: skip
 def index_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResource):
     cat = catalog.catalog

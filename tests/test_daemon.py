@@ -1,0 +1,450 @@
+"""The whole pipeline under a real `dagster-daemon run -w workspace.yaml`: queued runs, sensors
+ticking, run workers in their own processes. Twice: on the embedded default (SQLite for Dagster
+and the catalog) and on a PostgreSQL server (two fresh databases: Dagster storage and catalog).
+
+A gold and a trainee (steps 1 and 2 swapped) are dropped into the inbox; the inbox sensor ingests
+both, the auto-score sensor scores the trainee, the index sensor builds the task's index. Then,
+after every sensor has ticked twice more, nothing new may have been started (exactly once).
+
+PostgreSQL: 127.0.0.1:5432, user postgres, trust auth (override with SOPILOT_TEST_POSTGRES_URL).
+An unreachable server FAILS the PostgreSQL test unless SOPILOT_SKIP_POSTGRES=1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
+from dagster._core.scheduler.instigation import TickStatus
+from sqlalchemy.engine import make_url
+
+from sopilot_pipelines.catalog import Catalog
+from sopilot_pipelines.core import synth
+from sopilot_pipelines.defs.ingest.partitions import video_key
+from sopilot_pipelines.defs.search.assets import task_fingerprint
+from sopilot_pipelines.instance import stack_env
+
+ROOT = Path(__file__).resolve().parents[1]
+DAEMON = Path(sys.executable).parent / "dagster-daemon"
+PG_ADMIN_URL = os.environ.get(
+    "SOPILOT_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
+TASK = "daemon_assembly"
+SENSORS = ("inbox_sensor", "auto_score_sensor", "index_sensor")
+PIPELINE_TIMEOUT_S = 180
+QUIET_TICKS = 2  # ticks of every sensor after the pipeline finished, for the exactly-once check
+TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+QUEUE_EVENTS = {
+    DagsterEventType.RUN_ENQUEUED, DagsterEventType.RUN_STARTING,
+    DagsterEventType.RUN_START, DagsterEventType.RUN_SUCCESS, DagsterEventType.RUN_FAILURE,
+}  # fmt: skip
+# What a queued run goes through, in order. (Dagster 1.13 no longer writes RUN_DEQUEUED: the
+# daemon's launch writes RUN_STARTING; a run submitted straight to a launcher has no ENQUEUED.)
+QUEUED_PATH = ["PIPELINE_ENQUEUED", "PIPELINE_STARTING", "PIPELINE_START", "PIPELINE_SUCCESS"]
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    """Gold + the swap variant, rendered once for both backends."""
+    return synth.render_suite(tmp_path_factory.mktemp("daemon_suite"), variants=("swap",))
+
+
+@pytest.fixture()
+def pg_urls():
+    """(Dagster storage URL, catalog URL): two fresh PostgreSQL databases, dropped at the end."""
+    if os.environ.get("SOPILOT_SKIP_POSTGRES") == "1":
+        pytest.skip("SOPILOT_SKIP_POSTGRES=1")
+    import psycopg2
+
+    admin = make_url(PG_ADMIN_URL)
+    params = dict(
+        host=admin.host, port=admin.port or 5432, user=admin.username,
+        password=admin.password, dbname=admin.database or "postgres", connect_timeout=5,
+    )  # fmt: skip
+    try:
+        conn = psycopg2.connect(**params)
+    except psycopg2.OperationalError as exc:
+        pytest.fail(
+            f"PostgreSQL not reachable at {admin.render_as_string(hide_password=True)}: {exc}"
+            " (set SOPILOT_SKIP_POSTGRES=1 to skip the PostgreSQL tests)",
+            pytrace=False,
+        )
+    conn.autocommit = True
+    stem = f"sopilot_daemon_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    names = [f"{stem}_dagster", f"{stem}_catalog"]
+    created = []
+    try:
+        with conn.cursor() as cur:
+            for name in names:
+                cur.execute(f'CREATE DATABASE "{name}"')
+                created.append(name)
+        yield tuple(
+            admin.set(drivername="postgresql+psycopg2", database=n).render_as_string(hide_password=False)
+            for n in names
+        )
+    finally:
+        with conn.cursor() as cur:
+            for name in created:
+                cur.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (name,),
+                )
+                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
+
+
+class Stack:
+    """A data dir, its Dagster instance and catalog (read in-process), and the daemon."""
+
+    def __init__(self, backend: str, tmp: Path, env: dict[str, str], catalog_url: str):
+        self.backend, self.tmp, self.env = backend, tmp, env
+        self.data = Path(env["SOPILOT_DATA_DIR"])
+        self.home = Path(env["DAGSTER_HOME"])
+        self.log_path = tmp / "daemon.log"
+        # create both schemas before the daemon starts, so no two processes race to migrate
+        self.instance = DagsterInstance.from_config(str(self.home))
+        self.catalog = Catalog(catalog_url)
+        self.proc: subprocess.Popen | None = None
+        self.killed = False  # SIGKILL was needed
+
+    def start(self) -> None:
+        log = open(self.log_path, "wb")
+        try:
+            self.proc = subprocess.Popen(
+                [str(DAEMON), "run", "-w", "workspace.yaml"],
+                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+                # Dagster copies SIGINT's handler onto SIGTERM: if this pytest was started with
+                # SIGINT ignored (background shell), the daemon would ignore SIGTERM too.
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+            )  # fmt: skip
+        finally:
+            log.close()
+
+    def stop(self, grace_s: float = 20.0) -> None:
+        if self.proc is None:
+            return
+        pgid = self.proc.pid  # start_new_session: the daemon leads its own process group
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + grace_s
+        try:
+            self.proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            pass
+        # the code server and run workers are in the same group: wait for them as well
+        while _group_members(pgid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if self.proc.poll() is None or _group_members(pgid):
+            self.killed = True
+            try:
+                os.killpg(pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=10)
+            for _ in range(50):
+                if not _group_members(pgid):
+                    break
+                time.sleep(0.1)
+        self.proc = None
+
+    def close(self) -> None:
+        try:
+            self.stop()
+        finally:
+            self.instance.dispose()
+            self.catalog.close()
+
+    # ---- reads
+
+    def runs(self, job_name: str | None = None) -> list:
+        records = self.instance.get_run_records(dg.RunsFilter(job_name=job_name) if job_name else None)
+        return sorted(records, key=lambda r: r.create_timestamp)
+
+    def daemon_log_tail(self, chars: int = 6000) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError as exc:
+            return f"(no daemon log: {exc})"
+        return text[-chars:]
+
+    def diagnose(self, headline: str) -> str:
+        """What went wrong, in enough detail to act on without re-running."""
+        out = [headline, f"backend: {self.backend}, data dir: {self.data}"]
+        if self.proc is not None and self.proc.poll() is not None:
+            out.append(f"daemon EXITED with code {self.proc.returncode}")
+        try:
+            for v in self.catalog.list_videos(limit=None):
+                out.append(
+                    f"video {v['video_id']} {v['role']} {v['status']} run={v.get('ingest_run_id')}"
+                    f" err={v.get('error_message')}"
+                )
+            for s in self.catalog.list_scores(limit=None):
+                out.append(f"score {s['job_id']} {s['status']} run={s['run_id']} err={s['error_message']}")
+            out.append(f"index: {self.catalog.current_index_version(TASK)}")
+        except Exception as exc:  # noqa: BLE001 - diagnostics must not hide the real failure
+            out.append(f"(catalog unreadable: {exc!r})")
+        try:
+            for r in self.runs():
+                run = r.dagster_run
+                out.append(f"run {run.run_id} {run.job_name} {run.status.value} tags={dict(run.tags)}")
+                if run.status != DagsterRunStatus.SUCCESS:
+                    out.append(_event_log_tail(self.instance, run.run_id))
+            for name, ticks in self.ticks().items():
+                for t in ticks:
+                    if t.status.value == "FAILURE":
+                        out.append(f"sensor {name} tick FAILED: {t.error.to_string() if t.error else '?'}")
+        except Exception as exc:  # noqa: BLE001
+            out.append(f"(Dagster storage unreadable: {exc!r})")
+        out.append("---- daemon log (tail) ----")
+        out.append(self.daemon_log_tail())
+        return "\n".join(out)
+
+    def ticks(self, after: float | None = None, finished: bool = False) -> dict[str, list]:
+        """Each sensor's ticks (newest first), optionally only those created after a timestamp
+        and only those whose evaluation has finished."""
+        out: dict[str, list] = {}
+        for state in self.instance.all_instigator_state():
+            if state.name in SENSORS:
+                ticks = self.instance.get_ticks(state.instigator_origin_id, state.selector_id, after=after)
+                out[state.name] = [t for t in ticks if not finished or t.status != TickStatus.STARTED]
+        return out
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes in a process group, read from /proc."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        # pid (comm) state ppid pgrp ...: comm may hold spaces, so split after the last ')'
+        fields = text[text.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            alive.append(int(stat.parent.name))
+    return alive
+
+
+def _event_log_tail(instance: DagsterInstance, run_id: str, n: int = 25) -> str:
+    lines = [f"  -- event log of {run_id} (last {n}) --"]
+    for entry in instance.all_logs(run_id)[-n:]:
+        ev = entry.dagster_event
+        kind = ev.event_type_value if ev else "LOG"
+        line = f"  {kind} {entry.step_key or ''}: {entry.user_message or ''}"
+        error = getattr(getattr(ev, "event_specific_data", None), "error", None) if ev else None
+        if error is not None:
+            line += "\n    " + error.to_string().replace("\n", "\n    ")
+        lines.append(line)
+    return "\n".join(lines)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def stack(request, tmp_path, monkeypatch):
+    backend = request.param
+    data = tmp_path / "data"
+    env = stack_env(data, backend)
+    for name in ("SOPILOT_DATABASE_URL", "SOPILOT_DAGSTER_PG_URL"):
+        env.pop(name, None)
+        monkeypatch.delenv(name, raising=False)
+    env.update(SOPILOT_AUTO_SCORE="true", SOPILOT_INBOX_SETTLE_SECONDS="0.5", PYTHONUNBUFFERED="1")
+    catalog_url = f"sqlite:///{data / 'catalog.db'}"
+    if backend == "postgres":
+        dagster_url, catalog_url = request.getfixturevalue("pg_urls")
+        env.update(SOPILOT_DATABASE_URL=catalog_url, SOPILOT_DAGSTER_PG_URL=dagster_url)
+        monkeypatch.setenv("SOPILOT_DAGSTER_PG_URL", dagster_url)  # the in-process instance reads it
+    monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
+    s = Stack(backend, tmp_path, env, catalog_url)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _drop(src: Path, folder: Path) -> None:
+    """Copy under a hidden name, then rename: the sensor never sees a half-written file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    hidden = folder / f".{src.name}.part"
+    shutil.copyfile(src, hidden)
+    os.replace(hidden, folder / src.name)
+
+
+def _pipeline_state(s: Stack) -> dict | None:
+    """The finished state, None while work is still going on; raises on a failure."""
+    if s.proc.poll() is not None:
+        raise AssertionError(s.diagnose(f"the daemon exited early (code {s.proc.returncode})"))
+    runs = s.runs()
+    failed = [r for r in runs if r.dagster_run.status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)]
+    if failed:
+        raise AssertionError(s.diagnose(f"{len(failed)} run(s) failed"))
+    videos = s.catalog.list_videos(task_id=TASK, limit=None)
+    if any(v["status"] == "failed" for v in videos):
+        raise AssertionError(s.diagnose("a video failed to ingest"))
+    if len(videos) < 2 or any(v["status"] != "ready" for v in videos):
+        return None
+    scores = s.catalog.list_scores(task_id=TASK, limit=None)
+    if not scores:
+        no_gold = [t.skip_reason for t in s.ticks().get("auto_score_sensor", []) if "no gold" in (t.skip_reason or "")]
+        if no_gold:  # the trainee finished ingesting before the gold: it will never be scored
+            raise AssertionError(s.diagnose(f"auto_score_sensor skipped the trainee for good: {no_gold}"))
+    if any(j["status"] == "failed" for j in scores):
+        raise AssertionError(s.diagnose("a score job failed"))
+    if not scores or any(j["status"] != "completed" or not j["run_id"] for j in scores):
+        return None
+    score_runs = [s.instance.get_run_by_id(j["run_id"]) for j in scores]
+    if any(r is None or r.status != DagsterRunStatus.SUCCESS for r in score_runs):
+        return None
+    # The index sensor must have requested (and finished) the build for the final set of ready
+    # videos; an earlier build may already cover both, but then the sensor still requests one more.
+    final_key = f"index-{TASK}-{task_fingerprint(videos)}"
+    if not any(r.dagster_run.tags.get("dagster/run_key") == final_key for r in runs):
+        return None
+    index = s.catalog.current_index_version(TASK)
+    if index is None or index["clips_indexed"] != sum(v["num_clips"] for v in videos):
+        return None
+    if any(r.dagster_run.status not in TERMINAL for r in runs):
+        return None
+    return {"videos": videos, "scores": scores, "index": index, "runs": runs}
+
+
+def _queue_timeline(instance: DagsterInstance, record) -> dict[str, float]:
+    """Event timestamps of one run by event type (first occurrence)."""
+    out: dict[str, float] = {}
+    for entry in instance.all_logs(record.dagster_run.run_id, of_type=QUEUE_EVENTS):
+        out.setdefault(entry.dagster_event.event_type_value, entry.timestamp)
+    return out
+
+
+def _latency_report(s: Stack, runs: list, t_drop: float, t_done: float) -> str:
+    lines = [f"[{s.backend}] drop -> all done: {t_done - t_drop:.1f}s"]
+    for r in runs:
+        tl = _queue_timeline(s.instance, r)
+        enq, deq = tl.get("PIPELINE_ENQUEUED"), tl.get("PIPELINE_STARTING")
+        start, end = tl.get("PIPELINE_START"), tl.get("PIPELINE_SUCCESS") or tl.get("PIPELINE_FAILURE")
+
+        def d(a, b):
+            return f"{b - a:5.1f}s" if a is not None and b is not None else "    ?"
+
+        lines.append(
+            f"  {r.dagster_run.job_name:11s} {r.dagster_run.tags.get('dagster/partition', ''):28s}"
+            f" drop->enqueued {d(t_drop, enq)}  queued {d(enq, deq)}"
+            f"  launch->RUN_START {d(deq, start)}  start->end {d(start, end)}"
+        )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- the test
+
+
+def test_pipeline_under_daemon(stack, rendered):
+    s = stack
+    t0 = time.monotonic()
+    s.start()
+
+    inbox = s.data / "inbox" / TASK
+    t_drop = time.time()
+    _drop(rendered["gold"].path, inbox / "gold")
+    _drop(rendered["swap"].path, inbox)
+
+    state, deadline = None, time.monotonic() + PIPELINE_TIMEOUT_S
+    while state is None:
+        if time.monotonic() > deadline:
+            raise AssertionError(s.diagnose(f"pipeline not finished after {PIPELINE_TIMEOUT_S}s"))
+        time.sleep(1)
+        state = _pipeline_state(s)
+    t_done = time.time()
+    videos, scores, index, runs = state["videos"], state["scores"], state["index"], state["runs"]
+    diag = s.diagnose  # every assertion message below carries the whole picture
+
+    # ingest: one run per dropped file, requested by the inbox sensor, through the run queue
+    by_role = {v["role"]: v for v in videos}
+    assert sorted(by_role) == ["gold", "trainee"], diag(f"videos: {videos}")
+    assert by_role["gold"]["original_filename"] == rendered["gold"].path.name
+    assert by_role["trainee"]["original_filename"] == rendered["swap"].path.name
+    ingest = [r for r in runs if r.dagster_run.job_name == "ingest_job"]
+    assert len(ingest) == 2, diag(f"{len(ingest)} ingest runs, expected 2")
+    assert {r.dagster_run.tags.get("dagster/run_key") for r in ingest} == {
+        f"inbox-{v['video_id']}" for v in videos
+    }, diag("ingest run keys")
+    assert {r.dagster_run.tags.get("dagster/partition") for r in ingest} == {
+        video_key(TASK, v["video_id"]) for v in videos
+    }, diag("ingest partitions")
+    for r in ingest + [s.instance.get_run_record_by_id(j["run_id"]) for j in scores]:
+        run = r.dagster_run
+        assert run.status == DagsterRunStatus.SUCCESS, diag(f"run {run.run_id} is {run.status}")
+        assert run.tags.get("dagster/sensor_name") in SENSORS, diag(f"run {run.run_id} tags {run.tags}")
+        tl = _queue_timeline(s.instance, r)
+        assert all(k in tl for k in QUEUED_PATH), diag(f"run {run.run_id} did not go through the queue: {tl}")
+        assert [tl[k] for k in QUEUED_PATH] == sorted(tl.values()), diag(f"run {run.run_id}: {tl}")
+    assert {r.dagster_run.tags["dagster/sensor_name"] for r in ingest} == {"inbox_sensor"}
+
+    # score: exactly one auto-score job, the swap found and nothing else
+    assert len(scores) == 1, diag(f"score jobs: {scores}")
+    job = scores[0]
+    assert (job["gold_video_id"], job["trainee_video_id"]) == (
+        by_role["gold"]["video_id"], by_role["trainee"]["video_id"],
+    ), diag(f"score job: {job}")  # fmt: skip
+    score_run = s.instance.get_run_by_id(job["run_id"])
+    assert score_run.job_name == "score_job" and score_run.tags["dagster/sensor_name"] == "auto_score_sensor"
+    result = json.loads(Path(job["result_path"]).read_text())
+    found = [(d["type"], d["gold_step"], d.get("swapped_with")) for d in result["deviations"]]
+    expected = [(e.type, e.gold_step, e.swapped_with) for e in rendered["swap"].expected]
+    assert expected == [("order_swap", 1, 2)]
+    assert found == expected, diag(f"deviations {found} != expected {expected}")
+    assert Path(job["report_path"]).read_bytes()[:4] == b"%PDF", diag(f"report {job['report_path']}")
+
+    # index: a version over both videos' clips, written where the catalog says
+    assert index["videos"] == 2, diag(f"index: {index}")
+    assert (Path(index["path"]) / "index.faiss").is_file(), diag(f"index: {index}")
+    index_runs = [r for r in runs if r.dagster_run.job_name == "index_job"]
+    assert index_runs and all(r.dagster_run.tags.get("dagster/sensor_name") == "index_sensor" for r in index_runs)
+
+    print("\n" + _latency_report(s, runs, t_drop, t_done))
+
+    # exactly once: every sensor evaluates twice more on the final state (ticks created after the
+    # last run ended) and nothing new is started; the inbox is empty
+    after = max(r.end_time for r in runs)
+    t_quiet = time.time()
+    quiet_deadline = time.monotonic() + 5 * 5 * QUIET_TICKS + 10
+    while True:
+        ticks = s.ticks(after=after, finished=True)
+        if all(len(ticks.get(name, [])) >= QUIET_TICKS for name in SENSORS):
+            break
+        if time.monotonic() > quiet_deadline:
+            raise AssertionError(diag(f"sensors stopped ticking: {({n: len(t) for n, t in ticks.items()})}"))
+        time.sleep(1)
+    assert [r.dagster_run.run_id for r in s.runs()] == [r.dagster_run.run_id for r in runs], diag(
+        "runs were started after the pipeline had finished"
+    )
+    assert len(s.runs("ingest_job")) == 2
+    assert [p for p in (s.data / "inbox").rglob("*") if p.is_file()] == [], diag("files left in the inbox")
+    failed_ticks = {n: [t.error.to_string() if t.error else "?" for t in ts if t.status.value == "FAILURE"]
+                    for n, ts in s.ticks().items()}  # fmt: skip
+    assert not any(failed_ticks.values()), diag(f"failed sensor ticks: {failed_ticks}")
+
+    t_stop = time.monotonic()
+    s.stop()
+    print(
+        f"[{s.backend}] test body {t_stop - t0:.1f}s (quiet window {time.time() - t_quiet:.1f}s),"
+        f" daemon stop {time.monotonic() - t_stop:.1f}s{' (SIGKILL needed)' if s.killed else ''}"
+    )
+    assert not s.killed, "the daemon (or a process it started) ignored SIGTERM for 20 s"
