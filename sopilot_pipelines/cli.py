@@ -65,7 +65,13 @@ def _span(t: dict) -> str:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(Path(args.data_dir))
+    return run_demo(Path(args.data_dir), port=args.port, dagster_port=args.dagster_port, wait=not args.no_wait)
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from .stack import Stack, run_forever
+
+    return run_forever(Stack(Path(args.data_dir), port=args.port, dagster_port=args.dagster_port))
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:
@@ -92,9 +98,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trainee", required=True, help="trainee video file")
     p.add_argument("--json", action="store_true", help="print the result object as JSON")
     p.set_defaults(func=_cmd_score)
-    p = sub.add_parser("demo", help="generate a gold and trainee videos, ingest and score them with Dagster, print a table")
+    p = sub.add_parser("demo", help="start the stack, upload generated videos through the API, score them, print a table")
     p.add_argument("--data-dir", default=os.environ.get("SOPILOT_DATA_DIR", "data"), help="data dir (default ./data)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--dagster-port", type=int, default=3000)
+    p.add_argument("--no-wait", action="store_true", help="stop the stack when the demo is done")
     p.set_defaults(func=_cmd_demo)
+    p = sub.add_parser("up", help="run the Dagster webserver, daemon and API on loopback until Ctrl-C")
+    p.add_argument("--data-dir", default=os.environ.get("SOPILOT_DATA_DIR", "data"), help="data dir (default ./data)")
+    p.add_argument("--port", type=int, default=8000, help="API port (default 8000)")
+    p.add_argument("--dagster-port", type=int, default=3000, help="Dagster UI port (default 3000)")
+    p.set_defaults(func=_cmd_up)
     p = sub.add_parser("ui", help="open the Dagster UI (webserver + daemon) on the data dir's instance")
     p.add_argument("--data-dir", default=os.environ.get("SOPILOT_DATA_DIR", "data"), help="data dir (default ./data)")
     p.add_argument("--port", type=int, default=3000)

@@ -1,0 +1,35 @@
+"""FastAPI app factory: the REST contract in front of the Dagster pipelines."""
+
+from __future__ import annotations
+
+import os
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from sopilot_pipelines.catalog import Catalog
+from sopilot_pipelines.storage import DataStore
+
+from .routes import audit, ops, score, search, train, videos
+from .runs import Dagster, DagsterUnavailable
+from .settings import ApiSettings, get_settings
+
+
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(title="SOPilot API", version="0.1.0",
+                  description="Scores trainee videos of a Standard Operating Procedure against a gold video.")  # fmt: skip
+    app.state.settings = settings
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    app.state.store = DataStore(data_dir)
+    app.state.catalog = Catalog.from_env({**os.environ, "SOPILOT_DATA_DIR": str(data_dir)})
+    app.state.dagster = Dagster(settings.dagster_url)
+
+    @app.exception_handler(DagsterUnavailable)
+    async def _dagster_down(request: Request, exc: DagsterUnavailable):
+        return JSONResponse({"detail": f"the pipeline service is unavailable: {exc}"}, status_code=503)
+
+    for module in (ops, videos, score, search, train, audit):
+        app.include_router(module.router)
+    return app

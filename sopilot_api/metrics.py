@@ -1,0 +1,42 @@
+"""Prometheus metrics. Job counters come from Dagster's run storage at scrape time, so they count
+work done in run processes, not only what this API process saw."""
+
+from __future__ import annotations
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from .runs import DagsterUnavailable, JOB_TYPES
+
+
+class _DagsterCollector:
+    def __init__(self, door):
+        self.door = door
+
+    def collect(self):
+        try:
+            counts = self.door.job_counts()
+        except DagsterUnavailable:
+            counts = None
+        for kind, name in (("ingest", "sopilot_ingest_jobs"), ("score", "sopilot_score_jobs"), ("training", "sopilot_training_jobs")):
+            fam = CounterMetricFamily(name, f"{kind} jobs by status (from Dagster's run storage)", labels=["status"])
+            for status, n in (counts or {}).get(kind, {}).items():
+                fam.add_metric([status], n)
+            yield fam
+        depth = GaugeMetricFamily("sopilot_queue_depth", "runs waiting in Dagster's queue", labels=["queue"])
+        workers = GaugeMetricFamily("sopilot_active_workers", "runs executing now", labels=["queue"])
+        for kind in JOB_TYPES:
+            c = (counts or {}).get(kind, {})
+            depth.add_metric([kind], c.get("queued", 0))
+            workers.add_metric([kind], c.get("running", 0))
+        yield depth
+        yield workers
+
+
+def render(door) -> tuple[bytes, str]:
+    registry = CollectorRegistry()
+    registry.register(_DagsterCollector(door))
+    gpu = Gauge("sopilot_gpu_memory_bytes", "GPU memory (0 without a GPU)", ["kind"], registry=registry)
+    for kind in ("allocated", "reserved", "total"):
+        gpu.labels(kind).set(0)
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,96 @@
+"""Scoring: POST /score, GET /score/{id}, GET /score/{id}/report.pdf."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import FileResponse
+
+from sopilot_pipelines.ids import TAG_JOB_ID, TAG_REQUESTED_BY, TAG_TASK_ID, new_job_id
+
+from .. import deps
+from ..auth import Principal, require
+from ..schemas import ScoreJob, ScoreQueued, ScoreRequest
+
+router = APIRouter(tags=["scoring"])
+
+
+@router.post("/score", response_model=ScoreQueued, responses={
+    400: {"description": "Invalid video IDs or mismatched task_id"}, 404: {"description": "Unknown video"},
+    409: {"description": "A video's ingest has not completed"}})  # fmt: skip
+def request_score(body: ScoreRequest, request: Request, principal: Principal = Depends(require("operator"))):
+    """Queue a score of a trainee video against a gold video of the same task. Both must be
+    ingested (completed) first: a video still ingesting answers 409, so a client polls its
+    ingest job and retries rather than having a score fail later."""
+    cat, door = deps.catalog(request), deps.dagster(request)
+    gold, trainee = cat.get_video(body.gold_video_id), cat.get_video(body.trainee_video_id)
+    for name, row, vid in (("gold", gold, body.gold_video_id), ("trainee", trainee, body.trainee_video_id)):
+        if row is None:
+            raise HTTPException(404, f"{name} video {vid} not found")
+    if gold["role"] != "gold":
+        raise HTTPException(400, f"video {gold['video_id']} is a {gold['role']} video, not a gold video")
+    if gold["task_id"] != trainee["task_id"]:
+        raise HTTPException(400, f"videos belong to different tasks: {gold['task_id']!r} and {trainee['task_id']!r}")
+    for row in (gold, trainee):
+        if row["status"] == "failed":
+            raise HTTPException(400, f"video {row['video_id']} failed to ingest: {row['error_message']}")
+        if row["status"] != "ready":
+            raise HTTPException(409, f"video {row['video_id']} is still being ingested; retry when its ingest job is completed")
+    if gold["embedding_model"] != trainee["embedding_model"]:
+        raise HTTPException(400, f"videos were embedded by different models ({gold['embedding_model']} vs "
+                                 f"{trainee['embedding_model']}); re-embed one of them")  # fmt: skip
+    job_id = new_job_id("score")
+    cat.record_score(job_id, task_id=gold["task_id"], gold_video_id=gold["video_id"], trainee_video_id=trainee["video_id"],
+                     requested_by=principal.requested_by)  # fmt: skip
+    try:
+        door.add_partition("score_jobs", job_id)
+        run_id = door.launch("score_job", partition_key=job_id, tags={
+            TAG_JOB_ID: job_id, TAG_REQUESTED_BY: principal.requested_by, TAG_TASK_ID: gold["task_id"]})  # fmt: skip
+    except Exception as exc:
+        cat.update_score(job_id, status="failed", error_message=f"could not queue the score run: {exc}")
+        raise
+    cat.update_score(job_id, run_id=run_id)
+    return ScoreQueued(score_job_id=job_id, status="queued", score=None)
+
+
+def _job(request: Request, job_id: str) -> dict:
+    job = deps.catalog(request).get_score(job_id) if job_id.startswith("score_") else None
+    if job is None:
+        raise HTTPException(404, f"no score job {job_id!r}")
+    return job
+
+
+def job_state(request: Request, job: dict) -> tuple[str, dict]:
+    """(contract status, timestamps) from the run; the catalog when no run is known."""
+    run = deps.dagster(request).run(job["run_id"]) if job.get("run_id") else None
+    if run is None:
+        status = job["status"] if job["status"] in ("queued", "running", "completed", "failed") else "queued"
+        return status, {"queued_at": job["created_at"], "started_at": job.get("started_at"), "finished_at": job.get("finished_at")}
+    return run.status, {"queued_at": run.queued_at, "started_at": run.started_at, "finished_at": run.finished_at}
+
+
+@router.get("/score/{score_job_id}", response_model=ScoreJob, responses={404: {"description": "Job not found"}})
+def get_score(score_job_id: str, request: Request, _: Principal = Depends(require("viewer"))):
+    job = _job(request, score_job_id)
+    status, times = job_state(request, job)
+    result = None
+    if status == "completed" and job.get("result_path") and Path(job["result_path"]).exists():
+        result = json.loads(Path(job["result_path"]).read_text())
+    error = None
+    if status == "failed":
+        error = job.get("error_message") or deps.dagster(request).run_error(job["run_id"]) or "the score run failed"
+    return ScoreJob(score_job_id=job["job_id"], status=status, gold_video_id=job["gold_video_id"],
+                    trainee_video_id=job["trainee_video_id"], requested_by=job["requested_by"],
+                    score=result["score"] if result else None, error_message=error, result=result, **times)  # fmt: skip
+
+
+@router.get("/score/{score_job_id}/report.pdf", response_class=FileResponse,
+            responses={200: {"content": {"application/pdf": {}}}, 404: {"description": "Job not found or not completed"}})  # fmt: skip
+def score_report(score_job_id: str, request: Request, _: Principal = Depends(require("viewer"))):
+    job = _job(request, score_job_id)
+    status, _times = job_state(request, job)
+    if status != "completed" or not job.get("report_path") or not Path(job["report_path"]).exists():
+        raise HTTPException(404, f"score job {score_job_id} has no report yet (status {status})")
+    return FileResponse(job["report_path"], media_type="application/pdf", filename=f"{score_job_id}.pdf")

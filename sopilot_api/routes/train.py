@@ -1,0 +1,70 @@
+"""Training: POST /train/nightly, GET /train/jobs/{id}, GET /train/nightly/status."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+
+from sopilot_pipelines.ids import TAG_JOB_ID, TAG_REQUESTED_BY, TAG_TRIGGER, new_job_id
+from sopilot_pipelines.settings import Settings
+
+from .. import deps
+from ..auth import Principal, require
+from ..schemas import NightlyStatus, TrainingJob, TrainingQueued
+
+router = APIRouter(tags=["training"])
+
+
+@router.post("/train/nightly", response_model=TrainingQueued, responses={409: {"description": "A training is already running"}})
+def trigger_training(request: Request, principal: Principal = Depends(require("admin"))):
+    """Queue a training of the feature adapter now (trigger: manual). One training at a time."""
+    cat, door = deps.catalog(request), deps.dagster(request)
+    for job in cat.list_trainings(5):
+        if job["status"] in ("queued", "running") and job.get("run_id"):
+            run = door.run(job["run_id"])
+            if run is not None and run.status in ("queued", "running"):
+                raise HTTPException(409, f"training {job['job_id']} is already {run.status}; wait for it to finish")
+    job_id = new_job_id("train")
+    cat.record_training(job_id, trigger="manual", requested_by=principal.requested_by)
+    run_id = door.launch("train_job", tags={TAG_JOB_ID: job_id, TAG_TRIGGER: "manual", TAG_REQUESTED_BY: principal.requested_by})
+    cat.update_training(job_id, run_id=run_id)
+    return TrainingQueued(training_job_id=job_id, status="queued", trigger="manual")
+
+
+@router.get("/train/jobs/{training_job_id}", response_model=TrainingJob, responses={404: {"description": "Job not found"}})
+def training_job(training_job_id: str, request: Request, _: Principal = Depends(require("viewer"))):
+    cat, door = deps.catalog(request), deps.dagster(request)
+    job = cat.get_training(training_job_id)
+    if job is None:
+        raise HTTPException(404, f"no training job {training_job_id!r}")
+    run = door.run(job["run_id"]) if job.get("run_id") else None
+    status = run.status if run else job["status"]
+    if status == "completed" and job["status"] == "skipped":
+        status = "skipped"
+    times = ({"queued_at": run.queued_at, "started_at": run.started_at, "finished_at": run.finished_at} if run else
+             {"queued_at": job["created_at"], "started_at": job.get("started_at"), "finished_at": job.get("finished_at")})  # fmt: skip
+    result = None
+    if status in ("completed", "skipped"):
+        result = {
+            "status": status, "mode": job.get("mode"), "adapter_path": job.get("adapter_path"),
+            "videos_used": job.get("videos_used"), "clips_used": job.get("clips_used"),
+            "embedding_dim": job.get("embedding_dim"), "reindex": job.get("reindex"),
+            "figures": job.get("figures"), "skip_reason": job.get("skip_reason"),
+        }  # fmt: skip
+    error = job.get("error_message") or (door.run_error(run.run_id) if run and status == "failed" else None)
+    return TrainingJob(training_job_id=job["job_id"], trigger=job["trigger"], status=status, requested_by=job["requested_by"],
+                       error_message=error, result=result, **times)  # fmt: skip
+
+
+@router.get("/train/nightly/status", response_model=NightlyStatus)
+def nightly_status(_: Principal = Depends(require("viewer"))):
+    s = Settings()
+    tz = ZoneInfo(s.timezone)
+    now = datetime.now(tz)
+    nxt = now.replace(hour=s.nightly_hour_local, minute=0, second=0, microsecond=0)
+    if nxt <= now:
+        nxt = (nxt + timedelta(days=1)).replace(hour=s.nightly_hour_local)
+    return NightlyStatus(enabled=s.nightly_enabled, next_run_local=nxt.strftime("%Y-%m-%dT%H:%M:%S") if s.nightly_enabled else None,
+                         hour_local=s.nightly_hour_local, min_new_videos=s.nightly_min_new_videos)  # fmt: skip

@@ -1,0 +1,190 @@
+"""Response models: the shapes API_REFERENCE.md shows, so OpenAPI documents every field."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+JobStatus = Literal["queued", "running", "completed", "failed"]
+
+
+class Health(BaseModel):
+    status: str
+    db: bool
+
+
+class IngestQueued(BaseModel):
+    ingest_job_id: str
+    status: JobStatus
+
+
+class IngestJob(BaseModel):
+    ingest_job_id: str
+    status: JobStatus
+    task_id: str | None
+    role: str | None
+    requested_by: str | None
+    video_id: int | None
+    num_clips: int | None
+    source_fps: float | None
+    sampled_fps: float | None
+    embedding_model: str | None
+    error_message: str | None
+    queued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class ScoreRequest(BaseModel):
+    gold_video_id: int = Field(ge=1)
+    trainee_video_id: int = Field(ge=1)
+
+
+class ScoreQueued(BaseModel):
+    score_job_id: str
+    status: JobStatus
+    score: float | None
+
+
+class ScoreJob(BaseModel):
+    score_job_id: str
+    status: JobStatus
+    gold_video_id: int
+    trainee_video_id: int
+    requested_by: str | None
+    score: float | None
+    error_message: str | None
+    queued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    result: dict[str, Any] | None = None
+
+
+class SearchItem(BaseModel):
+    similarity: float
+    video_id: int
+    clip_idx: int
+    start_sec: float
+    end_sec: float
+    role: str
+
+
+class SearchResult(BaseModel):
+    task_id: str
+    query_video_id: int
+    query_clip_idx: int
+    items: list[SearchItem]
+
+
+class Video(BaseModel):
+    video_id: int
+    task_id: str
+    role: str
+    site_id: str | None
+    camera_id: str | None
+    num_clips: int | None
+    embedding_model: str | None
+    created_at: datetime
+
+
+class VideoList(BaseModel):
+    items: list[Video]
+
+
+class VideoDeleted(BaseModel):
+    video_id: int
+    task_id: str
+    removed_files: list[str]
+    reindexed_clips: int
+
+
+class TrainingQueued(BaseModel):
+    training_job_id: str
+    status: JobStatus
+    trigger: str
+
+
+class TrainingJob(BaseModel):
+    training_job_id: str
+    trigger: str
+    status: Literal["queued", "running", "completed", "failed", "skipped"]
+    requested_by: str | None
+    error_message: str | None
+    queued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    result: dict[str, Any] | None = None
+
+
+class NightlyStatus(BaseModel):
+    enabled: bool
+    next_run_local: str | None
+    hour_local: int
+    min_new_videos: int
+
+
+class AuditItem(BaseModel):
+    job_id: str
+    job_type: str
+    requested_by: str | None
+    task_id: str | None
+    subject: str | None
+    status: str
+    model_name: str | None
+    score: float | None
+    error_message: str | None
+    queued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    created_at: datetime | None
+
+
+class AuditTrail(BaseModel):
+    items: list[AuditItem]
+
+
+class Signature(BaseModel):
+    algorithm: str
+    key_id: str
+    payload_sha256: str
+    signature_hex: str
+
+
+class AuditExport(BaseModel):
+    export_id: str
+    generated_at: datetime
+    item_count: int
+    file_path: str
+    signature: Signature
+
+
+class QueueStats(BaseModel):
+    key: str
+    name: str
+    queued: int
+    started: int
+    failed: int
+    finished: int
+    deferred: int = 0
+    scheduled: int = 0
+
+
+class Queue(BaseModel):
+    backend: str
+    redis_ok: bool  # the contract's name; here: the Dagster daemon is healthy
+    daemon_ok: bool
+    error: str | None
+    queues: list[QueueStats]
+
+
+class OpsQueue(BaseModel):
+    generated_at: datetime
+    runtime_mode: str
+    queue: Queue
+    jobs: dict[str, dict[str, int]]
+
+
+class ErrorBody(BaseModel):
+    detail: str

@@ -1,0 +1,265 @@
+"""The REST contract end to end: API, Dagster webserver and daemon in real processes."""
+
+import base64
+import json
+import socket
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sopilot_pipelines.core import synth
+
+TOKENS = {"admin": "adm-secret-1", "operator": "op-secret-2", "viewer": "view-secret-3"}
+TASK = "api_task"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    from sopilot_pipelines.stack import Stack
+
+    data = tmp_path_factory.mktemp("api") / "data"
+    env = {
+        "SOPILOT_API_ROLE_TOKENS": ",".join(f"{r}:{t}" for r, t in TOKENS.items()),
+        "SOPILOT_BASIC_USER": "alice", "SOPILOT_BASIC_PASSWORD": "wonder-land", "SOPILOT_BASIC_ROLE": "operator",
+        "SOPILOT_UPLOAD_MAX_MB": "3", "SOPILOT_AUDIT_SIGNING_KEY": "audit-key", "SOPILOT_AUDIT_SIGNING_KEY_ID": "test",
+        "SOPILOT_AUTO_SCORE": "false",
+    }  # fmt: skip
+    s = Stack(data, port=_free_port(), dagster_port=_free_port(), env_extra=env)
+    s.start(timeout=180)
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def client(stack, role: str | None = None, **kw) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {TOKENS[role]}"} if role else {}
+    return httpx.Client(base_url=stack.api_url, headers=headers, timeout=60, **kw)
+
+
+def wait(c: httpx.Client, url: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        r = c.get(url)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        if body["status"] in ("completed", "failed", "skipped"):
+            return body
+        assert time.monotonic() < deadline, f"{url} still {body['status']}"
+        time.sleep(0.5)
+
+
+def upload(c: httpx.Client, path: Path, task: str = TASK, gold: bool = False, **fields) -> httpx.Response:
+    with open(path, "rb") as f:
+        return c.post("/gold" if gold else "/videos", files={"file": (path.name, f, "video/mp4")}, data={"task_id": task, **fields})
+
+
+@pytest.fixture(scope="module")
+def ingested(stack, suite):
+    """A gold and a swapped trainee uploaded through the API and ingested."""
+    with client(stack, "operator") as c:
+        g = upload(c, suite["gold"].path, gold=True, site_id="factory_a", camera_id="cam_01")
+        t = upload(c, suite["swap"].path, operator_id_hash="abc123")
+        assert g.status_code == 200 and t.status_code == 200, g.text + t.text
+        assert g.json()["status"] == "queued"
+        jobs = {"gold": wait(c, f"/videos/jobs/{g.json()['ingest_job_id']}"),
+                "swap": wait(c, f"/videos/jobs/{t.json()['ingest_job_id']}")}  # fmt: skip
+    return jobs
+
+
+def test_ingest_jobs_report_the_contract_fields(ingested):
+    gold = ingested["gold"]
+    assert gold["status"] == "completed" and gold["role"] == "gold" and gold["task_id"] == TASK
+    assert gold["requested_by"] == "token:operator" and gold["embedding_model"] == "builtin:v1"
+    assert gold["num_clips"] > 20 and gold["source_fps"] == pytest.approx(24.0) and gold["sampled_fps"] == 8.0
+    assert gold["queued_at"] <= gold["started_at"] <= gold["finished_at"] and gold["error_message"] is None
+
+
+def test_score_flow_matches_the_engine(stack, suite, ingested):
+    from sopilot_pipelines.core.embedding import embed_video
+    from sopilot_pipelines.core.scoring import score
+
+    gold_id, trainee_id = ingested["gold"]["video_id"], ingested["swap"]["video_id"]
+    with client(stack, "operator") as c:
+        r = c.post("/score", json={"gold_video_id": gold_id, "trainee_video_id": trainee_id})
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "queued" and r.json()["score"] is None and r.json()["score_job_id"].startswith("score_")
+        job = wait(c, f"/score/{r.json()['score_job_id']}")
+        assert job["status"] == "completed" and job["requested_by"] == "token:operator"
+        assert (job["gold_video_id"], job["trainee_video_id"]) == (gold_id, trainee_id)
+        expected = score(embed_video(suite["gold"].path), embed_video(suite["swap"].path)).result
+        assert job["score"] == expected["score"] == job["result"]["score"]
+        assert job["result"]["deviations"] == expected["deviations"]
+        assert [(d["type"], d["gold_step"], d["swapped_with"]) for d in job["result"]["deviations"]] == [("order_swap", 1, 2)]
+        pdf = c.get(f"/score/{job['score_job_id']}/report.pdf")
+        assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf" and pdf.content[:4] == b"%PDF"
+
+
+def test_videos_listing_file_and_search(stack, suite, ingested):
+    gold_id = ingested["gold"]["video_id"]
+    with client(stack, "viewer") as c:
+        items = c.get("/videos", params={"task_id": TASK}).json()["items"]
+        assert {v["video_id"] for v in items} >= {gold_id, ingested["swap"]["video_id"]}
+        v = c.get(f"/videos/{gold_id}").json()
+        assert (v["site_id"], v["camera_id"], v["role"]) == ("factory_a", "cam_01", "gold")
+        assert c.get(f"/videos/{gold_id}/file").content == suite["gold"].path.read_bytes()
+        assert c.get("/videos/999999").status_code == 404
+        assert c.get("/videos", params={"limit": 501}).status_code == 422
+        deadline = time.monotonic() + 60
+        while True:  # the index sensor builds the task's index after ingest
+            r = c.get("/search", params={"task_id": TASK, "video_id": gold_id, "clip_idx": 4, "k": 5})
+            assert r.status_code == 200, r.text
+            if len(r.json()["items"]) == 5 or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        found = r.json()["items"]
+        assert len(found) == 5
+        assert all((i["video_id"], i["clip_idx"]) != (gold_id, 4) for i in found)
+        assert [i["similarity"] for i in found] == sorted((i["similarity"] for i in found), reverse=True)
+        assert c.get("/search", params={"task_id": "other", "video_id": gold_id, "clip_idx": 0}).status_code == 400
+        assert c.get("/search", params={"task_id": TASK, "video_id": gold_id, "clip_idx": 10**6}).status_code == 400
+        assert c.get("/search", params={"task_id": TASK, "video_id": 999999, "clip_idx": 0}).status_code == 404
+
+
+def test_upload_errors(stack, suite, tmp_path):
+    with client(stack, "operator") as c:
+        big = tmp_path / "big.mp4"
+        big.write_bytes(b"\0" * (4 * 1024 * 1024))
+        assert upload(c, big).status_code == 413
+        empty = tmp_path / "empty.mp4"
+        empty.write_bytes(b"")
+        assert upload(c, empty).status_code == 400
+        r = upload(c, suite["swap"].path, role="supervisor")
+        assert r.status_code == 400 and "role" in r.json()["detail"]
+        r = upload(c, suite["swap"].path, task="../../etc")
+        assert r.status_code == 400 and "task_id" in r.json()["detail"]
+        notes = tmp_path / "notes.mp4"
+        notes.write_text("not a video at all")
+        r = upload(c, notes)
+        assert r.status_code == 400 and "not a readable video" in r.json()["detail"]
+        assert c.post("/videos", data={"task_id": TASK}).status_code == 400
+        assert not list((stack.data_dir / "uploads").glob("*"))  # nothing left half-written
+        assert c.get("/videos/jobs/not-a-run").status_code == 404
+
+
+def test_score_errors(stack, suite, ingested):
+    gold_id, trainee_id = ingested["gold"]["video_id"], ingested["swap"]["video_id"]
+    with client(stack, "operator") as c:
+        assert c.post("/score", json={"gold_video_id": 999999, "trainee_video_id": trainee_id}).status_code == 404
+        assert c.post("/score", json={"gold_video_id": trainee_id, "trainee_video_id": gold_id}).status_code == 400
+        other = upload(c, suite["swap"].path, task="other_task").json()["ingest_job_id"]
+        pending = c.post("/score", json={"gold_video_id": gold_id, "trainee_video_id": c.get(f"/videos/jobs/{other}").json()["video_id"]})
+        assert pending.status_code in (400, 409)  # a different task; or still ingesting
+        other_id = wait(c, f"/videos/jobs/{other}")["video_id"]
+        r = c.post("/score", json={"gold_video_id": gold_id, "trainee_video_id": other_id})
+        assert r.status_code == 400 and "different tasks" in r.json()["detail"]
+        assert c.post("/score", json={"gold_video_id": "x"}).status_code == 422
+        assert c.get("/score/score_20990101_000000_ffffff").status_code == 404
+        assert c.get("/score/score_20990101_000000_ffffff/report.pdf").status_code == 404
+
+
+def test_training_and_nightly_status(stack, ingested):
+    with client(stack, "admin") as c:
+        r = c.post("/train/nightly")
+        assert r.status_code == 200 and r.json()["trigger"] == "manual", r.text
+        job = wait(c, f"/train/jobs/{r.json()['training_job_id']}")
+        assert job["status"] == "completed" and job["requested_by"] == "token:admin"
+        res = job["result"]
+        assert res["videos_used"] >= 2 and res["clips_used"] > 40 and Path(res["adapter_path"]).exists()
+        status = c.get("/train/nightly/status").json()
+        assert status["hour_local"] == 2 and status["min_new_videos"] == 10 and status["enabled"] is True
+        assert c.get("/train/jobs/train_nope").status_code == 404
+
+
+def test_audit_trail_and_signed_export(stack, ingested):
+    from sopilot_pipelines.core.audit import verify
+
+    with client(stack, "admin") as c:
+        items = c.get("/audit/trail", params={"limit": 50}).json()["items"]
+        assert {"ingest"} <= {i["job_type"] for i in items}
+        first = c.post("/audit/export").json()
+        second = c.post("/audit/export").json()
+        assert first["export_id"] != second["export_id"] and first["signature"]["key_id"] == "test"
+        doc = c.get(f"/audit/export/{first['export_id']}/file").json()
+        assert verify(doc, "audit-key")[0] and not verify(doc, "wrong-key")[0]
+        assert c.get("/audit/export/nope/file").status_code == 404
+
+
+def test_ops_health_and_metrics(stack, ingested):
+    with client(stack) as c:
+        assert c.get("/health").json() == {"status": "ok", "db": True}
+        text = c.get("/metrics").text
+        for name in ("sopilot_ingest_jobs_total", "sopilot_score_jobs_total", "sopilot_queue_depth"):
+            assert name in text
+        assert 'sopilot_ingest_jobs_total{status="completed"}' in text
+    with client(stack, "operator") as c:
+        q = c.get("/ops/queue").json()
+        assert q["queue"]["backend"] == "dagster" and q["jobs"]["ingest"]["completed"] >= 2
+
+
+# (method, path, minimum role); None: public
+ENDPOINTS = [
+    ("GET", "/health", None), ("GET", "/metrics", None), ("GET", "/openapi.json", None), ("GET", "/docs", None),
+    ("GET", "/videos", "viewer"), ("GET", "/videos/1", "viewer"), ("GET", "/videos/jobs/x", "viewer"),
+    ("GET", "/score/score_x", "viewer"), ("GET", "/search?task_id=t&video_id=1&clip_idx=0", "viewer"),
+    ("GET", "/train/nightly/status", "viewer"), ("GET", "/audit/trail", "viewer"),
+    ("GET", "/ops/queue", "operator"), ("POST", "/videos", "operator"), ("POST", "/gold", "operator"),
+    ("POST", "/score", "operator"),
+    ("DELETE", "/videos/999999", "admin"), ("POST", "/train/nightly", "admin"), ("POST", "/audit/export", "admin"),
+    ("GET", "/audit/export/x/file", "admin"),
+]  # fmt: skip
+RANK = {None: -1, "viewer": 0, "operator": 1, "admin": 2}
+
+
+def test_role_matrix(stack):
+    basic = "Basic " + base64.b64encode(b"alice:wonder-land").decode()
+    wrong_basic = "Basic " + base64.b64encode(b"alice:nope").decode()
+    with httpx.Client(base_url=stack.api_url, timeout=30) as c:
+        for method, path, need in ENDPOINTS:
+            if need is None:
+                assert c.request(method, path).status_code == 200, path
+                continue
+            anon = c.request(method, path)
+            assert anon.status_code == 401 and "www-authenticate" in anon.headers, (method, path)
+            assert c.request(method, path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+            assert c.request(method, path, headers={"Authorization": wrong_basic}).status_code == 401
+            for role, token in TOKENS.items():
+                code = c.request(method, path, headers={"Authorization": f"Bearer {token}"}).status_code
+                if RANK[role] < RANK[need]:
+                    assert code == 403, (method, path, role, code)
+                else:
+                    assert code not in (401, 403), (method, path, role, code)
+            code = c.request(method, path, headers={"Authorization": basic}).status_code  # alice is an operator
+            assert (code == 403) == (RANK["operator"] < RANK[need]), (method, path, code)
+
+
+def test_delete_video_removes_files_and_reindexes(stack, suite):
+    with client(stack, "operator") as c:
+        vid = wait(c, f"/videos/jobs/{upload(c, suite['gold'].path, task='delete_me', gold=True).json()['ingest_job_id']}")["video_id"]
+        raw = c.get(f"/videos/{vid}").json()
+    with client(stack, "admin") as c:
+        r = c.delete(f"/videos/{vid}")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["video_id"] == vid and body["task_id"] == "delete_me" and body["reindexed_clips"] == 0
+        assert len(body["removed_files"]) == 4 and not any(Path(p).exists() for p in body["removed_files"])
+        assert c.get(f"/videos/{vid}").status_code == 404 and c.delete(f"/videos/{vid}").status_code == 404
+    assert raw["num_clips"] > 0
+
+
+def test_openapi_documents_routes_models_and_security(stack):
+    with client(stack) as c:
+        spec = c.get("/openapi.json").json()
+    assert {"bearer", "basic"} <= {v["scheme"] for v in spec["components"]["securitySchemes"].values() if "scheme" in v}
+    for path in ("/videos", "/gold", "/score", "/score/{score_job_id}", "/search", "/train/nightly", "/audit/export", "/ops/queue"):
+        assert path in spec["paths"], path
+    assert "multipart/form-data" in spec["paths"]["/videos"]["post"]["requestBody"]["content"]
+    assert json.dumps(spec["paths"]["/score/{score_job_id}"]["get"]["responses"]["200"]).count("ScoreJob") == 1
