@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 JobStatus = Literal["queued", "running", "completed", "failed"]
+MAX_ID = 2**31 - 1  # ids and indexes are 32-bit in the catalog; larger numbers are refused with 422
 
 
 class Health(BaseModel):
@@ -38,8 +39,8 @@ class IngestJob(BaseModel):
 
 
 class ScoreRequest(BaseModel):
-    gold_video_id: int = Field(ge=1)
-    trainee_video_id: int = Field(ge=1)
+    gold_video_id: int = Field(ge=1, le=MAX_ID)
+    trainee_video_id: int = Field(ge=1, le=MAX_ID)
 
 
 class ScoreQueued(BaseModel):

@@ -11,7 +11,7 @@ from sopilot_pipelines.catalog import validate_task_id
 
 from .. import deps
 from ..auth import Principal, require
-from ..schemas import SearchItem, SearchResult
+from ..schemas import MAX_ID, SearchItem, SearchResult
 
 router = APIRouter(tags=["search"])
 _cache: dict[str, tuple] = {}  # index path -> (faiss index, ids); a version's files never change
@@ -29,8 +29,8 @@ def _open(path: str):
 
 @router.get("/search", response_model=SearchResult, responses={
     400: {"description": "task_id does not match the video, or clip_idx out of range"}, 404: {"description": "Unknown video"}})  # fmt: skip
-def search(request: Request, task_id: str = Query(..., max_length=64), video_id: int = Query(..., ge=1),
-           clip_idx: int = Query(..., ge=0), k: int = Query(5, ge=1, le=50), _: Principal = Depends(require("viewer"))):  # fmt: skip
+def search(request: Request, task_id: str = Query(..., max_length=64), video_id: int = Query(..., ge=1, le=MAX_ID),
+           clip_idx: int = Query(..., ge=0, le=MAX_ID), k: int = Query(5, ge=1, le=50), _: Principal = Depends(require("viewer"))):  # fmt: skip
     cat, store = deps.catalog(request), deps.store(request)
     try:
         task_id = validate_task_id(task_id)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
@@ -14,7 +15,7 @@ from sopilot_pipelines.ids import TAG_REQUESTED_BY, TAG_TASK_ID, TAG_VIDEO_ID
 
 from .. import deps
 from ..auth import Principal, require
-from ..schemas import IngestJob, IngestQueued, Video, VideoDeleted, VideoList
+from ..schemas import MAX_ID, IngestJob, IngestQueued, Video, VideoDeleted, VideoList
 from ..uploads import UPLOAD_OPENAPI, receive_upload
 
 router = APIRouter(tags=["videos"])
@@ -89,7 +90,7 @@ async def upload_gold(request: Request, principal: Principal = Depends(require("
 
 
 @router.get("/videos/jobs/{ingest_job_id}", response_model=IngestJob, responses={404: {"description": "Job ID does not exist"}})
-def ingest_job(ingest_job_id: str, request: Request, _: Principal = Depends(require("viewer"))):
+def ingest_job(ingest_job_id: Annotated[str, PathParam(max_length=64)], request: Request, _: Principal = Depends(require("viewer"))):
     run = deps.dagster(request).run(ingest_job_id)
     if run is None or run.job_name != "ingest_job":
         raise HTTPException(404, f"no ingest job {ingest_job_id!r}")
@@ -127,13 +128,13 @@ def _get(request: Request, video_id: int) -> dict:
 
 
 @router.get("/videos/{video_id}", response_model=Video, responses={404: {"description": "Video not found"}})
-def get_video(video_id: int, request: Request, _: Principal = Depends(require("viewer"))):
+def get_video(video_id: Annotated[int, PathParam(ge=1, le=MAX_ID)], request: Request, _: Principal = Depends(require("viewer"))):
     return _video(_get(request, video_id))
 
 
 @router.get("/videos/{video_id}/file", response_class=FileResponse,
             responses={200: {"content": {"video/mp4": {}}}, 404: {"description": "Video not found"}})  # fmt: skip
-def video_file(video_id: int, request: Request, _: Principal = Depends(require("viewer"))):
+def video_file(video_id: Annotated[int, PathParam(ge=1, le=MAX_ID)], request: Request, _: Principal = Depends(require("viewer"))):
     row = _get(request, video_id)
     if not row["raw_path"] or not Path(row["raw_path"]).exists():
         raise HTTPException(404, f"video {video_id} has no stored file")
@@ -143,7 +144,7 @@ def video_file(video_id: int, request: Request, _: Principal = Depends(require("
 
 @router.delete("/videos/{video_id}", response_model=VideoDeleted,
                responses={403: {"description": "Admin role required"}, 404: {"description": "Video not found"}})  # fmt: skip
-def delete_video(video_id: int, request: Request, principal: Principal = Depends(require("admin"))):
+def delete_video(video_id: Annotated[int, PathParam(ge=1, le=MAX_ID)], request: Request, principal: Principal = Depends(require("admin"))):
     cat, store, door = deps.catalog(request), deps.store(request), deps.dagster(request)
     row = _get(request, video_id)
     removed = []
