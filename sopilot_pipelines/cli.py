@@ -68,6 +68,24 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.data_dir), port=args.port, dagster_port=args.dagster_port, wait=not args.no_wait)
 
 
+def _cmd_audit_verify(args: argparse.Namespace) -> int:
+    """Check a signed audit export offline; say which check failed."""
+    from .core.audit import verify
+
+    key = os.environ.get("SOPILOT_AUDIT_SIGNING_KEY", "")
+    if not key:
+        print("sopilot audit verify: set SOPILOT_AUDIT_SIGNING_KEY to the key the export was signed with", file=sys.stderr)
+        return 2
+    try:
+        document = json.loads(Path(args.file).read_text())
+    except (OSError, ValueError) as exc:
+        print(f"sopilot audit verify: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 2
+    ok, message = verify(document, key)
+    print(f"{'OK' if ok else 'FAILED'}: {args.file}: {message}")
+    return 0 if ok else 1
+
+
 def _cmd_up(args: argparse.Namespace) -> int:
     from .stack import Stack, run_forever
 
@@ -113,6 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", default=os.environ.get("SOPILOT_DATA_DIR", "data"), help="data dir (default ./data)")
     p.add_argument("--port", type=int, default=3000)
     p.set_defaults(func=_cmd_ui)
+    p = sub.add_parser("audit", help="audit export tools")
+    audit_sub = p.add_subparsers(dest="audit_command", required=True)
+    p = audit_sub.add_parser("verify", help="verify a signed audit export offline (key from SOPILOT_AUDIT_SIGNING_KEY)")
+    p.add_argument("file")
+    p.set_defaults(func=_cmd_audit_verify)
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
 

@@ -299,3 +299,17 @@ def test_auto_score_waits_for_a_gold_still_ingesting(env, monkeypatch):
                              embeddings_path="/p", raw_embeddings_path="/p", meta_path="/p", clips=clips)  # fmt: skip
     second = auto_score_sensor(_sensor_context(env, first.cursor))
     assert [env.cat.get_score(r.partition_key)["trainee_video_id"] for r in second.run_requests] == [trainee]
+
+
+def test_a_backfill_range_is_one_run_over_every_video(env, suite):
+    """What the UI's backfill launches for the single-run policy: one run for a key range."""
+    ids = [_register(env, suite[v].path, "trainee")[0] for v in ("swap", "missing", "over_time")]
+    keys = [video_key(TASK, i) for i in ids]
+    job = env.defs.resolve_job_def("ingest_job")
+    result = job.execute_in_process(instance=env.instance, tags={
+        "dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]})  # fmt: skip
+    assert result.success
+    assert all(env.cat.get_video(i)["status"] == "ready" for i in ids)
+    mat = result.asset_materializations_for_node("video_clips")
+    assert sorted(m.partition for m in mat) == sorted(keys)  # one run materialized every partition
+    assert len(env.instance.get_run_records()) == 1
