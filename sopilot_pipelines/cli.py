@@ -102,10 +102,10 @@ def _cmd_ui(args: argparse.Namespace) -> int:
     env = stack_env(args.data_dir)
     root = Path(__file__).resolve().parent.parent
     print(f"Dagster UI: http://127.0.0.1:{args.port}  (DAGSTER_HOME={env['DAGSTER_HOME']}); Ctrl-C stops it", flush=True)
-    os.chdir(root)
+    os.chdir(env["DAGSTER_HOME"])  # from the repo root Dagster warns that ./dagster.yaml is not the one in use
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # a non-interactive parent may have ignored it; dagster copies it onto SIGTERM
     exe = str(Path(sys.executable).with_name("dagster"))
-    os.execve(exe, [exe, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(args.port)], env)
+    os.execve(exe, [exe, "dev", "-w", str(root / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(args.port)], env)
 
 
 def main(argv: list[str] | None = None) -> int:

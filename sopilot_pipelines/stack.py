@@ -49,15 +49,17 @@ class Stack:
         logs = Path(env["SOPILOT_DATA_DIR"]) / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         bin_dir = Path(sys.executable).parent
+        workspace = str(ROOT / "workspace.yaml")
         commands = {
-            "webserver": [str(bin_dir / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(self.dagster_port)],
-            "daemon": [str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+            "webserver": [str(bin_dir / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(self.dagster_port)],
+            "daemon": [str(bin_dir / "dagster-daemon"), "run", "-w", workspace],
             "api": [sys.executable, "-m", "uvicorn", "sopilot_api.main:app", "--host", "127.0.0.1", "--port", str(self.port),
                     "--no-access-log"],
         }  # fmt: skip
         for name, cmd in commands.items():
             log = open(logs / f"{name}.log", "ab")
-            self.procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            # cwd = DAGSTER_HOME: from the repo root Dagster warns that ./dagster.yaml is not the one in use
+            self.procs[name] = subprocess.Popen(cmd, cwd=env["DAGSTER_HOME"], env=env, stdout=log, stderr=subprocess.STDOUT,
                                                 stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_reset_signals)  # fmt: skip
         try:
             self._wait_healthy(timeout, logs)
