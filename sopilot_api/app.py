@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from sopilot_pipelines.catalog import Catalog
+from sopilot_pipelines.logs import configure
 from sopilot_pipelines.storage import DataStore
 
 from .routes import audit, ops, score, search, train, videos
@@ -33,6 +35,17 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     @app.exception_handler(ValueError)
     async def _invalid(request: Request, exc: ValueError):  # the catalog's input validation
         return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    log = configure(settings.log_format)
+
+    @app.middleware("http")
+    async def _log_request(request: Request, call_next):
+        start = time.perf_counter()
+        response = await call_next(request)
+        log.info("request", extra={"fields": {
+            "method": request.method, "path": request.url.path, "status": response.status_code,
+            "duration_ms": round((time.perf_counter() - start) * 1000, 1)}})  # fmt: skip
+        return response
 
     for module in (ops, videos, score, search, train, audit):
         app.include_router(module.router)

@@ -3,7 +3,9 @@ work done in run processes, not only what this API process saw."""
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from pathlib import Path
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from .runs import DagsterUnavailable, JOB_TYPES
@@ -31,12 +33,16 @@ class _DagsterCollector:
             workers.add_metric([kind], c.get("running", 0))
         yield depth
         yield workers
+        gpu = GaugeMetricFamily("sopilot_gpu_memory_bytes", "GPU memory of this host (0 without a GPU)", labels=["kind"])
+        for kind in ("allocated", "reserved", "total"):
+            gpu.add_metric([kind], 0)
+        yield gpu
 
 
-def render(door) -> tuple[bytes, str]:
+def render(door, metrics_dir: Path | None = None) -> tuple[bytes, str]:
     registry = CollectorRegistry()
     registry.register(_DagsterCollector(door))
-    gpu = Gauge("sopilot_gpu_memory_bytes", "GPU memory (0 without a GPU)", ["kind"], registry=registry)
-    for kind in ("allocated", "reserved", "total"):
-        gpu.labels(kind).set(0)
+    if metrics_dir is not None and metrics_dir.is_dir():
+        # timings observed inside Dagster run processes (sopilot_pipelines/telemetry.py)
+        multiprocess.MultiProcessCollector(registry, path=str(metrics_dir))
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -37,6 +37,10 @@ def stack_env(data_dir: str | Path, backend: str | None = None) -> dict[str, str
     env = dict(os.environ)
     env["SOPILOT_DATA_DIR"] = str(Path(data_dir).resolve())
     env["DAGSTER_HOME"] = str(prepare_home(data_dir, backend))
+    # run processes record timings here; the API merges them into /metrics (see telemetry.py)
+    metrics_dir = Path(data_dir).resolve() / "metrics"
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     return env
 
 

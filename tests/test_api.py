@@ -200,6 +200,10 @@ def test_ops_health_and_metrics(stack, ingested):
         for name in ("sopilot_ingest_jobs_total", "sopilot_score_jobs_total", "sopilot_queue_depth"):
             assert name in text
         assert 'sopilot_ingest_jobs_total{status="completed"}' in text
+        # observed inside the Dagster run processes, merged across processes at scrape time
+        assert 'sopilot_embedding_generation_seconds_count{embedder="builtin:v1"}' in text
+        assert 'sopilot_dtw_execution_seconds_count{gpu="false"}' in text
+        assert 'sopilot_job_duration_seconds_count{job_type="score"}' in text
     with client(stack, "operator") as c:
         q = c.get("/ops/queue").json()
         assert q["queue"]["backend"] == "dagster" and q["jobs"]["ingest"]["completed"] >= 2

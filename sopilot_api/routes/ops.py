@@ -44,5 +44,5 @@ def metrics(request: Request):
     """Prometheus text format; job counts are read from Dagster's run storage at scrape time."""
     from ..metrics import render
 
-    body, content_type = render(deps.dagster(request))
+    body, content_type = render(deps.dagster(request), deps.store(request).root / "metrics")
     return Response(body, media_type=content_type)

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -171,7 +172,9 @@ def score(gold: EmbeddedVideo, trainee: EmbeddedVideo, config: ScoringConfig | N
 
     cost = align.cost_matrix(G, T)
     sim = 1.0 - cost
+    t_dtw = time.perf_counter()
     total_cost, path = align.dtw(cost)
+    dtw_sec = time.perf_counter() - t_dtw
 
     stride = float(gold.settings.stride_seconds)
     gap = max(1, int(round(gold.settings.clip_seconds / stride)))  # clips this far apart do not overlap
@@ -410,7 +413,7 @@ def score(gold: EmbeddedVideo, trainee: EmbeddedVideo, config: ScoringConfig | N
     }
     return ScoreOutcome(
         result, path, sim, gold_labels, labels,
-        extras={"gold_step_times": gold_span, "intra": intra, "inter": inter, "tempo": tempo},
+        extras={"gold_step_times": gold_span, "intra": intra, "inter": inter, "tempo": tempo, "dtw_sec": dtw_sec},
     )  # fmt: skip
 
 

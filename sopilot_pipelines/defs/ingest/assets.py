@@ -11,6 +11,8 @@ import time
 import dagster as dg
 import numpy as np
 
+from ... import telemetry
+from ...logs import job_transition
 from ...resources import CatalogResource, StorageResource
 from .partitions import video_id_of, videos
 
@@ -46,13 +48,17 @@ def video_clips(context: dg.AssetExecutionContext, catalog: CatalogResource, sto
         if not row["ingest_run_id"]:
             cat.set_ingest_run(video_id, context.run.run_id)
         t0 = time.perf_counter()
+        job_transition("ingest", context.run.run_id, "running", video_id=video_id, task_id=row["task_id"])
         try:
             ev = embed_video(row["raw_path"])
         except (VideoDecodeError, EmbedderError, FileNotFoundError) as exc:
             cat.mark_video_failed(video_id, str(exc))
+            job_transition("ingest", context.run.run_id, "failed", video_id=video_id, error=str(exc))
             raise dg.Failure(f"video {video_id} could not be ingested: {exc}", allow_retries=False) from exc
         paths = store.embeddings(video_id)
         ev.save(paths["raw"], paths["meta"])
+        telemetry.observe_embedding(ev.model, ev.timings.get("embed_sec", 0.0))
+        telemetry.observe_job("ingest", time.perf_counter() - t0)
         cat.set_video_paths(video_id, raw_embeddings_path=str(paths["raw"]), meta_path=str(paths["meta"]))
         done.append({
                 "video_id": video_id,
@@ -101,6 +107,7 @@ def video_embeddings(context: dg.AssetExecutionContext, catalog: CatalogResource
         problems = sanity_problems(key, adapted, ev.embeddings)
         if problems:  # a broken video is never marked ready, and the run says why
             cat.mark_video_failed(video_id, "; ".join(problems))
+            job_transition("ingest", context.run.run_id, "failed", video_id=video_id, error="; ".join(problems))
             raise dg.Failure(f"embeddings_are_sane failed: {'; '.join(problems)}", allow_retries=False)
         _save_npy(paths["adapted"], adapted)
         cat.mark_video_ready(
@@ -118,6 +125,7 @@ def video_embeddings(context: dg.AssetExecutionContext, catalog: CatalogResource
                 for i, (s, e, q) in enumerate(zip(ev.clip_starts, ev.clip_ends, ev.quality))
             ],
         )
+        job_transition("ingest", context.run.run_id, "completed", video_id=video_id, clips=int(adapted.shape[0]))
         done.append({
                 "video_id": video_id,
                 "task_id": row["task_id"],

@@ -1,8 +1,12 @@
 """Per score job: the score result (scores/<job>.json) and its PDF report (reports/<job>.pdf)."""
 
 
+import time
+
 import dagster as dg
 
+from ... import telemetry
+from ...logs import job_transition
 from ...resources import CatalogResource, StorageResource
 from .partitions import score_jobs
 
@@ -37,18 +41,25 @@ def score_result(context: dg.AssetExecutionContext, catalog: CatalogResource, st
     if job is None:
         raise dg.Failure(f"score job {job_id} is not in the catalog", allow_retries=False)
     cat.update_score(job_id, status="running", run_id=context.run.run_id)
+    job_transition("score", job_id, "running", run_id=context.run.run_id)
+    t0 = time.perf_counter()
     try:
         gold_row, gold = load_for_scoring(cat, store, job["gold_video_id"])
         trainee_row, trainee = load_for_scoring(cat, store, job["trainee_video_id"])
         outcome = score(gold, trainee, ScoringConfig.from_env())
     except (EmbedderError, ValueError) as exc:
         cat.update_score(job_id, status="failed", error_message=str(exc))
+        job_transition("score", job_id, "failed", error=str(exc))
         raise dg.Failure(f"score job {job_id}: {exc}", allow_retries=False) from exc
     except dg.Failure as exc:
         cat.update_score(job_id, status="failed", error_message=exc.description)
+        job_transition("score", job_id, "failed", error=exc.description)
         raise
     result = outcome.result
+    telemetry.observe_dtw(False, outcome.extras["dtw_sec"])  # the numba kernel; the torch path is for CUDA
     path = atomic_write_json(store.score(job_id), result)
+    telemetry.observe_job("score", time.perf_counter() - t0)
+    job_transition("score", job_id, "completed", score=result["score"], decision=result["decision"])
     cat.update_score(job_id, status="completed", score=result["score"], decision=result["decision"], result_path=str(path))
     return dg.MaterializeResult(
         metadata={
