@@ -19,6 +19,9 @@ bench: $(STAMP)
 
 # torch first, pinned: 2.13.0 is the local CPU build; anything looser pulls a multi-GB CUDA build.
 $(STAMP): pyproject.toml
+	@# pdftoppm/pdftotext (poppler-utils) render the PDF reports in the tests
+	command -v pdftoppm >/dev/null || (apt-get update -q && apt-get install -y -q poppler-utils) || \
+	  echo "install poppler-utils (pdftoppm) for the PDF report tests"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
