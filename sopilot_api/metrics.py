@@ -17,14 +17,18 @@ class _DagsterCollector:
 
     def collect(self):
         try:
-            counts = self.door.job_counts()
+            counts, training = self.door.job_counts(), self.door.training_counts()
         except DagsterUnavailable:
-            counts = None
-        for kind, name in (("ingest", "sopilot_ingest_jobs"), ("score", "sopilot_score_jobs"), ("training", "sopilot_training_jobs")):
+            counts, training = None, {}
+        for kind, name in (("ingest", "sopilot_ingest_jobs"), ("score", "sopilot_score_jobs")):
             fam = CounterMetricFamily(name, f"{kind} jobs by status (from Dagster's run storage)", labels=["status"])
             for status, n in (counts or {}).get(kind, {}).items():
                 fam.add_metric([status], n)
             yield fam
+        fam = CounterMetricFamily("sopilot_training_jobs", "training jobs by status and trigger", labels=["status", "trigger"])
+        for (status, trigger), n in training.items():
+            fam.add_metric([status, trigger], n)
+        yield fam
         depth = GaugeMetricFamily("sopilot_queue_depth", "runs waiting in Dagster's queue", labels=["queue"])
         workers = GaugeMetricFamily("sopilot_active_workers", "runs executing now", labels=["queue"])
         for kind in JOB_TYPES:

@@ -21,6 +21,12 @@ STATUS = {
     "STARTING": "running", "STARTED": "running", "CANCELING": "running",
     "SUCCESS": "completed", "FAILURE": "failed", "CANCELED": "failed",
 }  # fmt: skip
+STATUS_GROUPS = {
+    "queued": ["QUEUED", "NOT_STARTED"],
+    "running": ["STARTING", "STARTED", "CANCELING"],
+    "completed": ["SUCCESS"],
+    "failed": ["FAILURE", "CANCELED"],
+}
 JOB_TYPES = {"ingest": "ingest_job", "score": "score_job", "training": "train_job", "index": "index_job"}
 
 
@@ -145,22 +151,26 @@ class Dagster:
                 return e["message"]
         return None
 
-    def count(self, job_name: str, statuses: list[str]) -> int:
-        data = self._query(
-            """query($filter: RunsFilter) { runsOrError(filter: $filter) { __typename ... on Runs { count } } }""",
-            {"filter": {"pipelineName": job_name, "statuses": statuses}},
-        )["runsOrError"]
-        return int(data.get("count", 0))
+    def _counts(self, filters: dict[str, dict]) -> dict[str, int]:
+        """Run counts for several RunsFilters in one GraphQL request (aliases q0, q1, ...)."""
+        names = list(filters)
+        args = ", ".join(f"$f{i}: RunsFilter" for i in range(len(names)))
+        fields = " ".join(f"q{i}: runsOrError(filter: $f{i}) {{ ... on Runs {{ count }} }}" for i in range(len(names)))
+        data = self._query(f"query({args}) {{ {fields} }}", {f"f{i}": filters[n] for i, n in enumerate(names)})
+        return {n: int((data[f"q{i}"] or {}).get("count", 0)) for i, n in enumerate(names)}
 
     def job_counts(self) -> dict[str, dict[str, int]]:
         """Per job type: queued / running / completed / failed counts from the run storage."""
-        groups = {
-            "queued": ["QUEUED", "NOT_STARTED"],
-            "running": ["STARTING", "STARTED", "CANCELING"],
-            "completed": ["SUCCESS"],
-            "failed": ["FAILURE", "CANCELED"],
-        }
-        return {kind: {g: self.count(job, st) for g, st in groups.items()} for kind, job in JOB_TYPES.items()}
+        filters = {f"{kind}|{g}": {"pipelineName": job, "statuses": st}
+                   for kind, job in JOB_TYPES.items() for g, st in STATUS_GROUPS.items()}  # fmt: skip
+        counts = self._counts(filters)
+        return {kind: {g: counts[f"{kind}|{g}"] for g in STATUS_GROUPS} for kind in JOB_TYPES}
+
+    def training_counts(self) -> dict[tuple[str, str], int]:
+        """(status, trigger) -> training runs, from the runs' sopilot/trigger tag."""
+        filters = {f"{g}|{t}": {"pipelineName": JOB_TYPES["training"], "statuses": st, "tags": [{"key": "sopilot/trigger", "value": t}]}
+                   for g, st in STATUS_GROUPS.items() for t in ("manual", "nightly")}  # fmt: skip
+        return {tuple(k.split("|")): n for k, n in self._counts(filters).items()}
 
     def daemon_health(self) -> dict:
         data = self._query(

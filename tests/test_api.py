@@ -194,6 +194,8 @@ def test_audit_trail_and_signed_export(stack, ingested):
 
 
 def test_ops_health_and_metrics(stack, ingested):
+    with client(stack, "admin") as c:  # a training run, for the trigger label
+        wait(c, f"/train/jobs/{c.post('/train/nightly').json()['training_job_id']}")
     with client(stack) as c:
         assert c.get("/health").json() == {"status": "ok", "db": True}
         text = c.get("/metrics").text
@@ -204,6 +206,7 @@ def test_ops_health_and_metrics(stack, ingested):
         assert 'sopilot_embedding_generation_seconds_count{embedder="builtin:v1"}' in text
         assert 'sopilot_dtw_execution_seconds_count{gpu="false"}' in text
         assert 'sopilot_job_duration_seconds_count{job_type="score"}' in text
+        assert 'sopilot_training_jobs_total{status="completed",trigger="manual"}' in text
     with client(stack, "operator") as c:
         q = c.get("/ops/queue").json()
         assert q["queue"]["backend"] == "dagster" and q["jobs"]["ingest"]["completed"] >= 2

@@ -52,3 +52,10 @@ def test_single_api_token_and_bad_settings(tmp_path):
         ApiSettings(api_role_tokens="admin:x,boss:y")
     with pytest.raises(ValueError, match="SOPILOT_BASIC_USER and SOPILOT_BASIC_PASSWORD"):
         ApiSettings(basic_user="alice")
+
+
+def test_audit_export_without_a_signing_key_is_503(tmp_path, monkeypatch):
+    monkeypatch.delenv("SOPILOT_AUDIT_SIGNING_KEY", raising=False)
+    with _app(tmp_path, api_token="t") as c:
+        r = c.post("/audit/export", headers={"Authorization": "Bearer t"})
+        assert r.status_code == 503 and "SOPILOT_AUDIT_SIGNING_KEY" in r.json()["detail"]
