@@ -17,16 +17,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from sopilot_pipelines.catalog import Catalog, NotFoundError, VERSION_TABLE, head_revisions
 from sopilot_pipelines.catalog.engine import normalize_url, url_from_env
 from sopilot_pipelines.catalog.migrations import upgrade
 
-PG_ADMIN_URL = os.environ.get(
-    "SOPILOT_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-)
+from conftest import fresh_postgres_databases
+
 TABLES = {"videos", "clips", "score_results", "training_results", "index_versions", "audit_exports"}
 
 
@@ -36,33 +34,8 @@ TABLES = {"videos", "clips", "score_results", "training_results", "index_version
 @pytest.fixture(scope="session")
 def pg_database():
     """URL of a fresh PostgreSQL database for this session, dropped at the end."""
-    if os.environ.get("SOPILOT_SKIP_POSTGRES") == "1":
-        pytest.skip("SOPILOT_SKIP_POSTGRES=1")
-    import psycopg2
-
-    admin = make_url(PG_ADMIN_URL)
-    params = dict(
-        host=admin.host, port=admin.port or 5432, user=admin.username,
-        password=admin.password, dbname=admin.database or "postgres", connect_timeout=5,
-    )
-    try:
-        conn = psycopg2.connect(**params)
-    except psycopg2.OperationalError as exc:
-        pytest.fail(
-            f"PostgreSQL not reachable at {admin.render_as_string(hide_password=True)}: {exc}"
-            " (set SOPILOT_SKIP_POSTGRES=1 to skip the PostgreSQL tests)",
-            pytrace=False,
-        )
-    conn.autocommit = True
-    name = f"sopilot_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin.set(database=name)
-    finally:
-        with conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.close()
+    with fresh_postgres_databases("sopilot_test") as (url,):
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -19,14 +19,12 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import dagster as dg
 import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 from dagster._core.scheduler.instigation import TickStatus
-from sqlalchemy.engine import make_url
 
 from sopilot_pipelines.catalog import Catalog
 from sopilot_pipelines.core import synth
@@ -34,11 +32,10 @@ from sopilot_pipelines.defs.ingest.partitions import video_key
 from sopilot_pipelines.defs.search.assets import task_fingerprint
 from sopilot_pipelines.instance import stack_env
 
+from conftest import fresh_postgres_databases
+
 ROOT = Path(__file__).resolve().parents[1]
 DAEMON = Path(sys.executable).parent / "dagster-daemon"
-PG_ADMIN_URL = os.environ.get(
-    "SOPILOT_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-)
 TASK = "daemon_assembly"
 SENSORS = ("inbox_sensor", "auto_score_sensor", "index_sensor")
 PIPELINE_TIMEOUT_S = 180
@@ -65,46 +62,8 @@ def rendered(tmp_path_factory):
 @pytest.fixture()
 def pg_urls():
     """(Dagster storage URL, catalog URL): two fresh PostgreSQL databases, dropped at the end."""
-    if os.environ.get("SOPILOT_SKIP_POSTGRES") == "1":
-        pytest.skip("SOPILOT_SKIP_POSTGRES=1")
-    import psycopg2
-
-    admin = make_url(PG_ADMIN_URL)
-    params = dict(
-        host=admin.host, port=admin.port or 5432, user=admin.username,
-        password=admin.password, dbname=admin.database or "postgres", connect_timeout=5,
-    )  # fmt: skip
-    try:
-        conn = psycopg2.connect(**params)
-    except psycopg2.OperationalError as exc:
-        pytest.fail(
-            f"PostgreSQL not reachable at {admin.render_as_string(hide_password=True)}: {exc}"
-            " (set SOPILOT_SKIP_POSTGRES=1 to skip the PostgreSQL tests)",
-            pytrace=False,
-        )
-    conn.autocommit = True
-    stem = f"sopilot_daemon_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    names = [f"{stem}_dagster", f"{stem}_catalog"]
-    created = []
-    try:
-        with conn.cursor() as cur:
-            for name in names:
-                cur.execute(f'CREATE DATABASE "{name}"')
-                created.append(name)
-        yield tuple(
-            admin.set(drivername="postgresql+psycopg2", database=n).render_as_string(hide_password=False)
-            for n in names
-        )
-    finally:
-        with conn.cursor() as cur:
-            for name in created:
-                cur.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = %s AND pid <> pg_backend_pid()",
-                    (name,),
-                )
-                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.close()
+    with fresh_postgres_databases("sopilot_daemon", ("_dagster", "_catalog")) as urls:
+        yield tuple(u.render_as_string(hide_password=False) for u in urls)
 
 
 class Stack:
