@@ -46,6 +46,9 @@ class Stack:
     def start(self, timeout: float = 120.0) -> "Stack":
         env = stack_env(self.data_dir)
         env.update({"SOPILOT_DAGSTER_URL": self.dagster_url, "PYTHONUNBUFFERED": "1"}, **self.env_extra)
+        # once, before both start (they would race to create it); in a child, for the env above
+        subprocess.run([sys.executable, "-c", "import sys; from sopilot_pipelines.instance import init_storage; "
+                        "init_storage(sys.argv[1])", env["DAGSTER_HOME"]], env=env, cwd=env["DAGSTER_HOME"], check=True)  # fmt: skip
         logs = Path(env["SOPILOT_DATA_DIR"]) / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         bin_dir = Path(sys.executable).parent
