@@ -313,3 +313,23 @@ def test_a_backfill_range_is_one_run_over_every_video(env, suite):
     mat = result.asset_materializations_for_node("video_clips")
     assert sorted(m.partition for m in mat) == sorted(keys)  # one run materialized every partition
     assert len(env.instance.get_run_records()) == 1
+
+
+def test_task_index_search_matches_brute_force(env, suite):
+    import faiss
+
+    for variant, role in (("gold", "gold"), ("swap", "trainee"), ("missing", "trainee")):
+        _ingest(env, _register(env, suite[variant].path, role)[1])
+    env.instance.add_dynamic_partitions("tasks", [TASK])
+    assert env.defs.resolve_job_def("index_job").execute_in_process(partition_key=TASK, instance=env.instance).success
+    version = env.cat.current_index_version(TASK)
+    index, ids = faiss.read_index(f"{version['path']}/index.faiss"), np.load(f"{version['path']}/ids.npy")
+    vectors = np.concatenate([np.load(env.store.embeddings(v)["adapted"]) for v in sorted({int(i) for i in ids[:, 0]})])
+    assert index.ntotal == len(vectors) == version["clips_indexed"]
+    queries = vectors[[0, 17, 40, len(vectors) - 1]]
+    sims, rows = index.search(queries, 10)
+    brute = queries @ vectors.T
+    for q in range(len(queries)):
+        expected = np.sort(brute[q])[::-1][:10]
+        assert np.allclose(sims[q], expected, atol=1e-5)
+        assert np.allclose(brute[q, rows[q]], sims[q], atol=1e-5)
