@@ -11,6 +11,11 @@ def new_job_id(kind: str, now: datetime | None = None) -> str:
     return f"{kind}_{now:%Y%m%d_%H%M%S}_{secrets.token_hex(3)}"
 
 
+def video_key(task_id: str, video_id: int) -> str:
+    """A video's partition key, `<task_id>:<video_id>` (the pipelines and the API share it)."""
+    return f"{task_id}:{int(video_id)}"
+
+
 # run tags every SOPilot run carries, so the API and the audit trail can read them back
 TAG_JOB_ID = "sopilot/job_id"
 TAG_REQUESTED_BY = "sopilot/requested_by"

@@ -13,14 +13,6 @@ from pathlib import Path
 CONFIGS = {"sqlite": "dagster.yaml", "postgres": "dagster.postgres.yaml"}
 
 
-def _config_source(name: str) -> Path:
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / name, here / "config" / name):
-        if candidate.exists():
-            return candidate
-    raise FileNotFoundError(f"instance config {name} not found next to the package")
-
-
 def prepare_home(data_dir: str | Path, backend: str | None = None) -> Path:
     """Create <data dir>/dagster with the instance config; returns it (for DAGSTER_HOME)."""
     backend = backend or ("postgres" if os.environ.get("SOPILOT_DAGSTER_PG_URL") else "sqlite")
@@ -28,7 +20,7 @@ def prepare_home(data_dir: str | Path, backend: str | None = None) -> Path:
         raise ValueError(f"unknown Dagster backend {backend!r}; choose sqlite or postgres")
     home = Path(data_dir).resolve() / "dagster"
     home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(_config_source(CONFIGS[backend]), home / "dagster.yaml")
+    shutil.copyfile(Path(__file__).resolve().parent.parent / CONFIGS[backend], home / "dagster.yaml")
     return home
 
 

@@ -31,11 +31,10 @@ class CatalogResource(dg.ConfigurableResource):
     @property
     def catalog(self) -> Catalog:
         # one engine per process and url: runs, sensors and schedules share it
-        url = self.database_url or f"sqlite:///{DataStore(self.data_dir).root / 'catalog.db'}"
-        if url not in _catalogs:
-            DataStore(self.data_dir).root.mkdir(parents=True, exist_ok=True)
-            _catalogs[url] = Catalog(url)
-        return _catalogs[url]
+        key = self.database_url or str(DataStore(self.data_dir).root)
+        if key not in _catalogs:
+            _catalogs[key] = Catalog.from_env({"SOPILOT_DATABASE_URL": self.database_url, "SOPILOT_DATA_DIR": self.data_dir})
+        return _catalogs[key]
 
 
 def default_resources() -> dict:

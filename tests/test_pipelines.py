@@ -177,12 +177,16 @@ def test_inbox_sensor_recovers_a_tick_that_died_after_moving_the_file(env, suite
     assert [r.run_key for r in result.run_requests] == [f"inbox-{video_id}"]
 
 
-def _ready(env, role: str, task: str = TASK, model: str = "builtin:v1") -> int:
-    vid = env.cat.add_video(task, role)
+def _mark_ready(env, vid: int, model: str = "builtin:v1") -> int:
+    """Catalog-only: the sensors and the schedule read nothing but these rows."""
     clips = [{"clip_idx": i, "start_sec": i * 0.5, "end_sec": i * 0.5 + 2} for i in range(4)]
     env.cat.mark_video_ready(vid, embedding_model=model, num_clips=4, source_fps=30.0, sampled_fps=8.0, duration_sec=3.5,
                              embeddings_path="/x.npy", raw_embeddings_path="/x.raw.npy", meta_path="/x.json", clips=clips)  # fmt: skip
     return vid
+
+
+def _ready(env, role: str, task: str = TASK, model: str = "builtin:v1") -> int:
+    return _mark_ready(env, env.cat.add_video(task, role), model)
 
 
 def test_auto_score_sensor_decides_and_says_why(env, monkeypatch):
@@ -214,9 +218,7 @@ def test_auto_score_watermark_waits_for_videos_still_ingesting(env, monkeypatch)
     later = _ready(env, "trainee")
     result = auto_score_sensor(_sensor_context(env))
     assert not result.run_requests and int(result.cursor) < pending
-    clips = [{"clip_idx": 0, "start_sec": 0, "end_sec": 2}, {"clip_idx": 1, "start_sec": 0.5, "end_sec": 2.5}]
-    env.cat.mark_video_ready(pending, embedding_model="builtin:v1", num_clips=2, source_fps=30, sampled_fps=8, duration_sec=3,
-                             embeddings_path="/p", raw_embeddings_path="/p", meta_path="/p", clips=clips)  # fmt: skip
+    _mark_ready(env, pending)
     result = auto_score_sensor(_sensor_context(env, result.cursor))
     assert sorted(env.cat.get_score(r.partition_key)["trainee_video_id"] for r in result.run_requests) == [pending, later]
 
@@ -294,9 +296,7 @@ def test_auto_score_waits_for_a_gold_still_ingesting(env, monkeypatch):
     trainee = _ready(env, "trainee")
     first = auto_score_sensor(_sensor_context(env))
     assert not first.run_requests and int(first.cursor) < trainee
-    clips = [{"clip_idx": 0, "start_sec": 0, "end_sec": 2}, {"clip_idx": 1, "start_sec": 0.5, "end_sec": 2.5}]
-    env.cat.mark_video_ready(gold, embedding_model="builtin:v1", num_clips=2, source_fps=30, sampled_fps=8, duration_sec=3,
-                             embeddings_path="/p", raw_embeddings_path="/p", meta_path="/p", clips=clips)  # fmt: skip
+    _mark_ready(env, gold)
     second = auto_score_sensor(_sensor_context(env, first.cursor))
     assert [env.cat.get_score(r.partition_key)["trainee_video_id"] for r in second.run_requests] == [trainee]
 

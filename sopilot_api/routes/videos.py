@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
 from sopilot_pipelines.catalog import validate_task_id
-from sopilot_pipelines.ids import TAG_REQUESTED_BY, TAG_TASK_ID, TAG_VIDEO_ID
+from sopilot_pipelines.ids import TAG_REQUESTED_BY, TAG_TASK_ID, TAG_VIDEO_ID, video_key
 
 from .. import deps
 from ..auth import Principal, require
@@ -20,10 +20,6 @@ from ..uploads import UPLOAD_OPENAPI, receive_upload
 
 router = APIRouter(tags=["videos"])
 VIDEO_KEYS = ("video_id", "task_id", "role", "site_id", "camera_id", "num_clips", "embedding_model", "created_at")
-
-
-def video_key(task_id: str, video_id: int) -> str:  # the same key the pipelines use
-    return f"{task_id}:{int(video_id)}"
 
 
 def _video(row: dict) -> Video:

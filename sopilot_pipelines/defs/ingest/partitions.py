@@ -3,11 +3,9 @@ a task's videos in the UI's partition picker; the integer id is what the catalog
 
 import dagster as dg
 
+from ...ids import video_key  # noqa: F401  (re-exported for the defs)
+
 videos = dg.DynamicPartitionsDefinition(name="videos")
-
-
-def video_key(task_id: str, video_id: int) -> str:
-    return f"{task_id}:{int(video_id)}"
 
 
 def video_id_of(key: str) -> int:
