@@ -15,7 +15,7 @@ test: $(STAMP)
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; rc=0; fi; exit $$rc
 
 bench: $(STAMP)
-	$(PY) bench/bench_dtw.py && $(PY) bench/bench_alignment.py && $(PY) bench/bench_ingest.py && $(PY) bench/bench_score.py
+	$(PY) bench/bench_dtw.py && $(PY) bench/bench_alignment.py && $(PY) bench/bench_ingest.py && $(PY) bench/bench_score.py && $(PY) bench/bench_search.py
 
 # torch first, pinned: 2.13.0 is the local CPU build; anything looser pulls a multi-GB CUDA build.
 $(STAMP): pyproject.toml

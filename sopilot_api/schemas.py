@@ -110,7 +110,8 @@ class TrainingQueued(BaseModel):
 class TrainingJob(BaseModel):
     training_job_id: str
     trigger: str
-    status: Literal["queued", "running", "completed", "failed", "skipped"]
+    # rejected: trained but did not beat the live adapter on held-out videos, which stays live
+    status: Literal["queued", "running", "completed", "failed", "skipped", "rejected"]
     requested_by: str | None
     error_message: str | None
     queued_at: datetime | None

@@ -22,8 +22,9 @@ score_job = dg.define_asset_job("score_job", selection=[score_result, score_repo
                                 description="Score a trainee video against the gold, with its PDF report", **_job)  # fmt: skip
 index_job = dg.define_asset_job("index_job", selection=[task_index],
                                 description="Build a new version of a task's clip index", **_job)  # fmt: skip
-train_job = dg.define_asset_job("train_job", selection=[feature_adapter],
-                                description="Fit the feature adapter on the clips collected so far", **_job)  # fmt: skip
+# the queue tag lets dagster.yaml's tag_concurrency_limits run one training at a time
+train_job = dg.define_asset_job("train_job", selection=[feature_adapter], tags={"sopilot/queue": "training"},
+                                description="Train the feature adapter; if it helps, reindex everything through it", **_job)  # fmt: skip
 
 
 

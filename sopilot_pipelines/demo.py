@@ -17,11 +17,34 @@ def _wait(client: httpx.Client, url: str, timeout: float = 300.0) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         body = client.get(url).raise_for_status().json()
-        if body["status"] in ("completed", "failed", "skipped"):
+        if body["status"] in ("completed", "failed", "skipped", "rejected"):
             return body
         if time.monotonic() > deadline:
             raise TimeoutError(f"{url} still {body['status']} after {timeout:.0f}s")
         time.sleep(0.5)
+
+
+def _train_and_search(api: httpx.Client, task: str, gold_id: int) -> None:
+    """Train the adapter on what was just scored (it goes live only if it helps), then search."""
+    job = api.post("/train/nightly").raise_for_status().json()["training_job_id"]
+    body = _wait(api, f"/train/jobs/{job}", timeout=600)
+    res = body.get("result") or {}
+    print(f"\nadapter training {job}: {body['status']}" + (f" - {res['reason']}" if res.get("reason") else ""))
+    figures = res.get("figures") or {}
+    if figures.get("candidate") is not None:
+        print(f"  {figures['metric']} on {figures['heldout_videos']} held-out videos: live {figures['baseline']:.3f}, trained {figures['candidate']:.3f}")
+    if res.get("reindex"):
+        r = res["reindex"]
+        print(f"  reindexed {r['videos_refreshed']} videos, {r['clips_indexed']} clips: index {r['old_index_version']} -> {r['new_index_version']}")
+    deadline = time.monotonic() + 60
+    while True:  # the index sensor builds the task's index a few seconds after ingest
+        items = api.get("/search", params={"task_id": task, "video_id": gold_id, "clip_idx": 10, "k": 5}).raise_for_status().json()["items"]
+        if items or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    print(f"\nGET /search: the 5 clips most like gold clip 10 (video {gold_id})")
+    for i in items:
+        print(f"  video {i['video_id']:>3} ({i['role']:<7}) clip {i['clip_idx']:>3}  {i['start_sec']:5.1f}-{i['end_sec']:5.1f}s  similarity {i['similarity']:.3f}")
 
 
 def run_demo(data_dir: Path, port: int = 8000, dagster_port: int = 3000, wait: bool = True) -> int:
@@ -69,6 +92,7 @@ def run_demo(data_dir: Path, port: int = 8000, dagster_port: int = 3000, wait: b
                 print(f"{name:<18} {r['score']:>6.1f}  {r['decision']:<13} {devs or 'none'}", flush=True)
             pdf = data_dir / f"{scores['swap']}.pdf"
             pdf.write_bytes(api.get(f"/score/{scores['swap']}/report.pdf").raise_for_status().content)
+            _train_and_search(api, task, ids["gold"])
         print(f"\ndone in {time.perf_counter() - t0:.1f}s. PDF report of the swap trainee: {pdf}")
         print(f"Dagster UI (runs, assets, lineage): {stack.dagster_url}   API docs: {stack.api_url}/docs")
         print(f"API admin token for this session: {token}")

@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     timezone: str = "UTC"
     nightly_min_new_videos: int = Field(10, ge=0)
     inbox_settle_seconds: float = Field(2.0, ge=0)  # a dropped file must be unchanged this long
+    # a task index with at least this many clips is approximate (IVF); None: core.index's default
+    index_approx_min_clips: int | None = Field(None, ge=1)
+    index_versions_kept: int = Field(3, ge=1)  # older version directories are deleted
 
     @field_validator("timezone")
     @classmethod

@@ -36,6 +36,10 @@ class DataStore:
     def score(self, job_id: str) -> Path:
         return self.dir("scores") / f"{safe_name(job_id)}.json"
 
+    def score_steps(self, job_id: str) -> Path:
+        """Per-clip gold-step labels of a score's gold and trainee: what adapter training learns from."""
+        return self.dir("scores") / f"{safe_name(job_id)}.steps.npz"
+
     def report(self, job_id: str) -> Path:
         return self.dir("reports") / f"{safe_name(job_id)}.pdf"
 

@@ -68,3 +68,73 @@ def fresh_postgres_databases(prefix: str, suffixes=("",)):
                             (name,))  # fmt: skip
                 cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.close()
+
+
+TASK = "bench_assembly"
+
+
+class PipelineEnv:
+    """A real (SQLite, on-disk) Dagster instance, the code location's definitions, and a catalog
+    and data dir of the test's own; helpers run the jobs the way the daemon would."""
+
+    def __init__(self, data, instance):
+        from sopilot_pipelines.definitions import build_defs
+        from sopilot_pipelines.resources import CatalogResource, StorageResource
+
+        self.data, self.instance = data, instance
+        self.resources = {"storage": StorageResource(data_dir=str(data)), "catalog": CatalogResource(data_dir=str(data))}
+        self.defs = build_defs(self.resources)
+        self.cat, self.store = self.resources["catalog"].catalog, self.resources["storage"].store
+
+    def register(self, path, role: str, task: str = TASK) -> tuple[int, str]:
+        import shutil
+
+        from sopilot_pipelines.ids import video_key
+
+        video_id = self.cat.add_video(task, role, original_filename=path.name)
+        dest = self.store.raw_video(video_id, path.suffix)
+        shutil.copyfile(path, dest)
+        self.cat.set_video_paths(video_id, raw_path=str(dest))
+        key = video_key(task, video_id)
+        self.instance.add_dynamic_partitions("videos", [key])
+        return video_id, key
+
+    def ingest(self, key: str, raise_on_error: bool = True):
+        job = self.defs.resolve_job_def("ingest_job")
+        return job.execute_in_process(partition_key=key, instance=self.instance, raise_on_error=raise_on_error)
+
+    def score(self, gold_id: int, trainee_id: int, task: str = TASK):
+        from sopilot_pipelines.ids import new_job_id
+
+        job_id = new_job_id("score")
+        self.cat.record_score(job_id, task_id=task, gold_video_id=gold_id, trainee_video_id=trainee_id, requested_by="test")
+        self.instance.add_dynamic_partitions("score_jobs", [job_id])
+        result = self.defs.resolve_job_def("score_job").execute_in_process(partition_key=job_id, instance=self.instance)
+        return job_id, result
+
+    def index(self, task: str = TASK):
+        if not self.instance.has_dynamic_partition("tasks", task):
+            self.instance.add_dynamic_partitions("tasks", [task])
+        return self.defs.resolve_job_def("index_job").execute_in_process(partition_key=task, instance=self.instance)
+
+    def train(self, job_id: str, trigger: str = "manual"):
+        from sopilot_pipelines.ids import TAG_JOB_ID, TAG_TRIGGER
+
+        job = self.defs.resolve_job_def("train_job")
+        return job.execute_in_process(instance=self.instance, tags={TAG_JOB_ID: job_id, TAG_TRIGGER: trigger})
+
+
+@pytest.fixture()
+def env(tmp_path, monkeypatch):
+    import dagster as dg
+
+    from sopilot_pipelines.settings import settings
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("SOPILOT_DATA_DIR", str(data))
+    monkeypatch.delenv("SOPILOT_DATABASE_URL", raising=False)
+    settings.cache_clear()
+    (tmp_path / "dagster").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
+        yield PipelineEnv(data, instance)
+    settings.cache_clear()

@@ -272,13 +272,12 @@ def _pipeline_state(s: Stack) -> dict | None:
     score_runs = [s.instance.get_run_by_id(j["run_id"]) for j in scores]
     if any(r is None or r.status != DagsterRunStatus.SUCCESS for r in score_runs):
         return None
-    # The index sensor must have requested (and finished) the build for the final set of ready
-    # videos; an earlier build may already cover both, but then the sensor still requests one more.
-    final_key = f"index-{TASK}-{task_fingerprint(videos)}"
-    if not any(r.dagster_run.tags.get("dagster/run_key") == final_key for r in runs):
-        return None
+    # The current index version must hold the final set of ready videos (the sensor's run key
+    # names the fingerprint it built for), through the live (identity) adapter.
     index = s.catalog.current_index_version(TASK)
-    if index is None or index["clips_indexed"] != sum(v["num_clips"] for v in videos):
+    if index is None or index["fingerprint"] != task_fingerprint(videos) or index["adapter"] != "identity":
+        return None
+    if index["clips_indexed"] != sum(v["num_clips"] for v in videos):
         return None
     if any(r.dagster_run.status not in TERMINAL for r in runs):
         return None

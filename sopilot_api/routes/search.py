@@ -14,17 +14,33 @@ from ..auth import Principal, require
 from ..schemas import MAX_ID, SearchItem, SearchResult
 
 router = APIRouter(tags=["search"])
-_cache: dict[str, tuple] = {}  # index path -> (faiss index, ids); a version's files never change
+_cache: dict[str, tuple[str, object]] = {}  # task_id -> (version path, OpenIndex); a version never changes
 _lock = threading.Lock()
 
 
-def _open(path: str):
+def _open(task_id: str, path: str):
+    """The task's current version, opened once; opening a newer one drops the older from memory
+    (a request still holding it finishes on it)."""
     with _lock:
-        if path not in _cache:
-            import faiss  # loaded on the first search only: it is heavy and most requests never need it
+        cached = _cache.get(task_id)
+        if cached is None or cached[0] != path:
+            # faiss is imported here, on the first search only: it is heavy and most requests never need it
+            from sopilot_pipelines.core.index import open_version
 
-            _cache[path] = (faiss.read_index(f"{path}/index.faiss"), np.load(f"{path}/ids.npy"))
-        return _cache[path]
+            _cache[task_id] = cached = (path, open_version(path))
+        return cached[1]
+
+
+def _query(opened, store, video_id: int, clip_idx: int) -> np.ndarray:
+    """The clip's vector in the index's own space: stored in the index, or (a video newer than
+    this version) its raw embedding through the adapter the version was built with."""
+    vec = opened.vector_of(video_id, clip_idx)
+    if vec is None:
+        from sopilot_pipelines.core.adapter import FeatureAdapter
+
+        raw = np.load(store.embeddings(video_id)["raw"], mmap_mode="r")[clip_idx : clip_idx + 1]
+        vec = FeatureAdapter.load(opened.meta.get("adapter_path")).apply(raw)[0]
+    return np.ascontiguousarray(np.asarray(vec, dtype=np.float32).reshape(1, -1))
 
 
 @router.get("/search", response_model=SearchResult, responses={
@@ -48,9 +64,12 @@ def search(request: Request, task_id: str = Query(..., max_length=64), video_id:
     version = cat.current_index_version(task_id)
     if version is None:
         return SearchResult(task_id=task_id, query_video_id=video_id, query_clip_idx=clip_idx, items=[])
-    index, ids = _open(version["path"])
-    query = np.load(store.embeddings(video_id)["adapted"], mmap_mode="r")[clip_idx : clip_idx + 1].astype(np.float32)
-    sims, rows = index.search(np.ascontiguousarray(query), min(k + 1, index.ntotal))
+    opened = _open(task_id, version["path"])
+    if opened.ntotal == 0:
+        return SearchResult(task_id=task_id, query_video_id=video_id, query_clip_idx=clip_idx, items=[])
+    ids = opened.ids
+    # a few spare results: the query clip itself and clips of videos deleted since the build are dropped
+    sims, rows = opened.search(_query(opened, store, video_id, clip_idx), min(k + 16, opened.ntotal))
     clips = {}
     items = []
     for sim, row in zip(sims[0], rows[0]):

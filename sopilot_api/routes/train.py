@@ -41,17 +41,17 @@ def training_job(training_job_id: str, request: Request, _: Principal = Depends(
         raise HTTPException(404, f"no training job {training_job_id!r}")
     run = door.run(job["run_id"]) if job.get("run_id") else None
     status = run.status if run else job["status"]
-    if status == "completed" and job["status"] == "skipped":
-        status = "skipped"
+    if status == "completed" and job["status"] in ("skipped", "rejected"):
+        status = job["status"]
     times = ({"queued_at": run.queued_at, "started_at": run.started_at, "finished_at": run.finished_at} if run else
              {"queued_at": job["created_at"], "started_at": job.get("started_at"), "finished_at": job.get("finished_at")})  # fmt: skip
     result = None
-    if status in ("completed", "skipped"):
+    if status in ("completed", "skipped", "rejected"):
         result = {
             "status": status, "mode": job.get("mode"), "adapter_path": job.get("adapter_path"),
             "videos_used": job.get("videos_used"), "clips_used": job.get("clips_used"),
             "embedding_dim": job.get("embedding_dim"), "reindex": job.get("reindex"),
-            "figures": job.get("figures"), "skip_reason": job.get("skip_reason"),
+            "figures": job.get("figures"), "reason": job.get("skip_reason"),  # why skipped / rejected
         }  # fmt: skip
     error = job.get("error_message") or (door.run_error(run.run_id) if run and status == "failed" else None)
     return TrainingJob(training_job_id=job["job_id"], trigger=job["trigger"], status=status, requested_by=job["requested_by"],

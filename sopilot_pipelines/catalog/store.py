@@ -220,7 +220,7 @@ _SCORE_FIELDS = {
 
 _TRAINING_FIELDS = {
     "run_id": lambda v: _label("run_id", v, t.RUN_ID_LEN),
-    "status": lambda v: _choice("status", v, t.JOB_STATUSES),
+    "status": lambda v: _choice("status", v, t.TRAINING_STATUSES),
     "mode": lambda v: _label("mode", v),
     "adapter_path": lambda v: _path("adapter_path", v),
     "videos_used": lambda v: _int("videos_used", v, optional=True),
@@ -654,7 +654,7 @@ class Catalog:
             "trigger": _choice("trigger", trigger, t.TRAINING_TRIGGERS),
             "requested_by": _label("requested_by", requested_by),
             "run_id": _label("run_id", run_id, t.RUN_ID_LEN),
-            "status": _choice("status", status, t.JOB_STATUSES),
+            "status": _choice("status", status, t.TRAINING_STATUSES),
             "created_at": _ts("created_at", created_at, optional=True) or utcnow(),
         }
         return self._record(t.training_results, values, exist_ok, "training job")
@@ -680,7 +680,7 @@ class Catalog:
         query = select(t.training_results)
         if status is not None:
             query = query.where(
-                t.training_results.c.status == _choice("status", status, t.JOB_STATUSES)
+                t.training_results.c.status == _choice("status", status, t.TRAINING_STATUSES)
             )
         if trigger is not None:
             query = query.where(
@@ -695,6 +695,19 @@ class Catalog:
         """The newest training job (optionally with that status / trigger), or None."""
         jobs = self.list_trainings(1, status=status, trigger=trigger)
         return jobs[0] if jobs else None
+
+    def live_adapter(self) -> dict | None:
+        """The training job whose adapter is live: the newest completed one with an adapter
+        file (rejected and skipped trainings never replace it); None while identity is live."""
+        query = (
+            select(t.training_results)
+            .where(t.training_results.c.status == "completed")
+            .where(t.training_results.c.adapter_path.is_not(None))
+            .order_by(t.training_results.c.finished_at.desc(), t.training_results.c.job_id.desc())
+            .limit(1)
+        )
+        with self._read() as conn:
+            return _plain(conn.execute(query).first())
 
     # -- shared job plumbing
 
@@ -749,16 +762,26 @@ class Catalog:
     # -- index versions
 
     def add_index_version(
-        self, task_id: str, path: str | os.PathLike, clips: int, videos: int
+        self,
+        task_id: str,
+        path: str | os.PathLike,
+        clips: int,
+        videos: int,
+        *,
+        fingerprint: str | None = None,
+        adapter: str | None = None,
     ) -> int:
         """Record a new index build of the task; returns its version (max + 1 within the task,
-        atomic under concurrent writers)."""
+        atomic under concurrent writers). fingerprint: of the ready videos it holds; adapter:
+        the training job whose adapter its vectors went through ("identity" before any)."""
         task_id = validate_task_id(task_id)
         values = {
             "task_id": task_id,
             "path": _path("path", path, required=True),
             "clips_indexed": _int("clips", clips),
             "videos": _int("videos", videos),
+            "fingerprint": _label("fingerprint", fingerprint, 64),
+            "adapter": _label("adapter", adapter),
         }
         with self._write() as conn:
             advisory_xact_lock(conn, LOCK_INDEX_VERSION, task_id)

@@ -32,6 +32,8 @@ from sqlalchemy.types import TypeDecorator
 ROLES = ("gold", "trainee")
 VIDEO_STATUSES = ("pending", "ready", "failed")
 JOB_STATUSES = ("queued", "running", "completed", "failed", "skipped", "canceled")
+# a training whose candidate adapter did not beat the live one ends `rejected`; the live one stays
+TRAINING_STATUSES = JOB_STATUSES + ("rejected",)
 DECISIONS = ("pass", "needs_review", "retrain", "fail")
 TRAINING_TRIGGERS = ("manual", "nightly")
 
@@ -185,7 +187,7 @@ training_results = Table(
     Column("started_at", UTCDateTime),
     Column("finished_at", UTCDateTime),
     CheckConstraint(_in('"trigger"', TRAINING_TRIGGERS), name="trigger"),
-    CheckConstraint(_in("status", JOB_STATUSES), name="status"),
+    CheckConstraint(_in("status", TRAINING_STATUSES), name="status"),
     Index(None, "created_at"),
     Index(None, "run_id"),
 )
@@ -198,6 +200,8 @@ index_versions = Table(
     Column("path", Text, nullable=False),
     Column("clips_indexed", Integer, nullable=False),
     Column("videos", Integer, nullable=False),
+    Column("fingerprint", String(64)),  # of the ready videos it holds; the index sensor compares it
+    Column("adapter", String(LABEL_LEN)),  # training job id of the adapter its vectors went through
     Column("created_at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("task_id", "version"),
 )

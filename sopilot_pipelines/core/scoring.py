@@ -161,6 +161,11 @@ def _lis(seq: list[int]) -> list[int]:
     return out[::-1]
 
 
+def gold_step_bounds(gold_embeddings: np.ndarray, stride_seconds: float, cfg: ScoringConfig) -> np.ndarray:
+    """The gold's step boundaries: no step shorter than cfg.min_step_seconds."""
+    return segment_steps(gold_embeddings, max(2, int(round(cfg.min_step_seconds / float(stride_seconds)))))
+
+
 def score(gold: EmbeddedVideo, trainee: EmbeddedVideo, config: ScoringConfig | None = None) -> ScoreOutcome:
     cfg = config or ScoringConfig()
     check_compatible(gold.model, trainee.model)
@@ -178,8 +183,7 @@ def score(gold: EmbeddedVideo, trainee: EmbeddedVideo, config: ScoringConfig | N
 
     stride = float(gold.settings.stride_seconds)
     gap = max(1, int(round(gold.settings.clip_seconds / stride)))  # clips this far apart do not overlap
-    min_len = max(2, int(round(cfg.min_step_seconds / stride)))
-    bounds = segment_steps(G, min_len)
+    bounds = gold_step_bounds(G, stride, cfg)
     K = len(bounds) - 1
     gold_labels = step_of_clip(bounds, n)
     gold_span = [gv.span(int(bounds[k]), int(bounds[k + 1])) for k in range(K)]

@@ -14,16 +14,8 @@ import numpy as np
 from ... import telemetry
 from ...logs import job_transition
 from ...resources import CatalogResource, StorageResource
+from ..training.live import live_adapter
 from .partitions import video_id_of, videos
-
-
-def current_adapter(catalog):
-    """The adapter of the newest completed training (identity before the first), and its name."""
-    from ...core.adapter import FeatureAdapter
-
-    job = catalog.latest_training(status="completed")
-    path = job.get("adapter_path") if job else None
-    return FeatureAdapter.load(path), (job["job_id"] if job and path else "identity")
 
 
 @dg.asset(
@@ -83,7 +75,7 @@ def video_clips(context: dg.AssetExecutionContext, catalog: CatalogResource, sto
 @dg.asset(
     partitions_def=videos,
     group_name="ingest",
-    deps=[video_clips],
+    deps=[video_clips, dg.AssetKey("feature_adapter")],  # the adapter it goes through, for the lineage
     kinds={"numpy"},
     backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=[dg.AssetCheckSpec("embeddings_are_sane", asset="video_embeddings", blocking=True,
@@ -94,7 +86,7 @@ def video_embeddings(context: dg.AssetExecutionContext, catalog: CatalogResource
     from ...core.embedding import EmbeddedVideo
 
     cat, store = catalog.catalog, storage.store
-    adapter, adapter_name = current_adapter(cat)
+    live = live_adapter(cat)
     done: list[dict] = []
     for key in context.partition_keys:
         video_id = video_id_of(key)
@@ -103,13 +95,13 @@ def video_embeddings(context: dg.AssetExecutionContext, catalog: CatalogResource
         if row is None or not paths["raw"].exists():
             raise dg.Failure(f"video {video_id}: no raw embeddings; materialize video_clips first", allow_retries=False)
         ev = EmbeddedVideo.load(paths["raw"], paths["meta"])
-        adapted = adapter.apply(ev.embeddings)
+        adapted = live.adapter.apply(ev.embeddings)
         problems = sanity_problems(key, adapted, ev.embeddings)
         if problems:  # a broken video is never marked ready, and the run says why
             cat.mark_video_failed(video_id, "; ".join(problems))
             job_transition("ingest", context.run.run_id, "failed", video_id=video_id, error="; ".join(problems))
             raise dg.Failure(f"embeddings_are_sane failed: {'; '.join(problems)}", allow_retries=False)
-        _save_npy(paths["adapted"], adapted)
+        save_adapted(paths["adapted"], adapted)
         cat.mark_video_ready(
             video_id,
             embedding_model=ev.model,
@@ -125,13 +117,16 @@ def video_embeddings(context: dg.AssetExecutionContext, catalog: CatalogResource
                 for i, (s, e, q) in enumerate(zip(ev.clip_starts, ev.clip_ends, ev.quality))
             ],
         )
+        now = live_adapter(cat)
+        if now.name != live.name:  # a training switched adapters meanwhile; its catch-up may have missed us
+            save_adapted(paths["adapted"], now.adapter.apply(ev.embeddings))
         job_transition("ingest", context.run.run_id, "completed", video_id=video_id, clips=int(adapted.shape[0]))
         done.append({
                 "video_id": video_id,
                 "task_id": row["task_id"],
                 "clips": int(adapted.shape[0]),
                 "dim": int(adapted.shape[1]),
-                "adapter": adapter_name,
+                "adapter": live.name,
                 "embedder": ev.model,
                 "path": str(paths["adapted"]),
         })
@@ -169,7 +164,19 @@ def _result(done: list[dict], checks: list | None = None) -> dg.MaterializeResul
     )
 
 
-def _save_npy(path, array: np.ndarray) -> None:
+def refresh_adapted(store, key: str, video_id: int, adapter) -> int:
+    """Re-write a ready video's adapted embeddings through another adapter; returns its clips."""
+    paths = store.embeddings(video_id)
+    raw = np.load(paths["raw"])
+    adapted = adapter.apply(raw)
+    problems = sanity_problems(key, adapted, raw)
+    if problems:
+        raise ValueError("; ".join(problems))
+    save_adapted(paths["adapted"], adapted)
+    return int(adapted.shape[0])
+
+
+def save_adapted(path, array: np.ndarray) -> None:
     import io
 
     from ...storage import atomic_write_bytes

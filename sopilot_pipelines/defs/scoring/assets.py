@@ -15,7 +15,7 @@ def load_for_scoring(cat, store, video_id: int):
     """A video's clips and embeddings through the *current* adapter, so both sides of a score
     always share one embedding space even while a reindex is under way."""
     from ...core.embedding import EmbeddedVideo
-    from ..ingest.assets import current_adapter
+    from ..training.live import live_adapter
 
     row = cat.get_video(video_id)
     if row is None:
@@ -24,8 +24,7 @@ def load_for_scoring(cat, store, video_id: int):
         raise dg.Failure(f"video {video_id} is not ingested yet (status {row['status']})", allow_retries=False)
     paths = store.embeddings(video_id)
     ev = EmbeddedVideo.load(paths["raw"], paths["meta"])
-    adapter, _ = current_adapter(cat)
-    ev.embeddings = adapter.apply(ev.embeddings)
+    ev.embeddings = live_adapter(cat).adapter.apply(ev.embeddings)
     return row, ev
 
 
@@ -58,6 +57,7 @@ def score_result(context: dg.AssetExecutionContext, catalog: CatalogResource, st
     result = outcome.result
     telemetry.observe_dtw(False, outcome.extras["dtw_sec"])  # the numba kernel; the torch path is for CUDA
     path = atomic_write_json(store.score(job_id), result)
+    _save_steps(store.score_steps(job_id), outcome)
     telemetry.observe_job("score", time.perf_counter() - t0)
     job_transition("score", job_id, "completed", score=result["score"], decision=result["decision"])
     cat.update_score(job_id, status="completed", score=result["score"], decision=result["decision"], result_path=str(path))
@@ -75,6 +75,19 @@ def score_result(context: dg.AssetExecutionContext, catalog: CatalogResource, st
             "path": dg.MetadataValue.path(str(path)),
         }
     )
+
+
+def _save_steps(path, outcome) -> None:
+    """The per-clip step labels of both videos, beside the result: adapter training learns from them."""
+    import io
+
+    import numpy as np
+
+    from ...storage import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savez(buf, gold_labels=outcome.gold_labels.astype(np.int64), trainee_labels=outcome.trainee_labels.astype(np.int64))
+    atomic_write_bytes(path, buf.getvalue())
 
 
 @dg.asset(partitions_def=score_jobs, group_name="scoring", deps=[score_result], kinds={"pdf"},

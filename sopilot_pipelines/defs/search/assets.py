@@ -1,12 +1,18 @@
-"""Per task: the clip index (FAISS) over the adapted embeddings of its ready videos, versioned."""
+"""Per task: the clip index (FAISS) over its ready videos' clips, through one adapter, versioned."""
 
 
 import hashlib
+import json
+import shutil
+import time
+import uuid
 
 import dagster as dg
 import numpy as np
 
 from ...resources import CatalogResource, StorageResource
+from ...settings import settings
+from ..training.live import LiveAdapter, live_adapter
 from .partitions import tasks
 
 
@@ -16,16 +22,18 @@ def task_fingerprint(videos: list[dict]) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
-@dg.asset(partitions_def=tasks, group_name="search", kinds={"faiss"},
-          description="FAISS clip index of a task; a new version per build, switched atomically")  # fmt: skip
-def task_index(context: dg.AssetExecutionContext, catalog: CatalogResource, storage: StorageResource):
+def build_task_index(cat, store, task_id: str, live: LiveAdapter) -> dict:
+    """Write a new index version of the task and make it current; returns what was built.
+
+    Vectors are the raw embeddings through `live` (not the per-video adapted files), so an index
+    version is in one adapter's space even while a reindex rewrites those files; its meta names
+    the adapter, which lets a search embed a query clip the index does not hold yet."""
     from ...core.index import write_version
 
-    cat, store, task_id = catalog.catalog, storage.store, context.partition_key
-    ready = cat.list_videos(task_id=task_id, status="ready", limit=None)
+    ready = sorted(cat.list_videos(task_id=task_id, status="ready", limit=None), key=lambda v: v["video_id"])
     vectors, ids = [], []
-    for v in sorted(ready, key=lambda v: v["video_id"]):
-        emb = np.load(store.embeddings(v["video_id"])["adapted"])
+    for v in ready:
+        emb = live.adapter.apply(np.load(store.embeddings(v["video_id"])["raw"]))
         vectors.append(emb)
         ids.append(np.stack([np.full(len(emb), v["video_id"]), np.arange(len(emb))], axis=1))
     dims = {e.shape[1] for e in vectors}
@@ -35,18 +43,51 @@ def task_index(context: dg.AssetExecutionContext, catalog: CatalogResource, stor
     id_rows = np.concatenate(ids) if ids else np.zeros((0, 2), np.int64)
     previous = cat.current_index_version(task_id)
     fingerprint = task_fingerprint(ready)
-    # each build gets its own directory, complete before the catalog makes it current
-    final = write_version(store.index_build_dir(task_id, context.run.run_id), matrix, id_rows,
-                          {"task_id": task_id, "fingerprint": fingerprint, "videos": len(ready)})  # fmt: skip
-    version = cat.add_index_version(task_id, str(final), clips=len(id_rows), videos=len(ready))
-    return dg.MaterializeResult(
-        metadata={
-            "index_version": f"v{version}",
-            "previous_version": f"v{previous['version']}" if previous else "none",
-            "videos": len(ready),
-            "clips": int(len(id_rows)),
-            "dim": int(matrix.shape[1]) if len(id_rows) else 0,
-            "fingerprint": fingerprint,
-            "path": dg.MetadataValue.path(str(final)),
-        }
-    )
+    s = settings()
+    # every build gets its own directory (a retry too), complete before the catalog makes it current
+    build = f"{time.strftime('%Y%m%dT%H%M%S')}_{uuid.uuid4().hex[:8]}"
+    meta = {"task_id": task_id, "fingerprint": fingerprint, "videos": len(ready), "adapter": live.name, "adapter_path": live.path}
+    extra = {} if s.index_approx_min_clips is None else {"approx_min_clips": s.index_approx_min_clips}
+    final = write_version(store.index_build_dir(task_id, build), matrix, id_rows, meta, **extra)
+    version = cat.add_index_version(task_id, str(final), clips=len(id_rows), videos=len(ready),
+                                    fingerprint=fingerprint, adapter=live.name)  # fmt: skip
+    _prune(cat, task_id, keep=s.index_versions_kept)
+    info = json.loads((final / "meta.json").read_text()).get("index", {})
+    return {
+        "task_id": task_id,
+        "index_version": f"v{version}",
+        "previous_version": f"v{previous['version']}" if previous else None,
+        "videos": len(ready),
+        "clips": int(len(id_rows)),
+        "dim": int(matrix.shape[1]) if len(id_rows) else 0,
+        "kind": info.get("kind"),
+        "recall_at_5": info.get("recall_at_5"),
+        "nprobe": info.get("nprobe"),
+        "build_sec": info.get("build_sec"),
+        "adapter": live.name,
+        "fingerprint": fingerprint,
+        "path": str(final),
+    }
+
+
+def _prune(cat, task_id: str, keep: int) -> None:
+    """Delete the directories of all but the newest `keep` versions; the catalog rows stay as
+    history. The current version and the ones before it stay readable for searches in flight."""
+    for row in cat.list_index_versions(task_id, limit=None)[keep:]:
+        shutil.rmtree(row["path"], ignore_errors=True)
+
+
+def index_metadata(built: dict) -> dict:
+    md = {k: v for k, v in built.items() if v is not None and k != "path"}
+    md["previous_version"] = built["previous_version"] or "none"
+    md["path"] = dg.MetadataValue.path(built["path"])
+    return md
+
+
+@dg.asset(partitions_def=tasks, group_name="search", kinds={"faiss"},
+          description="FAISS clip index of a task (exact, or IVF when large); a new version per build, switched atomically")  # fmt: skip
+def task_index(context: dg.AssetExecutionContext, catalog: CatalogResource, storage: StorageResource):
+    cat = catalog.catalog
+    built = build_task_index(cat, storage.store, context.partition_key, live_adapter(cat))
+    context.log.info(f"{built['task_id']}: {built['index_version']} ({built['kind']}, {built['clips']} clips)")
+    return dg.MaterializeResult(metadata=index_metadata(built))

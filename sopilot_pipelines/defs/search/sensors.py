@@ -1,38 +1,43 @@
-"""Rebuilds a task's clip index when its set of ready videos (or their embeddings) changed."""
+"""Rebuilds a task's clip index when its current version is stale: its ready videos (or their
+embeddings) changed, or it went through another adapter than the live one."""
 
-
-import json
 
 import dagster as dg
 
 from ...ids import TAG_REQUESTED_BY, TAG_TASK_ID
 from ...resources import CatalogResource
+from ..training.live import live_adapter
 from .assets import task_fingerprint
 from .partitions import tasks
 
+_ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+
 
 @dg.sensor(job_name="index_job", minimum_interval_seconds=4, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Requests a task_index build for each task whose ready videos changed")  # fmt: skip
+           description="Requests a task_index build for each task whose current index version is stale")  # fmt: skip
 def index_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResource):
+    if context.instance.get_runs_count(dg.RunsFilter(job_name="train_job", statuses=_ACTIVE)):
+        # the training rebuilds every index when it finishes; building now would use the old adapter
+        return dg.SkipReason("an adapter training is in progress; it reindexes every task when done")
     cat = catalog.catalog
-    seen = json.loads(context.cursor) if context.cursor else {}
+    live = live_adapter(cat).name
     by_task: dict[str, list[dict]] = {}
     for v in cat.list_videos(status="ready", limit=None):
         by_task.setdefault(v["task_id"], []).append(v)
     requests, new_tasks = [], []
     for task_id, vids in sorted(by_task.items()):
         fp = task_fingerprint(vids)
-        if seen.get(task_id) == fp:
+        current = cat.current_index_version(task_id)
+        if current is not None and current.get("fingerprint") == fp and current.get("adapter") == live:
             continue
-        seen[task_id] = fp
         if not context.instance.has_dynamic_partition(tasks.name, task_id):
             new_tasks.append(task_id)
-        requests.append(dg.RunRequest(run_key=f"index-{task_id}-{fp}", partition_key=task_id,
+        # the run key makes one build per (videos, adapter) state, however many ticks see it stale
+        requests.append(dg.RunRequest(run_key=f"index-{task_id}-{fp}-{live}", partition_key=task_id,
                                       tags={TAG_REQUESTED_BY: "sensor:index", TAG_TASK_ID: task_id}))  # fmt: skip
     if not requests:
-        return dg.SkipReason("no task's ready videos changed since its last index build")
+        return dg.SkipReason("every task's index is current")
     return dg.SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[tasks.build_add_request(new_tasks)] if new_tasks else [],
-        cursor=json.dumps(seen),
     )

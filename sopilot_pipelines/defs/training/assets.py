@@ -1,7 +1,13 @@
-"""The feature adapter (unpartitioned), fitted on the clips collected so far.
+"""The feature adapter (unpartitioned): trained on the clips collected so far, judged on held-out
+videos, and only then made live, after every video and task index has been moved to it.
 
-Each run is a training job (catalog row `train_<...>`, id from the run's job-id tag). Too few
-clips ends the job `skipped` with the reason; the previous adapter stays live.
+Each run is a training job (catalog row `train_<...>`, id from the run's job-id tag). It ends
+- `skipped` when there are too few clips (the reason is recorded);
+- `rejected` when the candidate does not beat the live adapter on the held-out figure (the live
+  adapter stays; figures and reason are recorded);
+- `completed` when it does: adapted embeddings of every ready video are rewritten and every
+  task index gets a new version through the new adapter; the `reindex` block says what changed.
+  The adapter becomes live only after that, so scoring meanwhile keeps using the previous one.
 """
 
 
@@ -11,17 +17,19 @@ import dagster as dg
 import numpy as np
 
 from ... import telemetry
+from ...ids import TAG_JOB_ID, TAG_REQUESTED_BY, TAG_TRIGGER, new_job_id, video_key
 from ...logs import job_transition
-from ...ids import TAG_JOB_ID, TAG_REQUESTED_BY, TAG_TRIGGER, new_job_id
 from ...resources import CatalogResource, StorageResource
+from .live import LiveAdapter, live_adapter
 
 MIN_CLIPS = 20  # fewer clips than this say nothing useful about the embedding distribution
+MODE = "builtin_feature_adapter"  # a residual linear projection trained with torch, applied in numpy
 
 
-@dg.asset(group_name="training", kinds={"numpy"},
-          description="Feature adapter fitted on every ready video's clips (models/feature_adapter_<job>.npz)")  # fmt: skip
+@dg.asset(group_name="training", kinds={"torch", "numpy"}, deps=[dg.AssetKey("video_clips")],
+          description="Feature adapter trained on every ready video's clips; goes live only if it beats the live one on held-out videos")  # fmt: skip
 def feature_adapter(context: dg.AssetExecutionContext, catalog: CatalogResource, storage: StorageResource):
-    from ...core.adapter import fit_centering
+    from ...core.adapter_training import TrainingConfig, train_and_judge
 
     cat, store = catalog.catalog, storage.store
     tags = context.run.tags
@@ -31,9 +39,9 @@ def feature_adapter(context: dg.AssetExecutionContext, catalog: CatalogResource,
     cat.update_training(job_id, status="running", run_id=context.run.run_id)
     job_transition("training", job_id, "running", run_id=context.run.run_id)
     ready = cat.list_videos(status="ready", limit=None)
-    raws = [np.load(store.embeddings(v["video_id"])["raw"]) for v in ready]
-    dims = {r.shape[1] for r in raws}
-    clips = sum(len(r) for r in raws)
+    raws = {v["video_id"]: np.load(store.embeddings(v["video_id"])["raw"], mmap_mode="r") for v in ready}
+    dims = {r.shape[1] for r in raws.values()}
+    clips = sum(len(r) for r in raws.values())
     if clips < MIN_CLIPS or len(dims) != 1:
         reason = (f"only {clips} clips from {len(ready)} ready videos; at least {MIN_CLIPS} are needed"
                   if len(dims) <= 1 else f"videos have different embedding sizes {sorted(dims)}")  # fmt: skip
@@ -41,15 +49,133 @@ def feature_adapter(context: dg.AssetExecutionContext, catalog: CatalogResource,
         context.log.info(f"training {job_id} skipped: {reason}")
         job_transition("training", job_id, "skipped", reason=reason)
         return dg.MaterializeResult(metadata={"job_id": job_id, "status": "skipped", "reason": reason})
+
     t0 = time.perf_counter()
-    adapter = fit_centering(raws)
-    path = adapter.save(store.adapter(f"feature_adapter_{job_id}"))
+    live = live_adapter(cat)
+    outcome = train_and_judge(training_videos(cat, store, ready, live), live.adapter, TrainingConfig())
     dim = int(next(iter(dims)))
+    common = {"mode": MODE, "videos_used": len(ready), "clips_used": clips, "embedding_dim": dim, "figures": outcome.figures}
+    summary = {"job_id": job_id, "live_adapter": live.name, **_figure_metadata(outcome.figures)}
+    if outcome.accepted:
+        path = outcome.adapter.save(store.adapter(f"feature_adapter_{job_id}"))
+        common["embedding_dim"] = int(outcome.adapter.apply(next(iter(raws.values()))[:1]).shape[1])
+        try:
+            reindex = reindex_all(context, cat, store, ready, LiveAdapter(outcome.adapter, job_id, str(path)), live)
+        except ValueError as exc:  # the candidate gives unusable vectors for some video
+            outcome.accepted, outcome.reason = False, f"rejected during reindex: {exc}"
+            outcome.figures.update(accepted=False, reason=outcome.reason)
     telemetry.observe_job("training", time.perf_counter() - t0)
-    job_transition("training", job_id, "completed", videos_used=len(ready), clips_used=clips)
-    cat.update_training(job_id, status="completed", mode="centering_adapter", adapter_path=str(path),
-                        videos_used=len(ready), clips_used=clips, embedding_dim=dim)  # fmt: skip
+    if not outcome.accepted:
+        cat.update_training(job_id, status="rejected", skip_reason=outcome.reason, **common)
+        context.log.info(f"training {job_id} rejected, {live.name} stays live: {outcome.reason}")
+        job_transition("training", job_id, "rejected", reason=outcome.reason)
+        return dg.MaterializeResult(metadata={**summary, "status": "rejected", "reason": outcome.reason})
+    # the switch: from here on scoring, ingest and the index sensor use the new adapter
+    cat.update_training(job_id, status="completed", adapter_path=str(path), reindex=reindex, **common)
+    late = _catch_up(cat, store, {v["video_id"] for v in ready}, LiveAdapter(outcome.adapter, job_id, str(path)))
+    job_transition("training", job_id, "completed", videos_used=len(ready), clips_used=clips, late_videos=late)
     return dg.MaterializeResult(
-        metadata={"job_id": job_id, "status": "completed", "videos_used": len(ready), "clips_used": clips,
-                  "embedding_dim": dim, "path": dg.MetadataValue.path(str(path))}  # fmt: skip
+        metadata={**summary, "status": "completed", "videos_used": len(ready), "clips_used": clips,
+                  "embedding_dim": common["embedding_dim"], "old_index_version": reindex["old_index_version"],
+                  "new_index_version": reindex["new_index_version"], "tasks_touched": ", ".join(reindex["tasks_touched"]),
+                  "path": dg.MetadataValue.path(str(path))}  # fmt: skip
     )
+
+
+def training_videos(cat, store, ready: list[dict], live: LiveAdapter) -> list:
+    """Every ready video with its raw embeddings; a trainee also with the per-clip gold-step
+    labels of its newest completed score against its task's gold, when those labels were made
+    with the gold segmented as it is in the live space (otherwise they would name other steps)."""
+    from ...core.adapter_training import TrainingVideo, gold_steps
+    from ...core.embedding import EmbeddedVideo
+    from ...core.scoring import ScoringConfig
+
+    evs = {v["video_id"]: EmbeddedVideo.load(*(store.embeddings(v["video_id"])[k] for k in ("raw", "meta"))) for v in ready}
+    golds = {}
+    for v in sorted(ready, key=lambda v: v["video_id"]):
+        if v["role"] == "gold":
+            golds[v["task_id"]] = v["video_id"]  # the newest gold of the task
+    config = ScoringConfig.from_env()
+    gold_labels = {gid: gold_steps(evs[gid], live.adapter, config) for gid in golds.values()}
+    labels: dict[int, np.ndarray] = {}
+    for job in cat.list_scores(limit=None, status="completed"):  # newest first
+        tid = job["trainee_video_id"]
+        gid = job["gold_video_id"]
+        path = store.score_steps(job["job_id"])
+        if tid in labels or tid not in evs or golds.get(job["task_id"]) != gid or not path.exists():
+            continue
+        with np.load(path) as z:
+            g, t = z["gold_labels"], z["trainee_labels"]
+        if np.array_equal(g, gold_labels[gid]) and len(t) == evs[tid].n_clips:
+            labels[tid] = t
+    return [TrainingVideo(video_id=v["video_id"], task_id=v["task_id"], role=v["role"], ev=evs[v["video_id"]],
+                          stored_labels=labels.get(v["video_id"])) for v in ready]  # fmt: skip
+
+
+def reindex_all(context, cat, store, ready: list[dict], candidate: LiveAdapter, live: LiveAdapter) -> dict:
+    """Every ready video's adapted embeddings, then every task's index, through the candidate.
+
+    Videos first: a video the candidate cannot embed sanely stops the reindex before any index
+    moves, and the files already rewritten are put back through the live adapter."""
+    from ..ingest.assets import refresh_adapted
+    from ..search.assets import build_task_index, index_metadata
+    from ..search.partitions import tasks
+
+    done = []
+    try:
+        for v in ready:
+            try:
+                n = refresh_adapted(store, video_key(v["task_id"], v["video_id"]), v["video_id"], candidate.adapter)
+            except FileNotFoundError:
+                continue  # deleted since the training listed it
+            done.append((v, n))
+    except ValueError:
+        for v, _ in done:
+            try:
+                refresh_adapted(store, video_key(v["task_id"], v["video_id"]), v["video_id"], live.adapter)
+            except FileNotFoundError:
+                pass
+        raise
+    for v, n in done:
+        context.log_event(dg.AssetMaterialization(
+            asset_key="video_embeddings", partition=video_key(v["task_id"], v["video_id"]),
+            metadata={"video_id": v["video_id"], "clips": n, "adapter": candidate.name, "reason": "reindex after training"}))  # fmt: skip
+    task_ids = sorted({v["task_id"] for v in cat.list_videos(status="ready", limit=None)})
+    new_parts = [t for t in task_ids if not context.instance.has_dynamic_partition(tasks.name, t)]
+    if new_parts:
+        context.instance.add_dynamic_partitions(tasks.name, new_parts)
+    versions = {}
+    for task_id in task_ids:
+        built = build_task_index(cat, store, task_id, candidate)
+        versions[task_id] = {"old": built["previous_version"], "new": built["index_version"], "clips": built["clips"], "kind": built["kind"]}
+        context.log_event(dg.AssetMaterialization(asset_key="task_index", partition=task_id, metadata=index_metadata(built)))
+    return {
+        "old_index_version": _label({t: v["old"] for t, v in versions.items()}),
+        "new_index_version": _label({t: v["new"] for t, v in versions.items()}),
+        "videos_refreshed": len(done),
+        "clips_indexed": sum(v["clips"] for v in versions.values()),
+        "tasks_touched": task_ids,
+        "versions": versions,
+    }
+
+
+def _label(by_task: dict) -> str | None:
+    """One task: its version ("v4"); several: each task's ("a:v4, b:v9"); per task in `versions`."""
+    if len(by_task) == 1:
+        return next(iter(by_task.values()))
+    return ", ".join(f"{t}:{v or 'none'}" for t, v in by_task.items()) or None
+
+
+def _catch_up(cat, store, seen: set[int], live: LiveAdapter) -> int:
+    """Videos that became ready while the reindex ran were adapted by the previous adapter:
+    rewrite them; the index sensor then rebuilds their tasks through the live one."""
+    from ..ingest.assets import refresh_adapted
+
+    late = [v for v in cat.list_videos(status="ready", limit=None) if v["video_id"] not in seen]
+    for v in late:
+        refresh_adapted(store, video_key(v["task_id"], v["video_id"]), v["video_id"], live.adapter)
+    return len(late)
+
+
+def _figure_metadata(figures: dict) -> dict:
+    return {k: v for k, v in figures.items() if isinstance(v, (int, float, str))}

@@ -17,11 +17,13 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 def nightly_decision(cat, s, scheduled: datetime) -> dg.RunRequest | dg.SkipReason:
     if not s.nightly_enabled:
         return dg.SkipReason("nightly training is disabled (SOPILOT_NIGHTLY_ENABLED=false)")
-    last = cat.latest_training(status="completed")
+    # a rejected training counts too: the next one should wait for new material, not retry the same
+    done = [j for j in (cat.latest_training(status="completed"), cat.latest_training(status="rejected")) if j]
+    last = max(done, key=lambda j: j.get("finished_at") or j["created_at"]) if done else None
     since = (last.get("finished_at") or last["created_at"]) if last else EPOCH
     new = cat.videos_since(since, status="ready")
     if new < s.nightly_min_new_videos:
-        what = f"since the last adapter ({last['job_id']})" if last else "and no adapter trained yet"
+        what = f"since the last training ({last['job_id']}, {last['status']})" if last else "and no adapter trained yet"
         return dg.SkipReason(
             f"{new} new video(s) {what}; nightly training needs at least {s.nightly_min_new_videos} "
             "(SOPILOT_NIGHTLY_MIN_NEW_VIDEOS)"
