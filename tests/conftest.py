@@ -4,6 +4,7 @@ import uuid
 
 import pytest
 
+from sopilot_pipelines import definitions  # at collection: defs/__init__ filters a Dagster beta warning at import
 from sopilot_pipelines.core import synth
 
 
@@ -78,12 +79,11 @@ class PipelineEnv:
     and data dir of the test's own; helpers run the jobs the way the daemon would."""
 
     def __init__(self, data, instance):
-        from sopilot_pipelines.definitions import build_defs
         from sopilot_pipelines.resources import CatalogResource, StorageResource
 
         self.data, self.instance = data, instance
         self.resources = {"storage": StorageResource(data_dir=str(data)), "catalog": CatalogResource(data_dir=str(data))}
-        self.defs = build_defs(self.resources)
+        self.defs = definitions.build_defs(self.resources)
         self.cat, self.store = self.resources["catalog"].catalog, self.resources["storage"].store
 
     def register(self, path, role: str, task: str = TASK) -> tuple[int, str]:
