@@ -9,6 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sopilot_api.runs import Dagster
+
 
 TOKENS = {"admin": "adm-secret-1", "operator": "op-secret-2", "viewer": "view-secret-3"}
 TASK = "api_task"
@@ -181,6 +183,20 @@ def test_training_and_nightly_status(stack, ingested):
             assert res["reindex"]["new_index_version"] != res["reindex"]["old_index_version"]
         else:
             assert res["adapter_path"] is None and res["reindex"] is None and "recall" in res["reason"]
+        # one training at a time: the API refuses a second while one is queued or running...
+        first = c.post("/train/nightly")
+        assert first.status_code == 200 and c.post("/train/nightly").status_code == 409
+        wait(c, f"/train/jobs/{first.json()['training_job_id']}")
+        # ...and the run queue never runs two train_job runs together, whoever launches them
+        door = Dagster(stack.dagster_url)
+        runs = [door.launch("train_job", tags={"sopilot/trigger": "manual", "sopilot/job_id": f"train_queue_{i}"}) for i in range(2)]
+        deadline = time.monotonic() + 180
+        while any(door.run(r).status in ("queued", "running") for r in runs):
+            assert time.monotonic() < deadline, [door.run(r) for r in runs]
+            time.sleep(0.5)
+        a, b = sorted((door.run(r) for r in runs), key=lambda r: r.started_at)
+        assert a.status == b.status == "completed" and c.get("/train/jobs/train_queue_1").json()["status"] in ("completed", "rejected")
+        assert a.finished_at <= b.started_at, (a, b)
         status = c.get("/train/nightly/status").json()
         assert status["hour_local"] == 2 and status["min_new_videos"] == 10 and status["enabled"] is True
         assert c.get("/train/jobs/train_nope").status_code == 404

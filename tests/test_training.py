@@ -33,7 +33,7 @@ def _adapted(env, ids):
     return {v: np.load(env.store.embeddings(v)["adapted"]) for v in ids}
 
 
-def test_poisoned_labels_are_rejected_then_clean_training_goes_live_and_reindexes(env, scored):
+def test_poisoned_labels_are_rejected_then_clean_training_goes_live_and_reindexes(env, scored, monkeypatch):
     gold_id, trainees = scored
     ids = [gold_id] + [v for v, _ in trainees]
     before = _adapted(env, ids)
@@ -62,7 +62,21 @@ def test_poisoned_labels_are_rejected_then_clean_training_goes_live_and_reindexe
 
     for path, data in clean.items():
         path.write_bytes(data)
+    # what scoring would use while the reindex runs: still the previous (identity) adapter
+    from sopilot_pipelines.defs.scoring.assets import load_for_scoring
+    from sopilot_pipelines.defs.search import assets as search_assets
+
+    during, build = [], search_assets.build_task_index
+
+    def probe(cat, store, task_id, live):
+        _, ev = load_for_scoring(cat, store, trainees[0][0])
+        raw = np.load(store.embeddings(trainees[0][0])["raw"])
+        during.append((live.name, cat.live_adapter(), np.allclose(ev.embeddings, FeatureAdapter().apply(raw), atol=1e-6)))
+        return build(cat, store, task_id, live)
+
+    monkeypatch.setattr(search_assets, "build_task_index", probe)
     result = env.train("train_clean")
+    assert during == [("train_clean", None, True)]
     assert result.success
     row = env.cat.get_training("train_clean")
     figures = row["figures"]
