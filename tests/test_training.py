@@ -165,3 +165,20 @@ def test_index_sensor_rebuilds_stale_indexes_but_waits_for_a_training(env, score
     current = env.cat.current_index_version(TASK)
     assert current["adapter"] == "train_x" and open_version(current["path"]).meta["adapter_path"] == str(live)
     assert "every task's index is current" in tick().skip_message
+
+
+def test_a_large_task_gets_a_calibrated_approximate_index(env, scored, monkeypatch):
+    from sopilot_pipelines.settings import settings
+
+    monkeypatch.setenv("SOPILOT_INDEX_APPROX_MIN_CLIPS", "100")  # this task's ~470 clips count as large
+    settings.cache_clear()
+    result = env.index()
+    md = result.asset_materializations_for_node("task_index")[0].metadata
+    assert md["kind"].value == "ivf" and md["recall_at_5"].value >= 0.95 and md["nprobe"].value >= 1
+    current = env.cat.current_index_version(TASK)
+    opened = open_version(current["path"])
+    gold_id = scored[0]
+    raw = np.load(env.store.embeddings(gold_id)["raw"])
+    assert np.allclose(opened.vector_of(gold_id, 7), FeatureAdapter().apply(raw)[7], atol=1e-5)
+    sims, rows = opened.search(opened.vector_of(gold_id, 7).reshape(1, -1), 5)
+    assert tuple(opened.ids[rows[0][0]]) == (gold_id, 7) and np.all(np.diff(sims[0]) <= 1e-6)
