@@ -492,3 +492,15 @@ def test_concurrent_gold_versions(cat):
         versions = list(pool.map(ready, golds))
     assert sorted(versions) == [1, 2, 3, 4]
     assert cat.current_gold("task_g")["gold_version"] == 4
+
+
+def test_live_adapter_is_the_newest_completed_training_with_an_adapter(cat):
+    assert cat.live_adapter() is None
+    for job, status, path in (("train_a", "completed", "/m/a.npz"), ("train_b", "completed", "/m/b.npz"),
+                              ("train_c", "rejected", None), ("train_d", "skipped", None), ("train_e", "running", None)):  # fmt: skip
+        cat.record_training(job, trigger="manual")
+        cat.update_training(job, status=status, adapter_path=path)
+    assert cat.live_adapter()["job_id"] == "train_b"  # rejected, skipped and running ones never replace it
+    assert cat.get_training("train_c")["status"] == "rejected"
+    with pytest.raises(ValueError, match="status"):
+        cat.update_training("train_e", status="accepted")

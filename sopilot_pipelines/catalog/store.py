@@ -703,7 +703,7 @@ class Catalog:
             select(t.training_results)
             .where(t.training_results.c.status == "completed")
             .where(t.training_results.c.adapter_path.is_not(None))
-            .order_by(t.training_results.c.finished_at.desc(), t.training_results.c.job_id.desc())
+            .order_by(t.training_results.c.finished_at.desc().nulls_last(), t.training_results.c.job_id.desc())
             .limit(1)
         )
         with self._read() as conn:
