@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .core.index import APPROX_MIN_CLIPS  # numpy only; faiss is imported when an index is built
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SOPILOT_", extra="ignore")
@@ -20,8 +22,8 @@ class Settings(BaseSettings):
     timezone: str = "UTC"
     nightly_min_new_videos: int = Field(10, ge=0)
     inbox_settle_seconds: float = Field(2.0, ge=0)  # a dropped file must be unchanged this long
-    # a task index with at least this many clips is approximate (IVF); None: core.index's default
-    index_approx_min_clips: int | None = Field(None, ge=1)
+    # a task index with at least this many clips is approximate (IVF), measured in bench_search.py
+    index_approx_min_clips: int = Field(APPROX_MIN_CLIPS, ge=1)
     index_versions_kept: int = Field(3, ge=1)  # older version directories are deleted
 
     @field_validator("timezone")

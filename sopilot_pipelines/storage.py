@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .core.files import atomic_write_bytes, atomic_write_json  # noqa: F401  (re-exported)
+from .core.files import atomic_write_bytes, atomic_write_json, atomic_write_npy, atomic_write_npz  # noqa: F401  (re-exported)
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 

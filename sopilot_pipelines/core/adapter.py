@@ -11,7 +11,6 @@ Applying an adapter is plain numpy: the API and the pipelines never import torch
 
 from __future__ import annotations
 
-import io
 import json
 import zipfile
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import atomic_write_bytes
+from .files import atomic_write_npz
 
 KINDS = ("identity", "centering", "projection")
 
@@ -101,9 +100,7 @@ class FeatureAdapter:
         for name in ("mean", "weight", "bias"):
             if getattr(self, name) is not None:
                 arrays[name] = getattr(self, name).astype(np.float32)
-        buf = io.BytesIO()
-        np.savez(buf, **arrays)
-        return atomic_write_bytes(path, buf.getvalue())
+        return atomic_write_npz(path, **arrays)
 
     @classmethod
     def load(cls, path: str | Path | None) -> "FeatureAdapter":

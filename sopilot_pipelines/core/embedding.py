@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from dataclasses import dataclass, field
@@ -11,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .embedders import Embedder, get_embedder
-from .files import atomic_write_bytes, atomic_write_json
+from .files import atomic_write_json, atomic_write_npy
 from .video import ClipSettings, clip_spans, cut_clips, decode
 
 
@@ -52,9 +51,7 @@ class EmbeddedVideo:
 
     def save(self, npy_path: str | Path, json_path: str | Path) -> None:
         """Write both files atomically (temp file + rename): readers never see half a file."""
-        buf = io.BytesIO()
-        np.save(buf, self.embeddings.astype(np.float32))
-        atomic_write_bytes(npy_path, buf.getvalue())
+        atomic_write_npy(npy_path, self.embeddings.astype(np.float32))
         atomic_write_json(json_path, self.meta())
 
     @classmethod

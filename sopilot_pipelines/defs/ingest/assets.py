@@ -12,9 +12,11 @@ import dagster as dg
 import numpy as np
 
 from ... import telemetry
+from ...ids import video_key
 from ...logs import job_transition
 from ...resources import CatalogResource, StorageResource
-from ..training.live import live_adapter
+from ...storage import atomic_write_npy
+from ..training.live import live_adapter, live_adapter_name
 from .partitions import video_id_of, videos
 
 
@@ -101,7 +103,7 @@ def video_embeddings(context: dg.AssetExecutionContext, catalog: CatalogResource
             cat.mark_video_failed(video_id, "; ".join(problems))
             job_transition("ingest", context.run.run_id, "failed", video_id=video_id, error="; ".join(problems))
             raise dg.Failure(f"embeddings_are_sane failed: {'; '.join(problems)}", allow_retries=False)
-        save_adapted(paths["adapted"], adapted)
+        atomic_write_npy(paths["adapted"], adapted.astype(np.float32))
         cat.mark_video_ready(
             video_id,
             embedding_model=ev.model,
@@ -117,9 +119,8 @@ def video_embeddings(context: dg.AssetExecutionContext, catalog: CatalogResource
                 for i, (s, e, q) in enumerate(zip(ev.clip_starts, ev.clip_ends, ev.quality))
             ],
         )
-        now = live_adapter(cat)
-        if now.name != live.name:  # a training switched adapters meanwhile; its catch-up may have missed us
-            save_adapted(paths["adapted"], now.adapter.apply(ev.embeddings))
+        if live_adapter_name(cat) != live.name:  # a training switched adapters meanwhile; its catch-up may have missed us
+            atomic_write_npy(paths["adapted"], live_adapter(cat).adapter.apply(ev.embeddings).astype(np.float32))
         job_transition("ingest", context.run.run_id, "completed", video_id=video_id, clips=int(adapted.shape[0]))
         done.append({
                 "video_id": video_id,
@@ -164,23 +165,15 @@ def _result(done: list[dict], checks: list | None = None) -> dg.MaterializeResul
     )
 
 
-def refresh_adapted(store, key: str, video_id: int, adapter) -> int:
-    """Re-write a ready video's adapted embeddings through another adapter; returns its clips."""
-    paths = store.embeddings(video_id)
+def refresh_adapted(store, video: dict, adapter) -> int:
+    """Re-write a ready video's adapted embeddings (catalog row `video`) through another adapter;
+    returns its clips. Raises ValueError when the result is not sane, FileNotFoundError when the
+    video was deleted meanwhile."""
+    paths = store.embeddings(video["video_id"])
     raw = np.load(paths["raw"])
     adapted = adapter.apply(raw)
-    problems = sanity_problems(key, adapted, raw)
+    problems = sanity_problems(video_key(video["task_id"], video["video_id"]), adapted, raw)
     if problems:
         raise ValueError("; ".join(problems))
-    save_adapted(paths["adapted"], adapted)
+    atomic_write_npy(paths["adapted"], adapted.astype(np.float32))
     return int(adapted.shape[0])
-
-
-def save_adapted(path, array: np.ndarray) -> None:
-    import io
-
-    from ...storage import atomic_write_bytes
-
-    buf = io.BytesIO()
-    np.save(buf, array.astype(np.float32))
-    atomic_write_bytes(path, buf.getvalue())

@@ -33,7 +33,9 @@ def load_for_scoring(cat, store, video_id: int):
 def score_result(context: dg.AssetExecutionContext, catalog: CatalogResource, storage: StorageResource):
     from ...core.embedders import EmbedderError
     from ...core.scoring import ScoringConfig, score
-    from ...storage import atomic_write_json
+    import numpy as np
+
+    from ...storage import atomic_write_json, atomic_write_npz
 
     cat, store, job_id = catalog.catalog, storage.store, context.partition_key
     job = cat.get_score(job_id)
@@ -57,7 +59,9 @@ def score_result(context: dg.AssetExecutionContext, catalog: CatalogResource, st
     result = outcome.result
     telemetry.observe_dtw(False, outcome.extras["dtw_sec"])  # the numba kernel; the torch path is for CUDA
     path = atomic_write_json(store.score(job_id), result)
-    _save_steps(store.score_steps(job_id), outcome)
+    # the per-clip step labels of both videos, beside the result: adapter training learns from them
+    atomic_write_npz(store.score_steps(job_id), gold_labels=outcome.gold_labels.astype(np.int64),
+                     trainee_labels=outcome.trainee_labels.astype(np.int64))  # fmt: skip
     telemetry.observe_job("score", time.perf_counter() - t0)
     job_transition("score", job_id, "completed", score=result["score"], decision=result["decision"])
     cat.update_score(job_id, status="completed", score=result["score"], decision=result["decision"], result_path=str(path))
@@ -75,19 +79,6 @@ def score_result(context: dg.AssetExecutionContext, catalog: CatalogResource, st
             "path": dg.MetadataValue.path(str(path)),
         }
     )
-
-
-def _save_steps(path, outcome) -> None:
-    """The per-clip step labels of both videos, beside the result: adapter training learns from them."""
-    import io
-
-    import numpy as np
-
-    from ...storage import atomic_write_bytes
-
-    buf = io.BytesIO()
-    np.savez(buf, gold_labels=outcome.gold_labels.astype(np.int64), trainee_labels=outcome.trainee_labels.astype(np.int64))
-    atomic_write_bytes(path, buf.getvalue())
 
 
 @dg.asset(partitions_def=score_jobs, group_name="scoring", deps=[score_result], kinds={"pdf"},

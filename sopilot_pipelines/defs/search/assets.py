@@ -47,8 +47,7 @@ def build_task_index(cat, store, task_id: str, live: LiveAdapter) -> dict:
     # every build gets its own directory (a retry too), complete before the catalog makes it current
     build = f"{time.strftime('%Y%m%dT%H%M%S')}_{uuid.uuid4().hex[:8]}"
     meta = {"task_id": task_id, "fingerprint": fingerprint, "videos": len(ready), "adapter": live.name, "adapter_path": live.path}
-    extra = {} if s.index_approx_min_clips is None else {"approx_min_clips": s.index_approx_min_clips}
-    final = write_version(store.index_build_dir(task_id, build), matrix, id_rows, meta, **extra)
+    final = write_version(store.index_build_dir(task_id, build), matrix, id_rows, meta, approx_min_clips=s.index_approx_min_clips)
     version = cat.add_index_version(task_id, str(final), clips=len(id_rows), videos=len(ready),
                                     fingerprint=fingerprint, adapter=live.name)  # fmt: skip
     _prune(cat, task_id, keep=s.index_versions_kept)

@@ -6,7 +6,7 @@ import dagster as dg
 
 from ...ids import TAG_REQUESTED_BY, TAG_TASK_ID
 from ...resources import CatalogResource
-from ..training.live import live_adapter
+from ..training.live import live_adapter_name
 from .assets import task_fingerprint
 from .partitions import tasks
 
@@ -20,7 +20,7 @@ def index_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResource):
         # the training rebuilds every index when it finishes; building now would use the old adapter
         return dg.SkipReason("an adapter training is in progress; it reindexes every task when done")
     cat = catalog.catalog
-    live = live_adapter(cat).name
+    live = live_adapter_name(cat)
     by_task: dict[str, list[dict]] = {}
     for v in cat.list_videos(status="ready", limit=None):
         by_task.setdefault(v["task_id"], []).append(v)

@@ -39,9 +39,9 @@ def feature_adapter(context: dg.AssetExecutionContext, catalog: CatalogResource,
     cat.update_training(job_id, status="running", run_id=context.run.run_id)
     job_transition("training", job_id, "running", run_id=context.run.run_id)
     ready = cat.list_videos(status="ready", limit=None)
-    raws = {v["video_id"]: np.load(store.embeddings(v["video_id"])["raw"], mmap_mode="r") for v in ready}
-    dims = {r.shape[1] for r in raws.values()}
-    clips = sum(len(r) for r in raws.values())
+    raws = [np.load(store.embeddings(v["video_id"])["raw"], mmap_mode="r") for v in ready]  # headers only
+    dims = {r.shape[1] for r in raws}
+    clips = sum(len(r) for r in raws)
     if clips < MIN_CLIPS or len(dims) != 1:
         reason = (f"only {clips} clips from {len(ready)} ready videos; at least {MIN_CLIPS} are needed"
                   if len(dims) <= 1 else f"videos have different embedding sizes {sorted(dims)}")  # fmt: skip
@@ -58,7 +58,7 @@ def feature_adapter(context: dg.AssetExecutionContext, catalog: CatalogResource,
     summary = {"job_id": job_id, "live_adapter": live.name, **_figure_metadata(outcome.figures)}
     if outcome.accepted:
         path = outcome.adapter.save(store.adapter(f"feature_adapter_{job_id}"))
-        common["embedding_dim"] = int(outcome.adapter.apply(next(iter(raws.values()))[:1]).shape[1])
+        common["embedding_dim"] = outcome.adapter.embedding_dim(dim)
         try:
             reindex = reindex_all(context, cat, store, ready, LiveAdapter(outcome.adapter, job_id, str(path)), live)
         except ValueError as exc:  # the candidate gives unusable vectors for some video
@@ -125,14 +125,13 @@ def reindex_all(context, cat, store, ready: list[dict], candidate: LiveAdapter, 
     try:
         for v in ready:
             try:
-                n = refresh_adapted(store, video_key(v["task_id"], v["video_id"]), v["video_id"], candidate.adapter)
+                done.append((v, refresh_adapted(store, v, candidate.adapter)))
             except FileNotFoundError:
                 continue  # deleted since the training listed it
-            done.append((v, n))
     except ValueError:
         for v, _ in done:
             try:
-                refresh_adapted(store, video_key(v["task_id"], v["video_id"]), v["video_id"], live.adapter)
+                refresh_adapted(store, v, live.adapter)
             except FileNotFoundError:
                 pass
         raise
@@ -173,7 +172,7 @@ def _catch_up(cat, store, seen: set[int], live: LiveAdapter) -> int:
 
     late = [v for v in cat.list_videos(status="ready", limit=None) if v["video_id"] not in seen]
     for v in late:
-        refresh_adapted(store, video_key(v["task_id"], v["video_id"]), v["video_id"], live.adapter)
+        refresh_adapted(store, v, live.adapter)
     return len(late)
 
 

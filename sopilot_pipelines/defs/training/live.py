@@ -14,8 +14,17 @@ class LiveAdapter:
     path: str | None
 
 
+IDENTITY = "identity"
+
+
+def live_adapter_name(catalog) -> str:
+    """The live adapter's name without loading its file (sensors ask every few seconds)."""
+    job = catalog.live_adapter()
+    return job["job_id"] if job else IDENTITY
+
+
 def live_adapter(catalog) -> LiveAdapter:
     job = catalog.live_adapter()
     if job is None:
-        return LiveAdapter(FeatureAdapter(), "identity", None)
+        return LiveAdapter(FeatureAdapter(), IDENTITY, None)
     return LiveAdapter(FeatureAdapter.load(job["adapter_path"]), job["job_id"], job["adapter_path"])
