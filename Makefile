@@ -30,7 +30,9 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev,deep,vjepa2]'
+	$(PY) -m pip install -q -e '.[dev,vjepa2,hands]'
+	@# the hands embedder's model files: mediapipe's wheel ships them; its own deps (protobuf<5) clash with Dagster's
+	$(PY) -m pip install -q --no-deps mediapipe==0.10.14
 	touch $(STAMP)
 
 clean:

@@ -4,6 +4,11 @@ import uuid
 
 import pytest
 
+# The pipeline, API, daemon and training tests exercise orchestration, not features: they embed
+# with the fast builtin embedder unless SOPILOT_EMBEDDER says otherwise. The engine's default
+# (DEFAULT_EMBEDDER) is what the accuracy smoke slice and the any-video tests run.
+os.environ.setdefault("SOPILOT_EMBEDDER", "builtin")
+
 from sopilot_pipelines import definitions  # at collection: defs/__init__ filters a Dagster beta warning at import
 from sopilot_pipelines.core import synth
 

@@ -24,11 +24,11 @@ def out_root(tmp_path_factory):
 @pytest.mark.parametrize("style", ["bench", "shapes"])
 @pytest.mark.parametrize("mode", ["given", "found"])
 def test_smoke_slice(out_root, style, mode):
-    from sopilot_pipelines.core.embedders import get_embedder
+    from sopilot_pipelines.core.embedders import DEFAULT_EMBEDDER, get_embedder
     from sopilot_pipelines.core.scoring import ScoringConfig
 
     task = accuracy.load_task(style, 1, VARIANTS, out_root)
-    run = accuracy.run_task(task, get_embedder().name, mode, ScoringConfig(), out_root)
+    run = accuracy.run_task(task, get_embedder(DEFAULT_EMBEDDER).name, mode, ScoringConfig(), out_root)
     summary = accuracy.summarise([run])
     by = {v["variant"]: v for v in summary["variants"]}
     print(style, mode, {k: v for k, v in summary.items() if k != "variants"})

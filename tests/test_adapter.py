@@ -18,7 +18,7 @@ from sopilot_pipelines.core.adapter_training import (
     train_and_judge,
     trusted_labels,
 )
-from sopilot_pipelines.core.scoring import score
+from sopilot_pipelines.core.scoring import ScoringConfig, score
 
 
 def _unit_rows(x: np.ndarray) -> bool:
@@ -86,10 +86,11 @@ def test_labels_come_from_the_same_segmentation_and_alignment_as_scoring(embedde
     outcome = score(gold, trainee)
     np.testing.assert_array_equal(gold_steps(gold, FeatureAdapter()), outcome.gold_labels)
     np.testing.assert_array_equal(fresh_labels(gold, trainee, FeatureAdapter()), outcome.trainee_labels)
-    # a step performed differently is not taught as the step
-    wrong = embedded("wrong_execution")
-    outcome = score(gold, wrong)
-    labels = fresh_labels(gold, wrong, FeatureAdapter())
+    # a step performed differently is not taught as the step (a stricter execution rule makes the
+    # engine report this synthetic wrong motion; the masking of its clips is what is tested here)
+    wrong, strict = embedded("wrong_execution"), ScoringConfig(execution_drop=0.15)
+    outcome = score(gold, wrong, strict)
+    labels = fresh_labels(gold, wrong, FeatureAdapter(), strict)
     np.testing.assert_array_equal(labels, trusted_labels(outcome.trainee_labels, outcome.result, wrong))
     (dev,) = [d for d in outcome.result["deviations"] if d["type"] == "execution_deviation"]
     centres = (wrong.clip_starts + wrong.clip_ends) / 2
@@ -158,9 +159,10 @@ def test_uniformly_relabelled_scores_are_rejected_as_suspect(videos):
 def test_an_adapter_that_would_hide_a_deviation_is_rejected(videos):
     # Without the preserve term, pulling each step's clips together erases how a step is done: a
     # held-out wrong motion at the right station (these ids hold out wrong_execution) would no
-    # longer be reported. Better retrieval does not make up for that.
+    # longer be reported. Better retrieval does not make up for that. (The stricter execution rule
+    # makes the live space report this synthetic wrong motion, so there is something to lose.)
     shifted = [dataclasses.replace(v, video_id=v.video_id + 100) for v in videos]
-    out = train_and_judge(shifted, FeatureAdapter(), TrainingConfig(preserve_weight=0.0))
+    out = train_and_judge(shifted, FeatureAdapter(), TrainingConfig(preserve_weight=0.0), ScoringConfig(execution_drop=0.15))
     print(out.reason)
     assert out.figures["improvement"] >= out.figures["min_improvement"]
     assert not out.accepted and out.adapter is None

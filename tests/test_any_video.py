@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from sopilot_pipelines.core.embedders import get_embedder
+from sopilot_pipelines.core.embedders import DEFAULT_EMBEDDER, get_embedder
 from sopilot_pipelines.core.embedding import embed_video
 from sopilot_pipelines.core.scoring import score
 from sopilot_pipelines.core.video import ClipSettings, VideoDecodeError, _ffmpeg
@@ -90,14 +90,14 @@ def test_any_decodable_video_embeds_and_scores(tmp_path_factory, codec, size, fp
     n = max(1, int(round(seconds * fps)))
     path = tmp_path_factory.mktemp("any") / f"v_{codec}_{w}x{h}{CODECS[codec][1]}"
     _encode(path, _frames(content, n, w, h, seed), fps, codec, vfr)
-    _check(path, get_embedder())
+    _check(path, get_embedder(DEFAULT_EMBEDDER))
 
 
 @pytest.mark.slow
 def test_a_4k_video_embeds(tmp_path):
     path = tmp_path / "uhd.mp4"
     _encode(path, _frames("moving", 6, 3840, 2160, 0), 3.0, "h264", False)
-    _check(path, get_embedder())
+    _check(path, get_embedder(DEFAULT_EMBEDDER))
 
 
 def test_a_big_camera_jump_in_4_3_mpeg4_does_not_crash_the_builtin_embedder(tmp_path):

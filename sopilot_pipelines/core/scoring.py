@@ -32,7 +32,7 @@ DECISIONS = ("pass", "needs_review", "retrain", "fail")
 # embedder, person and camera; set on the benchmark's tuning styles (bench/README.md).
 STEP_COST = 0.2  # labelling: going on to another step in order
 REPEAT_COST = 0.5  # labelling: the same step again after something else (a jump back costs 1)
-EXEC_DROP = 0.35  # a step matching this far below the trainee's typical step (towards non-match) is done differently
+REPEAT_FIT = 0.1  # a long run fitting the gold step twice over this much better (mean cost) is a repeat
 SLOT_LEVEL = 0.15  # an unexplained stretch where a missing step belongs, this far above non-match: done differently
 
 
@@ -44,6 +44,9 @@ class ScoringConfig:
     min_step_seconds: float = 2.0  # shortest gold step the segmentation may cut
     over_time_ratio: float = 1.6  # step duration over the trainee's own tempo that counts as over time
     min_extra_seconds: float = 2.5  # unexplained activity shorter than this is transition, not an extra step
+    # a step matching this far below the trainee's typical step, as a share of the way down to the
+    # pair's non-match level, was done differently (set on the tuning styles, bench/README.md)
+    execution_drop: float = 0.35
     low_similarity_floor: float = 0.2  # clamp for the adaptive "looks like no step" threshold
     low_similarity_ceiling: float = 0.95
     # penalty per deviation, in units of one gold step's share of the score
@@ -177,6 +180,23 @@ def _ranks(steps: list[StepSpec]) -> list[int]:
     return [first.setdefault(st.group, k) if st.group is not None else k for k, st in enumerate(steps)]
 
 
+def _repeat_split(cost: np.ndarray, gold_rows: np.ndarray, run: Run, min_part: int, margin: float) -> int | None:
+    """The trainee clip where a second pass of the step begins, when the run [start, end) fits
+    the gold step's clips twice over (mean DTW path cost) by `margin` better than once."""
+    c = cost[gold_rows][:, run.start : run.end]
+    if c.shape[0] < 2 or run.length < 2 * min_part:
+        return None
+    once_total, once_path = align.dtw(c)
+    twice_total, twice_path = align.dtw(np.vstack([c, c]))
+    if twice_total / len(twice_path) > once_total / len(once_path) - margin:
+        return None
+    second = twice_path[twice_path[:, 0] >= c.shape[0], 1]
+    split = int(second.min())
+    if split < min_part or run.length - split < min_part:
+        return None
+    return run.start + split
+
+
 def gold_step_bounds(gold_embeddings: np.ndarray, stride_seconds: float, cfg: ScoringConfig) -> np.ndarray:
     """The gold's step boundaries found automatically: no step shorter than cfg.min_step_seconds."""
     return segment_steps(centred(gold_embeddings), max(2, int(round(cfg.min_step_seconds / float(stride_seconds)))))
@@ -281,15 +301,35 @@ def score(
     longest = {k: max(occ, key=lambda r: r.length) for k, occ in occurrences.items() if occ}
     # the trainee's own pace: time in its found steps over the gold's time for them (a ratio of
     # totals: one mislabelled step moves it little, and people's steps vary in length)
-    tempo = (sum(r.length for r in longest.values()) * t_stride / max(sum(gold_dur[k] for k in longest), 1e-6)) if longest else 1.0
+    def pace(longest: dict[int, Run]) -> float:
+        return sum(r.length for r in longest.values()) * t_stride / max(sum(gold_dur[k] for k in longest), 1e-6) if longest else 1.0
+
+    tempo = pace(longest)
     # a step seen only in a glimpse (a fraction of its expected length, e.g. the hand passing
     # through on its way) was not done: those clips are unexplained activity
-    glimpses = [k for k, r in longest.items() if r.length < max(min_run, 0.25 * gold_dur[k] * tempo / t_stride)]
+    # (never more than the gold's own clips of the step: a very short gold is its own measure)
+    gold_clips = np.bincount(gold_labels[gold_labels >= 0], minlength=K)
+    glimpses = [k for k, r in longest.items()
+                if r.length < min(max(min_run, 0.25 * gold_dur[k] * tempo / t_stride), gold_clips[k])]  # fmt: skip
     if glimpses:
         labels = np.where(np.isin(labels, glimpses), OTHER, labels)
         runs = runs_of(labels)
         occurrences = {k: [r for r in runs if r.label == k] for k in range(K)}
         longest = {k: max(occ, key=lambda r: r.length) for k, occ in occurrences.items() if occ}
+    # a run far longer than this trainee's pace may be the step done twice with nothing clearly
+    # else between (the pause looks like the step's own start): the trainee's run against the
+    # gold step twice over fits clearly better than against it once, stretched
+    splits = [c for k, r in longest.items()
+              if r.length * t_stride / max(gold_dur[k] * tempo, 1e-6) >= cfg.over_time_ratio
+              and (c := _repeat_split(cost, gold_labels == k, r, max(min_run, int(0.5 * gold_dur[k] * tempo / t_stride)),
+                                      REPEAT_FIT * spread)) is not None]  # fmt: skip
+    if splits:
+        labels = labels.copy()
+        labels[splits] = OTHER
+        runs = runs_of(labels)
+        occurrences = {k: [r for r in runs if r.label == k] for k in range(K)}
+        longest = {k: max(occ, key=lambda r: r.length) for k, occ in occurrences.items() if occ}
+        tempo = pace(longest)
     # a step's occurrence is its first run long enough to be a real attempt; later ones are repeats
     primary = {}
     for k, occ in occurrences.items():
@@ -349,10 +389,17 @@ def score(
 
     # found but clearly less alike than this trainee's other steps: performed differently
     cores = {k: core_sim(r, k) for k, r in primary.items()}
+
+    def margin(r: Run, k: int) -> float:  # over the most alike other step, clip by clip
+        a, b = (r.start + 1, r.end - 1) if r.length >= 5 else (r.start, r.end)
+        others = np.delete(step_sim[a:b], k, axis=1)
+        return float(np.mean(step_sim[a:b, k] - others.max(axis=1))) if others.shape[1] else 1.0
+
+    margins = {k: margin(r, k) for k, r in primary.items()}
     typical = float(np.median(list(cores.values()))) if len(primary) >= 2 else intra
     for k, r in primary.items():
         s = cores[k]
-        if (typical - s) / max(typical - inter, 1e-3) >= EXEC_DROP:
+        if (typical - s) / max(typical - inter, 1e-3) >= cfg.execution_drop:
             dev(
                 "execution_deviation", k, tv.span(r.start, r.end), _clip01(2 * (typical - s) / max(typical - inter, 1e-3)),
                 f"{names[k]!r} was done at the right point but differently from the gold "
@@ -503,7 +550,7 @@ def score(
     return ScoreOutcome(
         result, path, sim, gold_labels, labels,
         extras={"gold_step_times": gold_span, "intra": intra, "inter": inter, "tempo": tempo, "dtw_sec": dtw_sec,
-                "core_sims": cores},
+                "core_sims": cores, "margins": margins},
     )  # fmt: skip
 
 

