@@ -1,9 +1,9 @@
 """Score a trainee video against the gold: steps, deviations, metrics, score and decision.
 
-1. The gold is cut into steps (`steps.segment_steps`).
+1. The gold is cut into steps (`steps.segment_steps`), or the user gives them (`sop.StepSpec`).
 2. Every trainee clip is labelled with the gold step it resembles, or "other" (`steps.label_trainee`);
-   the "other" level is adaptive: halfway between how alike two different gold steps look and
-   how alike one gold step looks to itself.
+   the "other" level is the pair's own: halfway between how alike this trainee's clips are to
+   their best step and to the other steps (each video centred on its own mean first).
 3. Deviations are read off the labelled runs: a gold step with no run is missing (or, if an
    unexplained stretch sits exactly where it belongs, performed differently); runs out of gold
    order are swaps; a second run of a step is a repeat; a run much longer than the trainee's own
@@ -47,8 +47,6 @@ class ScoringConfig:
     # a step matching this far below the trainee's typical step, as a share of the way down to the
     # pair's non-match level, was done differently (set on the tuning styles, bench/README.md)
     execution_drop: float = 0.35
-    low_similarity_floor: float = 0.2  # clamp for the adaptive "looks like no step" threshold
-    low_similarity_ceiling: float = 0.95
     # penalty per deviation, in units of one gold step's share of the score
     weight_missing: float = 1.0
     weight_swap: float = 0.8
@@ -389,13 +387,6 @@ def score(
 
     # found but clearly less alike than this trainee's other steps: performed differently
     cores = {k: core_sim(r, k) for k, r in primary.items()}
-
-    def margin(r: Run, k: int) -> float:  # over the most alike other step, clip by clip
-        a, b = (r.start + 1, r.end - 1) if r.length >= 5 else (r.start, r.end)
-        others = np.delete(step_sim[a:b], k, axis=1)
-        return float(np.mean(step_sim[a:b, k] - others.max(axis=1))) if others.shape[1] else 1.0
-
-    margins = {k: margin(r, k) for k, r in primary.items()}
     typical = float(np.median(list(cores.values()))) if len(primary) >= 2 else intra
     for k, r in primary.items():
         s = cores[k]
@@ -550,7 +541,7 @@ def score(
     return ScoreOutcome(
         result, path, sim, gold_labels, labels,
         extras={"gold_step_times": gold_span, "intra": intra, "inter": inter, "tempo": tempo, "dtw_sec": dtw_sec,
-                "core_sims": cores, "margins": margins},
+                "core_sims": cores},
     )  # fmt: skip
 
 
