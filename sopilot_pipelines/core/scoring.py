@@ -271,7 +271,6 @@ def score(
     spread = max(match - non_match, 0.25 * gold_spread, 1e-3)
     inter, intra = non_match, non_match + spread
     tau = non_match + 0.5 * spread
-    adaptive = tau
     t_stride = float(trainee.settings.stride_seconds)
     min_run = max(2, int(round(1.0 / t_stride)))
     # A mild positional prior from the global DTW path: where a procedure has look-alike steps,
@@ -283,7 +282,14 @@ def score(
                            repeat_cost=REPEAT_COST * spread)
     labels = absorb_short_runs(labels, step_sim, min_run)
     labels = reassign_lookalikes(labels, step_sim, tau)
-    runs = runs_of(labels)
+
+    def regroup(labels: np.ndarray) -> tuple[list[Run], dict[int, list[Run]], dict[int, Run]]:
+        """Runs, each step's runs, and each found step's longest run."""
+        runs = runs_of(labels)
+        occurrences = {k: [r for r in runs if r.label == k] for k in range(K)}
+        return runs, occurrences, {k: max(occ, key=lambda r: r.length) for k, occ in occurrences.items() if occ}
+
+    runs, occurrences, longest = regroup(labels)
 
     def run_sim(r: Run, k: int) -> float:
         return float(step_sim[r.start : r.end, k].mean())
@@ -295,8 +301,6 @@ def score(
         a, b = (r.start + 1, r.end - 1) if r.length >= 5 else (r.start, r.end)
         return float(step_sim[a:b, k].mean())
 
-    occurrences: dict[int, list[Run]] = {k: [r for r in runs if r.label == k] for k in range(K)}
-    longest = {k: max(occ, key=lambda r: r.length) for k, occ in occurrences.items() if occ}
     # the trainee's own pace: time in its found steps over the gold's time for them (a ratio of
     # totals: one mislabelled step moves it little, and people's steps vary in length)
     def pace(longest: dict[int, Run]) -> float:
@@ -311,9 +315,7 @@ def score(
                 if r.length < min(max(min_run, 0.25 * gold_dur[k] * tempo / t_stride), gold_clips[k])]  # fmt: skip
     if glimpses:
         labels = np.where(np.isin(labels, glimpses), OTHER, labels)
-        runs = runs_of(labels)
-        occurrences = {k: [r for r in runs if r.label == k] for k in range(K)}
-        longest = {k: max(occ, key=lambda r: r.length) for k, occ in occurrences.items() if occ}
+        runs, occurrences, longest = regroup(labels)
     # a run far longer than this trainee's pace may be the step done twice with nothing clearly
     # else between (the pause looks like the step's own start): the trainee's run against the
     # gold step twice over fits clearly better than against it once, stretched
@@ -324,9 +326,7 @@ def score(
     if splits:
         labels = labels.copy()
         labels[splits] = OTHER
-        runs = runs_of(labels)
-        occurrences = {k: [r for r in runs if r.label == k] for k in range(K)}
-        longest = {k: max(occ, key=lambda r: r.length) for k, occ in occurrences.items() if occ}
+        runs, occurrences, longest = regroup(labels)
         tempo = pace(longest)
     # a step's occurrence is its first run long enough to be a real attempt; later ones are repeats
     primary = {}
@@ -496,7 +496,7 @@ def score(
         "temporal_drift": round(drift, 4),
         "confidence_loss": round(flagged / (n + m), 4),
         "local_similarity_gap": round(gap_local, 4),
-        "adaptive_low_similarity_threshold": round(adaptive, 4),
+        "adaptive_low_similarity_threshold": round(tau, 4),
         "effective_low_similarity_threshold": round(tau, 4),
         "hard_miss_ratio": round(float(np.mean(step_sim.max(axis=0) < tau)), 4),
         "mean_alignment_cost": round(total_cost / len(path), 4),
