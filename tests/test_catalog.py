@@ -200,8 +200,7 @@ def test_video_lifecycle_clips_and_gold_versions(cat):
     assert before - timedelta(seconds=5) <= v["created_at"] <= datetime.now(timezone.utc)
 
     cat.set_ingest_run(g1, "550e8400-e29b-41d4-a716-446655440000")
-    assert cat.video_by_run("550e8400-e29b-41d4-a716-446655440000")["video_id"] == g1
-    assert cat.video_by_run("nope") is None
+    assert cat.get_video(g1)["ingest_run_id"] == "550e8400-e29b-41d4-a716-446655440000"
     cat.set_video_paths(g1, raw_path="/raw/g1.mp4", meta_path="/m/g1.json")
     assert cat.get_video(g1)["raw_path"] == "/raw/g1.mp4"
 
@@ -237,9 +236,6 @@ def test_video_lifecycle_clips_and_gold_versions(cat):
     failed = cat.mark_video_failed(g2, RuntimeError("decoder exploded"))
     assert failed["status"] == "failed" and failed["error_message"] == "decoder exploded"
     assert cat.current_gold("assembly_line_1")["video_id"] == g1
-
-    task_clips = cat.task_clips("assembly_line_1")  # ready videos only: g1 and trainee
-    assert {(c["video_id"], c["role"]) for c in task_clips} == {(g1, "gold"), (trainee, "trainee")}
 
 
 def test_list_filters_order_limit_and_since(cat):
@@ -298,7 +294,7 @@ def test_validation_errors(cat):
         cat.add_video("t", "gold", site_id="s" * 200)
     with pytest.raises(ValueError, match="video_id"):
         cat.get_video("1")
-    with pytest.raises(ValueError, match="timezone-aware"):
+    with pytest.raises(ValueError, match="timezone info"):
         cat.videos_since(datetime(2026, 1, 1))
     with pytest.raises(ValueError, match="limit"):
         cat.list_videos(limit=0)
@@ -306,7 +302,7 @@ def test_validation_errors(cat):
     vid = cat.add_video("t", "trainee")
     with pytest.raises(ValueError, match="num_clips=2 but 1 clips"):
         _ready(cat, vid, n=2, clips=[{"clip_idx": 0, "start_sec": 0, "end_sec": 1}])
-    with pytest.raises(ValueError, match=r"clips\[0\] lacks end_sec"):
+    with pytest.raises(ValueError, match=r"clips\[0\]\.end_sec: Field required"):
         _ready(cat, vid, n=1, clips=[{"clip_idx": 0, "start_sec": 0}])
     with pytest.raises(ValueError, match="source_fps"):
         _ready(cat, vid, source_fps=0)
@@ -364,7 +360,7 @@ def test_score_round_trip(cat):
     assert done["finished_at"] >= done["started_at"] >= done["created_at"]
     assert done["finished_at"].utcoffset() == timedelta(0)
     assert cat.get_score(job) == done
-    assert cat.score_by_run("run-1") == done
+    assert done["run_id"] == "run-1"
     assert cat.get_score("missing") is None and cat.get_score("../etc/passwd") is None
 
     older = datetime.now(timezone.utc) - timedelta(days=1)
@@ -378,7 +374,7 @@ def test_score_round_trip(cat):
 
     with pytest.raises(ValueError, match="unknown score field"):
         cat.update_score(job, gold_video_id=3)
-    with pytest.raises(ValueError, match="score must be <= 100"):
+    with pytest.raises(ValueError, match="score 101: Input should be less than or equal to 100"):
         cat.update_score(job, score=101)
     with pytest.raises(ValueError, match="decision"):
         cat.update_score(job, decision="maybe")
@@ -406,7 +402,7 @@ def test_training_round_trip_with_json(cat):
     got = cat.get_training("train_20260208_120000_xyz789")
     assert got == done and got["figures"] == figures and got["reindex"] == reindex
     assert got["trigger"] == "manual" and got["finished_at"] is not None
-    assert cat.training_by_run("r-2")["job_id"] == "train_20260208_120000_xyz789"
+    assert got["run_id"] == "r-2" and got["requested_by"] == "token:admin"
 
     skipped = cat.update_training("train_20260208_020000_a", status="skipped",
                                   skip_reason="only 3 new videos (< 10)")
@@ -434,7 +430,6 @@ def test_exports_and_audit_trail(cat):
     )
     assert rec["algorithm"] == "hmac-sha256" and rec["generated_at"] == gen
     assert cat.get_export("20260208_120000") == rec and cat.get_export("nope") is None
-    assert cat.list_exports() == [rec]
     with pytest.raises(ValueError, match="already recorded"):
         cat.record_export("20260208_120000", file_path="/x", item_count=1, key_id="k",
                           payload_sha256=sha, signature_hex=sig)
@@ -504,3 +499,35 @@ def test_live_adapter_is_the_newest_completed_training_with_an_adapter(cat):
     assert cat.get_training("train_c")["status"] == "rejected"
     with pytest.raises(ValueError, match="status"):
         cat.update_training("train_e", status="accepted")
+
+
+def test_input_models_take_numpy_numbers_and_paths_and_refuse_lookalikes(cat):
+    """The boundary models: numpy integers (array sizes) and os.PathLike are what callers pass;
+    a bool is not an int, a naive time not a UTC one, an unserialisable figure not JSON."""
+    import numpy as np
+    from pathlib import Path
+
+    vid = cat.add_video("t", "gold", site_id="  ", camera_id=" cam_01 ")
+    assert (cat.get_video(vid)["site_id"], cat.get_video(vid)["camera_id"]) == (None, "cam_01")
+    clips = ({"clip_idx": np.int64(i), "start_sec": 4.0 * i, "end_sec": 4.0 * i + 4} for i in range(2))  # any iterable
+    ready = _ready(
+        cat, np.int64(vid), n=np.int64(2), source_fps=np.float64(29.97), embeddings_path=Path("/e/x.npy"), clips=clips
+    )
+    assert (ready["num_clips"], ready["embeddings_path"], len(cat.clips_of(vid))) == (2, "/e/x.npy", 2)
+
+    cat.record_training("train_t", trigger="manual")
+    with pytest.raises(ValueError, match="videos_used True: Input should be a valid integer"):
+        cat.update_training("train_t", videos_used=True)
+    with pytest.raises(ValueError, match="status None"):
+        cat.update_training("train_t", status=None)  # a job always has a status
+    with pytest.raises(ValueError, match="created_at .*timezone info"):
+        cat.record_training("train_u", trigger="manual", created_at=datetime(2026, 1, 1))
+    with pytest.raises(ValueError, match="must be JSON-serialisable") as err:
+        cat.update_training("train_t", reindex={"when": datetime.now(timezone.utc)})
+    assert "\n" not in str(err.value)  # one line, fit for a log or an API answer
+    done = cat.update_training("train_t", error_message=RuntimeError("boom"), adapter_path=None)
+    assert done["error_message"] == "boom" and done["adapter_path"] is None
+    rec = cat.record_export(
+        "e1", file_path=Path("/x.json"), item_count=np.int64(1), key_id="k", payload_sha256="AB" * 32, signature_hex="CD"
+    )
+    assert (rec["payload_sha256"], rec["signature_hex"], rec["file_path"]) == ("ab" * 32, "cd", "/x.json")

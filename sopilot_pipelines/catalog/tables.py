@@ -10,6 +10,7 @@ Portable types only: the same tables run on SQLite (embedded default) and Postgr
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Literal, get_args
 
 from sqlalchemy import (
     JSON,
@@ -29,15 +30,24 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-ROLES = ("gold", "trainee")
-VIDEO_STATUSES = ("pending", "ready", "failed")
-JOB_STATUSES = ("queued", "running", "completed", "failed", "skipped", "canceled")
+# The closed vocabularies, once: the Literal types validate input (models.py), the tuples
+# write the tables' CHECK constraints.
+Role = Literal["gold", "trainee"]
+VideoStatus = Literal["pending", "ready", "failed"]
+JobStatus = Literal["queued", "running", "completed", "failed", "skipped", "canceled"]
 # a training whose candidate adapter did not beat the live one ends `rejected`; the live one stays
-TRAINING_STATUSES = JOB_STATUSES + ("rejected",)
-DECISIONS = ("pass", "needs_review", "retrain", "fail")
-TRAINING_TRIGGERS = ("manual", "nightly")
+TrainingStatus = Literal[JobStatus, "rejected"]
+Decision = Literal["pass", "needs_review", "retrain", "fail"]
+TrainingTrigger = Literal["manual", "nightly"]
 
-# Lengths shared by the tables and the input validation in store.py.
+ROLES: tuple[str, ...] = get_args(Role)
+VIDEO_STATUSES: tuple[str, ...] = get_args(VideoStatus)
+JOB_STATUSES: tuple[str, ...] = get_args(JobStatus)
+TRAINING_STATUSES: tuple[str, ...] = get_args(TrainingStatus)
+DECISIONS: tuple[str, ...] = get_args(Decision)
+TRAINING_TRIGGERS: tuple[str, ...] = get_args(TrainingTrigger)
+
+# Lengths shared by the tables and the input models in models.py.
 TASK_ID_LEN = 64
 JOB_ID_LEN = 64
 RUN_ID_LEN = 64

@@ -1,0 +1,83 @@
+"""What every part of the catalog shares: the engine, transactions, and rows as plain dicts."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Any, Mapping
+
+from sqlalchemy import Select, text
+from sqlalchemy.engine import URL, Connection, Engine
+
+from sopilot_pipelines.catalog.engine import create_catalog_engine, safe_url, url_from_env, writer
+from sopilot_pipelines.catalog.migrations import upgrade
+from sopilot_pipelines.catalog.models import Limit, check_value
+
+
+class NotFoundError(LookupError):
+    """A write addressed a video / job that does not exist."""
+
+
+def plain(row: Any) -> dict | None:
+    return None if row is None else dict(row._mapping)
+
+
+def limited(query: Select, limit: Any) -> Select:
+    """``query`` with ``limit`` rows at most (None: all); a limit below 1 is a ValueError."""
+    return query if limit is None else query.limit(check_value(Limit, limit, "limit"))
+
+
+class CatalogBase:
+    """The engine and its transactions. Construction applies migrations (idempotent, safe from
+    several processes at once)."""
+
+    def __init__(self, url: str | URL, *, migrate: bool = True, echo: bool = False):
+        self.engine: Engine = create_catalog_engine(url, echo=echo)
+        self._writer = writer(self.engine)
+        if migrate:
+            upgrade(self.engine)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs):
+        """SOPILOT_DATABASE_URL, else SQLite at $SOPILOT_DATA_DIR/catalog.db (default ./data),
+        creating the directory."""
+        return cls(url_from_env(None if environ is None else dict(environ)), **kwargs)
+
+    @property
+    def url(self) -> str:
+        """The database URL with any password masked."""
+        return safe_url(self.engine)
+
+    @property
+    def backend(self) -> str:
+        return self.engine.dialect.name  # "sqlite" | "postgresql"
+
+    def __repr__(self) -> str:
+        return f"Catalog({self.url!r})"
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _read(self) -> AbstractContextManager[Connection]:
+        return self.engine.begin()
+
+    def _write(self) -> AbstractContextManager[Connection]:
+        return self._writer.begin()  # SQLite: BEGIN IMMEDIATE (writers queue, never interleave)
+
+    def _rows(self, query: Select) -> list[dict]:
+        with self._read() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def ping(self) -> bool:
+        """True if the database answers (for /health)."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False

@@ -1,0 +1,181 @@
+"""Score and training jobs: one table helper (``JobTable``) records, updates, reads and lists
+both; the methods of ``JobsMixin`` give each kind its own signature."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import Table, insert, select, update
+from sqlalchemy.engine import Connection
+
+from sopilot_pipelines.catalog import models as m
+from sopilot_pipelines.catalog import tables as t
+from sopilot_pipelines.catalog.base import CatalogBase, NotFoundError, limited, plain
+from sopilot_pipelines.catalog.tables import utcnow
+
+TERMINAL_STATUSES = ("completed", "failed", "skipped", "canceled")
+
+
+@dataclass(frozen=True)
+class JobTable:
+    table: Table
+    kind: str  # "score" / "training", for messages
+    new: type[BaseModel]  # a new job's fields
+    changes: Any  # TypedDict: the fields an update may set
+    filters: Any  # TypedDict: the columns a listing may filter on
+
+    def record(self, cat: CatalogBase, exist_ok: bool, **values: Any) -> dict:
+        """Insert a job; an existing one is returned with ``exist_ok`` (re-tried runs), else ValueError."""
+        values["created_at"] = values["created_at"] or utcnow()
+        row = m.check(self.new, **values).model_dump()
+        with cat._write() as conn:
+            existing = self._get(conn, row["job_id"])
+            if existing is not None:
+                if exist_ok:
+                    return existing
+                raise ValueError(f"{self.kind} job {row['job_id']!r} already recorded")
+            conn.execute(insert(self.table).values(**row))
+            return self._get(conn, row["job_id"])
+
+    def update(self, cat: CatalogBase, job_id: Any, fields: dict[str, Any]) -> dict:
+        """Set ``fields``; moving to ``running`` stamps started_at, to a terminal status
+        finished_at, unless given or already set. Returns the job."""
+        job_id = m.check_value(m.JobId, job_id, "job_id")
+        allowed = self.changes.__annotations__
+        unknown = set(fields) - set(allowed)
+        if unknown:
+            raise ValueError(f"unknown {self.kind} field(s): {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}")
+        values = m.check_value(self.changes, fields)
+        key = self.table.c.job_id
+        with cat._write() as conn:
+            row = conn.execute(select(self.table).where(key == job_id).with_for_update()).first()
+            if row is None:
+                raise NotFoundError(f"{self.kind} job {job_id!r} not found")
+            values = _with_status_times(values, row._mapping, utcnow())
+            if values:
+                conn.execute(update(self.table).where(key == job_id).values(**values))
+            return self._get(conn, job_id)
+
+    def get(self, cat: CatalogBase, job_id: Any) -> dict | None:
+        if not isinstance(job_id, str) or not re.fullmatch(m.ID_PATTERN, job_id):
+            return None  # cannot exist; lets the API answer 404 for any path segment
+        with cat._read() as conn:
+            return self._get(conn, job_id)
+
+    def list(self, cat: CatalogBase, limit: Any, **filters: Any) -> list[dict]:
+        """Jobs, newest first, where each given (non-None) filter matches."""
+        given = m.check_value(self.filters, {k: v for k, v in filters.items() if v is not None})
+        query = select(self.table).where(*(self.table.c[k] == v for k, v in given.items()))
+        query = query.order_by(self.table.c.created_at.desc(), self.table.c.job_id.desc())
+        return cat._rows(limited(query, limit))
+
+    def _get(self, conn: Connection, job_id: str) -> dict | None:
+        return plain(conn.execute(select(self.table).where(self.table.c.job_id == job_id)).first())
+
+
+def _with_status_times(values: dict, row: Any, now: datetime) -> dict:
+    status = values.get("status")
+    if status == "running" and "started_at" not in values and row["started_at"] is None:
+        values["started_at"] = now
+    if status in TERMINAL_STATUSES and "finished_at" not in values and row["finished_at"] is None:
+        values["finished_at"] = now
+    return values
+
+
+SCORES = JobTable(t.score_results, "score", m.NewScore, m.ScoreUpdate, m.ScoreFilter)
+TRAININGS = JobTable(t.training_results, "training", m.NewTraining, m.TrainingUpdate, m.TrainingFilter)
+
+
+class JobsMixin(CatalogBase):
+    # -- score jobs
+
+    def record_score(
+        self,
+        job_id: str,
+        *,
+        task_id: str,
+        gold_video_id: int,
+        trainee_video_id: int,
+        requested_by: str | None = None,
+        run_id: str | None = None,
+        status: str = "queued",
+        created_at: datetime | None = None,
+        exist_ok: bool = False,
+    ) -> dict:
+        """Record a score job (e.g. when it is submitted). With ``exist_ok`` an existing job is
+        returned unchanged instead of raising ValueError (re-tried runs)."""
+        return SCORES.record(
+            self,
+            exist_ok,
+            job_id=job_id,
+            task_id=task_id,
+            gold_video_id=gold_video_id,
+            trainee_video_id=trainee_video_id,
+            requested_by=requested_by,
+            run_id=run_id,
+            status=status,
+            created_at=created_at,
+        )
+
+    def update_score(self, job_id: str, **fields: Any) -> dict:
+        """Update a score job's fields (run_id, status, score, decision, result_path,
+        report_path, error_message, started_at, finished_at); returns the job.
+
+        Moving to ``running`` stamps started_at, to a terminal status stamps finished_at,
+        unless given or already set.
+        """
+        return SCORES.update(self, job_id, fields)
+
+    def get_score(self, job_id: str) -> dict | None:
+        return SCORES.get(self, job_id)
+
+    def list_scores(self, limit: int | None = 50, *, task_id: str | None = None, status: str | None = None) -> list[dict]:
+        """Score jobs, newest first."""
+        return SCORES.list(self, limit, task_id=task_id, status=status)
+
+    # -- training jobs
+
+    def record_training(
+        self,
+        job_id: str,
+        *,
+        trigger: str,
+        requested_by: str | None = None,
+        run_id: str | None = None,
+        status: str = "queued",
+        created_at: datetime | None = None,
+        exist_ok: bool = False,
+    ) -> dict:
+        """Record a training job (trigger 'manual' or 'nightly')."""
+        return TRAININGS.record(
+            self,
+            exist_ok,
+            job_id=job_id,
+            trigger=trigger,
+            requested_by=requested_by,
+            run_id=run_id,
+            status=status,
+            created_at=created_at,
+        )
+
+    def update_training(self, job_id: str, **fields: Any) -> dict:
+        """Update a training job's fields (run_id, status, mode, adapter_path, videos_used,
+        clips_used, embedding_dim, figures, reindex, skip_reason, error_message, started_at,
+        finished_at); returns the job. Status times are stamped as in update_score."""
+        return TRAININGS.update(self, job_id, fields)
+
+    def get_training(self, job_id: str) -> dict | None:
+        return TRAININGS.get(self, job_id)
+
+    def list_trainings(self, limit: int | None = 50, *, status: str | None = None, trigger: str | None = None) -> list[dict]:
+        """Training jobs, newest first."""
+        return TRAININGS.list(self, limit, status=status, trigger=trigger)
+
+    def latest_training(self, status: str | None = None, trigger: str | None = None) -> dict | None:
+        """The newest training job (optionally with that status / trigger), or None."""
+        jobs = self.list_trainings(1, status=status, trigger=trigger)
+        return jobs[0] if jobs else None
