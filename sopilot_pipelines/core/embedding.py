@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from .embedders import Embedder, get_embedder
+from .embedders.base import CHUNK_FRAMES, ArraySource, FrameSource
 from .files import atomic_write_json, atomic_write_npy
-from .video import ClipSettings, clip_spans, cut_clips, decode
+from .video import ClipSettings, FrameStats, VideoStream, clip_spans, clips_from_stats, frame_buffer_size
 
 
 @dataclass
@@ -74,26 +75,59 @@ class EmbeddedVideo:
 
 
 def embed_video(
-    path: str | Path, settings: ClipSettings | None = None, embedder: Embedder | None = None
+    path: str | Path,
+    settings: ClipSettings | None = None,
+    embedder: Embedder | None = None,
+    *,
+    frame_buffer_bytes: int | None = None,
 ) -> EmbeddedVideo:
-    """Decode (ffmpeg samples and scales), cut clips, embed. Raises VideoDecodeError on bad files."""
+    """Decode (ffmpeg samples and scales), cut clips, embed. Raises VideoDecodeError on bad files.
+
+    A video whose sampled frames fit in ``frame_buffer_bytes`` (default: env
+    SOPILOT_FRAME_BUFFER_MB, 1024 MB), or whose container states no duration, is decoded whole
+    first; a longer one streams through the embedder chunk by chunk, so memory holds per-frame
+    features, not frames (an embedder that cannot stream, e.g. vjepa2, still gets every frame at
+    once).
+    """
     settings = settings or ClipSettings.from_env()
     embedder = embedder or get_embedder()
+    budget = frame_buffer_bytes if frame_buffer_bytes is not None else frame_buffer_size()
     t0 = time.perf_counter()
-    video = decode(path, sample_fps=settings.sample_fps, frame_size=embedder.frame_size)
-    clips = cut_clips(video, settings)
+    stream = VideoStream(path, sample_fps=settings.sample_fps, frame_size=embedder.frame_size)
+    # A container that states no duration is read whole, as before streaming existed: a
+    # streaming embedder needs the length to spread its reference frames over the video.
+    fits = stream.n_hint * stream.frame_bytes <= budget
+    stats = FrameStats()
+    decode_sec = embed_sec = 0.0
+    if fits or not embedder.streams:
+        video = stream.read_all()
+        decode_sec = time.perf_counter() - t0
+        source: FrameSource = ArraySource(video.frames)
+        chunks = (video.frames[s : s + CHUNK_FRAMES] for s in range(0, len(video.frames), CHUNK_FRAMES))
+    else:
+        source, chunks = stream, stream.chunks(CHUNK_FRAMES)
+    acc = embedder.begin(source)
+    t = time.perf_counter()
+    for chunk in chunks:
+        t1 = time.perf_counter()
+        decode_sec += t1 - t
+        stats.add(chunk)
+        acc.add(chunk)
+        t = time.perf_counter()
+        embed_sec += t - t1
+    clips = clips_from_stats(stats, stream.info, stream.sample_fps, settings)
     t1 = time.perf_counter()
-    emb = embedder.embed(video.frames, clip_spans(clips))
-    t2 = time.perf_counter()
+    emb = acc.finish(clip_spans(clips))
+    embed_sec += time.perf_counter() - t1
     return EmbeddedVideo(
         model=embedder.name,
         embeddings=emb,
         clip_starts=np.array([c.start_sec for c in clips], dtype=np.float64),
         clip_ends=np.array([c.end_sec for c in clips], dtype=np.float64),
         quality=[c.quality for c in clips],
-        source_fps=video.info.source_fps,
-        sampled_fps=video.sampled_fps,
-        duration_sec=video.info.duration_sec,
+        source_fps=stream.info.source_fps,
+        sampled_fps=stream.sample_fps,
+        duration_sec=stream.info.duration_sec,
         settings=settings,
-        timings={"decode_sec": round(t1 - t0, 4), "embed_sec": round(t2 - t1, 4)},
+        timings={"decode_sec": round(decode_sec, 4), "embed_sec": round(embed_sec, 4)},
     )

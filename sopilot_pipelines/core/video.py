@@ -3,12 +3,13 @@
 Everything goes through the ffmpeg binary that ``imageio-ffmpeg`` ships (it has no ffprobe):
 
 * :func:`probe` runs ``ffmpeg -i FILE`` and parses the stream description ffmpeg prints.
-* :func:`decode` lets ffmpeg do the frame-rate sampling and the scaling (``-vf fps=...,scale=...``)
-  and reads the small rgb24 frames from a pipe straight into one preallocated numpy array, so
-  Python never touches a full-size frame. ffmpeg's autorotation stays on, so frames come out
+* :class:`VideoStream` lets ffmpeg do the frame-rate sampling and the scaling (``-vf
+  fps=...,scale=...``) and reads the small rgb24 frames from a pipe in chunks, so Python never
+  touches a full-size frame and a long video need not be held whole; :func:`decode` reads all
+  chunks into one preallocated array. ffmpeg's autorotation stays on, so frames come out
   upright and in display orientation.
-* :func:`cut_clips` cuts the sampled frames into overlapping fixed-length windows and flags
-  clips that are dark, overexposed or blurry.
+* :func:`cut_clips` (:func:`clips_from_stats` for streamed frames) cuts the sampled frames into
+  overlapping fixed-length windows and flags clips that are dark, overexposed or blurry.
 
 Frame ``i`` of a decoded video is at ``i / sampled_fps`` seconds: ffmpeg's ``fps`` filter emits
 one frame every ``1/fps`` seconds from the start of the video, whatever the source frame rate,
@@ -39,7 +40,11 @@ __all__ = [
     "VideoDecodeError",
     "probe",
     "decode",
+    "VideoStream",
+    "FrameStats",
+    "frame_buffer_size",
     "cut_clips",
+    "clips_from_stats",
     "clip_spans",
     "QUALITY_FLAGS",
 ]
@@ -389,83 +394,175 @@ def _fps_arg(fps: float) -> str:
     return f"{frac.numerator}/{frac.denominator}"
 
 
+def frame_buffer_size() -> int:
+    """How many bytes of sampled frames a video may hold in memory at once (env
+    SOPILOT_FRAME_BUFFER_MB, default 1024). A longer video is streamed: embedders that can
+    work chunk by chunk then keep per-frame features, never all the frames."""
+    raw = os.environ.get("SOPILOT_FRAME_BUFFER_MB", "").strip() or "1024"
+    try:
+        mb = float(raw)
+    except ValueError:
+        mb = -1.0
+    if not math.isfinite(mb) or mb < 0:
+        raise ValueError(f"SOPILOT_FRAME_BUFFER_MB must be a number >= 0, got {raw!r}")
+    return int(mb * (1 << 20))
+
+
+class VideoStream:
+    """One video's sampled frames, read from ffmpeg in chunks (see :meth:`chunks`).
+
+    ``n_hint`` is the number of frames the container's duration promises (0 if it says
+    nothing): enough to plan, never trusted for indexing. After :meth:`chunks` has run to the
+    end, ``n_frames`` is the real count and ``info.duration_sec`` is filled when the container
+    had none. :meth:`frames_at` reads single frames by seeking, for what must be known before
+    the stream reaches it (an embedder's reference frames).
+    """
+
+    def __init__(self, path, sample_fps: float = 8.0, frame_size: tuple[int, int] = (160, 120)):
+        self.sample_fps = _positive_finite("sample_fps", sample_fps)
+        width, height = (int(v) for v in frame_size)
+        if width <= 0 or height <= 0:
+            raise ValueError(f"frame_size must be positive (width, height), got {frame_size!r}")
+        self.width, self.height = width, height
+        self.frame_bytes = width * height * 3
+        self._probed = _probe(path)
+        self.info = self._probed.info
+        self.path = self.info.path
+        self.n_frames: int | None = None
+        d = self.info.duration_sec
+        self.n_hint = int(math.ceil(d * self.sample_fps)) if d > 0 else 0
+
+    def _cmd(self, *, seek_sec: float | None = None, until_sec: float | None = None) -> list[str]:
+        """ffmpeg reading the sampled stream; with ``seek_sec``, the source frames from there on
+        (up to ``until_sec`` after it, or just the first one)."""
+        vf = f"scale={self.width}:{self.height}:flags=area"
+        cmd = [_ffmpeg(), "-hide_banner", "-nostdin", "-nostats", "-v", "error", "-threads", _threads()]
+        if seek_sec is None:
+            vf = f"fps=fps={_fps_arg(self.sample_fps)}:round=up," + vf
+        else:
+            cmd += ["-ss", f"{seek_sec:.6f}"]  # input seeking: exact since ffmpeg 2.1, fast on long files
+            if until_sec is not None:
+                vf = f"trim=end={until_sec:.6f}," + vf  # times count from the seek point
+        cmd += [
+            "-i", _ffmpeg_url(self.path),
+            "-map", f"0:{self._probed.stream_index}", "-an", "-sn", "-dn",
+            "-vf", vf, "-filter_threads", "1",
+        ]  # fmt: skip
+        if seek_sec is not None and until_sec is None:
+            cmd += ["-frames:v", "1"]
+        return cmd + ["-pix_fmt", "rgb24", "-f", "rawvideo", "pipe:1"]
+
+    def chunks(self, chunk_frames: int = 256):
+        """Yield ``(m, H, W, 3)`` uint8 arrays of consecutive frames (``m <= chunk_frames``), each
+        a fresh array. Raises VideoDecodeError, after the last chunk, when ffmpeg failed or the
+        file ended well before the duration its container declares."""
+        chunk_frames = max(1, int(chunk_frames))
+        h, w, fb = self.height, self.width, self.frame_bytes
+        n = 0
+        with tempfile.TemporaryFile() as errfile:
+            proc = subprocess.Popen(
+                self._cmd(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errfile, bufsize=0
+            )
+            try:
+                _enlarge_pipe(proc.stdout)
+                while True:
+                    buf = np.empty((chunk_frames, h, w, 3), dtype=np.uint8)
+                    view = memoryview(buf.reshape(-1))
+                    filled = 0
+                    while filled < view.nbytes:
+                        got = proc.stdout.readinto(view[filled:])
+                        if not got:
+                            break
+                        filled += got
+                    m = filled // fb
+                    if m:
+                        n += m
+                        yield buf[:m]
+                    if filled < view.nbytes:
+                        break
+                rc = proc.wait()
+            except BaseException:  # includes GeneratorExit: a consumer that stops early
+                proc.kill()
+                proc.wait()
+                raise
+            finally:
+                proc.stdout.close()
+            errfile.seek(0)
+            stderr = errfile.read().decode("utf-8", "replace")
+        path, info, fps = self.path, self.info, self.sample_fps
+        if rc != 0:
+            raise VideoDecodeError(f"cannot decode video {path}: ffmpeg failed: {_ffmpeg_reason(stderr, path)}")
+        if n == 0:
+            reason = _ffmpeg_reason(stderr, path) if stderr.strip() else "ffmpeg produced no frames"
+            raise VideoDecodeError(f"cannot decode video {path}: no frames decoded ({reason})")
+        decoded_sec = n / fps
+        if stderr.strip() and info.duration_sec > 0 and decoded_sec < _MIN_COVERAGE * info.duration_sec - 1.0 / fps:
+            raise VideoDecodeError(
+                f"cannot decode video {path}: truncated or corrupt: decoded {decoded_sec:.2f} s of the "
+                f"{info.duration_sec:.2f} s the container declares ({_ffmpeg_reason(stderr, path)})"
+            )
+        self.n_frames = n
+        if info.duration_sec <= 0:
+            self.info = replace(info, duration_sec=decoded_sec)
+
+    def frames_at(self, indices) -> np.ndarray:
+        """Frames ``indices`` (of the sampled sequence), read by seeking: frame ``i`` is the
+        source frame on screen at ``i / sample_fps``, as in the stream. An index past the end
+        gives the last frame."""
+        out = np.empty((len(indices), self.height, self.width, 3), dtype=np.uint8)
+        for k, i in enumerate(indices):
+            t = float(min(i, self.n_hint - 1) if self.n_hint > 0 else i) / self.sample_fps
+            # From up to a second before t, every frame up to t: the last one is on screen at t.
+            # None (t before the first frame, as the fps filter also sees it): the first one.
+            # None either (a broken file; the stream will say what is wrong): the last frame
+            # that decodes before t.
+            start = max(0.0, t - 1.0)
+            for begin, until in ((start, t - start + 1e-6), (start, None), (0.0, t + 1e-6)):
+                raw = subprocess.run(
+                    self._cmd(seek_sec=begin, until_sec=until),
+                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                ).stdout  # fmt: skip
+                got = len(raw) // self.frame_bytes
+                if got:
+                    last = raw[(got - 1) * self.frame_bytes : got * self.frame_bytes]
+                    out[k] = np.frombuffer(last, np.uint8).reshape(self.height, self.width, 3)
+                    break
+            else:
+                raise VideoDecodeError(f"cannot decode video {self.path}: no frame at {t:.2f} s")
+        return out
+
+    def read_all(self) -> "DecodedVideo":
+        """Every frame in one array (what :func:`decode` returns)."""
+        # Preallocate for the declared duration (+2 frames of slack) and grow if the container
+        # lied. np.empty only reserves address space; the cap keeps a bogus header from asking
+        # for more.
+        fb = self.frame_bytes
+        capacity = self.n_hint + 2 if self.n_hint > 0 else 256
+        capacity = max(1, min(capacity, _MAX_PREALLOC_BYTES // fb))
+        buf = np.empty((capacity, self.height, self.width, 3), dtype=np.uint8)
+        n = 0
+        for chunk in self.chunks():
+            if n + len(chunk) > capacity:
+                capacity = max(capacity * 3 // 2, n + len(chunk) + 64)
+                grown = np.empty((capacity, self.height, self.width, 3), dtype=np.uint8)
+                grown[:n] = buf[:n]
+                buf = grown
+            buf[n : n + len(chunk)] = chunk
+            n += len(chunk)
+        frames = buf[:n]
+        if n < capacity * 0.9:
+            frames = frames.copy()  # do not pin a much larger buffer
+        return DecodedVideo(info=self.info, frames=frames, sampled_fps=self.sample_fps)
+
+
 def decode(path, sample_fps: float = 8.0, frame_size: tuple[int, int] = (160, 120)) -> DecodedVideo:
     """Decode ``path`` to upright RGB frames sampled at ``sample_fps`` and scaled to ``frame_size``.
 
     ``frame_size`` is (width, height); the frame is scaled to exactly that size (no letterbox).
-    Sampling, rotation and scaling all happen inside ffmpeg.
+    Sampling, rotation and scaling all happen inside ffmpeg. All frames are held in memory: for
+    long videos use :class:`VideoStream`.
     """
-    sample_fps = _positive_finite("sample_fps", sample_fps)
-    width, height = (int(v) for v in frame_size)
-    if width <= 0 or height <= 0:
-        raise ValueError(f"frame_size must be positive (width, height), got {frame_size!r}")
-    probed = _probe(path)
-    info = probed.info
-    path = info.path
-    frame_bytes = width * height * 3
-
-    cmd = [
-        _ffmpeg(), "-hide_banner", "-nostdin", "-nostats", "-v", "error",
-        "-threads", _threads(),
-        "-i", _ffmpeg_url(path),
-        "-map", f"0:{probed.stream_index}", "-an", "-sn", "-dn",
-        "-vf", f"fps=fps={_fps_arg(sample_fps)}:round=up,scale={width}:{height}:flags=area",
-        "-filter_threads", "1",
-        "-pix_fmt", "rgb24", "-f", "rawvideo", "pipe:1",
-    ]  # fmt: skip
-
-    # Preallocate for the declared duration (+2 frames of slack) and grow if the container lied.
-    # np.empty only reserves address space; the cap keeps a bogus header from asking for more.
-    if info.duration_sec > 0:
-        capacity = int(math.ceil(info.duration_sec * sample_fps)) + 2
-    else:
-        capacity = 256
-    capacity = max(1, min(capacity, _MAX_PREALLOC_BYTES // frame_bytes))
-    buf = np.empty((capacity, height, width, 3), dtype=np.uint8)
-    filled = 0  # bytes
-    with tempfile.TemporaryFile() as errfile:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errfile, bufsize=0)
-        try:
-            _enlarge_pipe(proc.stdout)
-            while True:
-                view = memoryview(buf.reshape(-1))
-                if filled == view.nbytes:
-                    grown = np.empty((max(capacity * 3 // 2, capacity + 64), height, width, 3), dtype=np.uint8)
-                    grown.reshape(-1)[:filled] = buf.reshape(-1)[:filled]
-                    buf, capacity = grown, grown.shape[0]
-                    view = memoryview(buf.reshape(-1))
-                n = proc.stdout.readinto(view[filled:])
-                if not n:
-                    break
-                filled += n
-            rc = proc.wait()
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        finally:
-            proc.stdout.close()
-        errfile.seek(0)
-        stderr = errfile.read().decode("utf-8", "replace")
-
-    if rc != 0:
-        raise VideoDecodeError(f"cannot decode video {path}: ffmpeg failed: {_ffmpeg_reason(stderr, path)}")
-    n_frames = filled // frame_bytes
-    if n_frames == 0:
-        reason = _ffmpeg_reason(stderr, path) if stderr.strip() else "ffmpeg produced no frames"
-        raise VideoDecodeError(f"cannot decode video {path}: no frames decoded ({reason})")
-    decoded_sec = n_frames / sample_fps
-    if stderr.strip() and info.duration_sec > 0 and decoded_sec < _MIN_COVERAGE * info.duration_sec - 1.0 / sample_fps:
-        raise VideoDecodeError(
-            f"cannot decode video {path}: truncated or corrupt: decoded {decoded_sec:.2f} s of the "
-            f"{info.duration_sec:.2f} s the container declares ({_ffmpeg_reason(stderr, path)})"
-        )
-    frames = buf[:n_frames]
-    if n_frames < capacity * 0.9:
-        frames = frames.copy()  # do not pin a much larger buffer
-    if info.duration_sec <= 0:
-        info = replace(info, duration_sec=decoded_sec)
-    return DecodedVideo(info=info, frames=frames, sampled_fps=sample_fps)
+    return VideoStream(path, sample_fps, frame_size).read_all()
 
 
 def _enlarge_pipe(pipe) -> None:
@@ -527,23 +624,47 @@ def _clip_bounds(n: int, clip_len: int, stride: int) -> list[tuple[int, int]]:
     return bounds
 
 
-def cut_clips(video: DecodedVideo, settings: ClipSettings) -> list[Clip]:
-    """Overlapping windows of ``clip_seconds`` every ``stride_seconds`` over the sampled frames.
+class FrameStats:
+    """Per-frame quality statistics, gathered chunk by chunk as frames stream past."""
 
-    Window lengths are rounded to whole sampled frames (at least one) of ``video.sampled_fps``
-    (``settings.sample_fps`` is what the caller should have passed to :func:`decode`; it is not
-    used here). A video shorter than one clip gives a single clip over all frames; the last clip
-    always ends at the last frame: a tail of more than half a stride gets its own clip aligned to
-    the end, a shorter one is added to the last clip.
+    def __init__(self) -> None:
+        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def add(self, frames: np.ndarray) -> None:
+        self._parts.append(_frame_stats(frames))
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not self._parts:
+            return (np.empty(0),) * 3
+        return tuple(np.concatenate(k) for k in zip(*self._parts))  # type: ignore[return-value]
+
+
+def cut_clips(video: DecodedVideo, settings: ClipSettings) -> list[Clip]:
+    """Overlapping windows of ``clip_seconds`` every ``stride_seconds`` over the sampled frames
+    of a decoded video; see :func:`clips_from_stats`."""
+    stats = FrameStats()
+    stats.add(video.frames)
+    return clips_from_stats(stats, video.info, video.sampled_fps, settings)
+
+
+def clips_from_stats(stats: FrameStats, info: VideoInfo, sampled_fps: float, settings: ClipSettings) -> list[Clip]:
+    """Overlapping windows of ``clip_seconds`` every ``stride_seconds`` over the sampled frames
+    whose statistics ``stats`` holds (one entry per frame, in order).
+
+    Window lengths are rounded to whole sampled frames (at least one) of ``sampled_fps``
+    (``settings.sample_fps`` is what the caller should have decoded at; it is not used here).
+    A video shorter than one clip gives a single clip over all frames; the last clip always ends
+    at the last frame: a tail of more than half a stride gets its own clip aligned to the end, a
+    shorter one is added to the last clip.
     """
-    n = len(video.frames)
+    mean_luma, white, lap_var = stats.arrays()
+    n = len(mean_luma)
     if n == 0:
-        raise VideoDecodeError(f"cannot cut clips from video {video.info.path}: it has no frames")
-    fps = float(video.sampled_fps)
+        raise VideoDecodeError(f"cannot cut clips from video {info.path}: it has no frames")
+    fps = float(sampled_fps)
     clip_len = max(1, int(round(settings.clip_seconds * fps)))
     stride = max(1, int(round(settings.stride_seconds * fps)))
-    mean_luma, white, lap_var = _frame_stats(video.frames)
-    duration = video.info.duration_sec
+    duration = info.duration_sec
     clips = []
     for i, (s, e) in enumerate(_clip_bounds(n, clip_len, stride)):
         start_sec, end_sec = s / fps, e / fps

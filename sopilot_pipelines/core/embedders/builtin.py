@@ -51,7 +51,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Embedder, l2_normalize_rows, validate_inputs
+from .base import (
+    ArraySource,
+    FrameSource,
+    StreamingEmbedder,
+    VideoAccumulator,
+    l2_normalize_rows,
+    validate_spans,
+)
 
 __all__ = ["BuiltinEmbedder"]
 
@@ -310,7 +317,7 @@ def _register(gray: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return _shift_frames(gray, shifts), shifts
 
 
-class BuiltinEmbedder(Embedder):
+class BuiltinEmbedder(StreamingEmbedder):
     """Hand-crafted clip features; see the module docstring. Deterministic; no model files."""
 
     name = "builtin:v1"
@@ -365,29 +372,21 @@ class BuiltinEmbedder(Embedder):
         gray /= gray.mean(axis=(1, 2), keepdims=True) + np.float32(_EPS)
         return _blur121(gray)
 
-    def reference_frame(self, frames: np.ndarray) -> np.ndarray:
-        """The video's median (normalised, blurred) gray frame over up to 64 evenly spread
-        frames: what camera shake is undone against."""
-        n = frames.shape[0]
+    def reference_frame(self, source: FrameSource) -> np.ndarray | None:
+        """The video's median (normalised, blurred) gray frame over up to _REF_FRAMES evenly
+        spread frames: what camera shake is undone against (None for a single frame)."""
+        n = source.n_hint
+        if n <= 1:
+            return None
         pick = np.unique(np.linspace(0, n - 1, min(n, _REF_FRAMES)).round().astype(np.int64))
-        return np.median(self._gray(_resize_area(frames[pick], _WORK_H, _WORK_W)), axis=0)
+        return np.median(self._gray(_resize_area(source.frames_at(pick), _WORK_H, _WORK_W)), axis=0)
 
     def frame_features(self, frames: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) uint8 -> (N, n_features) float64 per-frame features (before clip
-        averaging, centering and normalisation). Works through the video in chunks of
-        _CHUNK frames so that memory stays bounded for long videos."""
-        n = frames.shape[0]
-        feats = np.zeros((n, self._n_feat))
-        ref = self.reference_frame(frames) if n > 1 else None
-        prev = None  # (gray, gx, gy, cell motion vectors) of the frame before the chunk
-        for s in range(0, n, _CHUNK):
-            prev = self._chunk_features(frames[s : s + _CHUNK], ref, prev, feats[s : s + _CHUNK])
-        if n > 1:  # the first frame has no predecessor: give it the motion of the second
-            feats[0, self._n_app :] = feats[1, self._n_app :]
-        if n > 2:  # nor has the second a rotation (two frame pairs): the third's
-            rot = slice(self._slices["rot_cross"].start, self._slices["rot_energy"].stop)
-            feats[:2, rot] = feats[2, rot]
-        return feats
+        averaging, centering and normalisation)."""
+        acc = _BuiltinVideo(self, ArraySource(frames))
+        acc.add(frames)
+        return acc.features()
 
     def _chunk_features(self, frames, ref, prev, out):
         m = frames.shape[0]
@@ -509,9 +508,11 @@ class BuiltinEmbedder(Embedder):
         return bg
 
     # -- clips --------------------------------------------------------------------------------
-    def embed(self, frames: np.ndarray, spans: np.ndarray) -> np.ndarray:
-        frames, spans = validate_inputs(frames, spans)
-        feats = self.frame_features(frames)  # (N, F) float64
+    def begin(self, source: FrameSource) -> "_BuiltinVideo":
+        return _BuiltinVideo(self, source)
+
+    def pool(self, feats: np.ndarray, spans: np.ndarray) -> np.ndarray:
+        """Clip vectors from the per-frame features of the whole video (changed in place)."""
         # Per-video centering of the appearance part (see the module docstring).
         feats[:, : self._n_app] -= self.background(feats)
         csum = np.zeros((feats.shape[0] + 1, feats.shape[1]))
@@ -534,3 +535,58 @@ class BuiltinEmbedder(Embedder):
             out[:, self._out_slices[key]] = v * (weight / norm)[:, None]
         out[:, -1] = _BIAS
         return l2_normalize_rows(out)
+
+
+class _BuiltinVideo(VideoAccumulator):
+    """Per-frame features of one video, computed _CHUNK frames at a time as frames arrive.
+
+    Camera shake is undone against a reference (the median of up to _REF_FRAMES frames spread
+    over the video), so the reference is read from the source before the first chunk."""
+
+    def __init__(self, embedder: BuiltinEmbedder, source: FrameSource) -> None:
+        self.e, self.source = embedder, source
+        self.ref: np.ndarray | None = None
+        self.started = False
+        self.prev = None  # (gray, gx, gy, cell motion vectors) of the last frame processed
+        self.pending: list[np.ndarray] = []
+        self.n_pending = 0
+        self.parts: list[np.ndarray] = []
+
+    def add(self, frames: np.ndarray) -> None:
+        if not self.started:
+            self.started = True
+            self.ref = self.e.reference_frame(self.source)
+        self.pending.append(frames)
+        self.n_pending += len(frames)
+        # Chunks start at multiples of _CHUNK whatever the caller's chunking: the still-camera
+        # test in _register is made per chunk.
+        while self.n_pending >= _CHUNK:
+            self._run(_CHUNK)
+
+    def _run(self, m: int) -> None:
+        block = np.concatenate(self.pending) if len(self.pending) > 1 else self.pending[0]
+        chunk, rest = block[:m], block[m:]
+        self.pending, self.n_pending = ([rest] if len(rest) else []), len(rest)
+        out = np.zeros((m, self.e._n_feat))
+        self.prev = self.e._chunk_features(chunk, self.ref, self.prev, out)
+        self.parts.append(out)
+
+    def features(self) -> np.ndarray:
+        """(N, n_features) float64: every frame added so far."""
+        if self.n_pending:
+            self._run(self.n_pending)
+        feats = np.concatenate(self.parts) if len(self.parts) != 1 else self.parts[0]
+        self.parts = [feats]
+        n = feats.shape[0]
+        e = self.e
+        if n > 1:  # the first frame has no predecessor: give it the motion of the second
+            feats[0, e._n_app :] = feats[1, e._n_app :]
+        if n > 2:  # nor has the second a rotation (two frame pairs): the third's
+            rot = slice(e._slices["rot_cross"].start, e._slices["rot_energy"].stop)
+            feats[:2, rot] = feats[2, rot]
+        return feats
+
+    def finish(self, spans: np.ndarray) -> np.ndarray:
+        feats = self.features()
+        self.parts = []
+        return self.e.pool(feats, validate_spans(spans, feats.shape[0]))

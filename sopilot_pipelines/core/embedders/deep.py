@@ -27,7 +27,14 @@ import threading
 
 import numpy as np
 
-from .base import Embedder, EmbedderError, l2_normalize_rows, validate_inputs
+from .base import (
+    EmbedderError,
+    FrameSource,
+    StreamingEmbedder,
+    VideoAccumulator,
+    l2_normalize_rows,
+    validate_spans,
+)
 
 __all__ = ["DeepEmbedder", "weights_path"]
 
@@ -61,7 +68,7 @@ def torch_threads() -> int:
     return max(1, min((os.cpu_count() or 1) // 2, 8))
 
 
-class DeepEmbedder(Embedder):
+class DeepEmbedder(StreamingEmbedder):
     """EfficientNet-Lite0 features pooled on a 2x2 grid plus globally, averaged over a clip."""
 
     name = "deep:efficientnet_lite0:pt"
@@ -137,23 +144,57 @@ class DeepEmbedder(Embedder):
         chosen[(starts[empty] + ends[empty] - 1) // 2] = True
         return np.flatnonzero(chosen)
 
-    def embed(self, frames: np.ndarray, spans: np.ndarray) -> np.ndarray:
-        frames, spans = validate_inputs(frames, spans)
-        n = frames.shape[0]
-        idx = self.select_frames(n, spans, self.frame_step)
+    def features(self, frames: np.ndarray) -> np.ndarray:
+        """(M, H, W, 3) uint8 -> (M, 1600) float32, on this embedder's threads."""
         torch = self._torch
         with self._lock:
             old = torch.get_num_threads()
             torch.set_num_threads(self.threads)
             try:
                 with torch.inference_mode():
-                    feats = self._features(frames[idx])
+                    return self._features(frames)
             finally:
                 torch.set_num_threads(old)
-        # Per clip: mean over its embedded frames (cumulative sums over the selected frames).
+
+    def begin(self, source: FrameSource) -> "_DeepVideo":
+        return _DeepVideo(self, source)
+
+    def pool(self, idx: np.ndarray, feats: np.ndarray, spans: np.ndarray) -> np.ndarray:
+        """Per clip: the mean of its embedded frames ``idx`` (sorted), L2-normalised."""
         csum = np.zeros((len(idx) + 1, self.dim))
         np.cumsum(feats, axis=0, dtype=np.float64, out=csum[1:])
         lo = np.searchsorted(idx, spans[:, 0], side="left")
         hi = np.searchsorted(idx, spans[:, 1], side="left")
         clip = (csum[hi] - csum[lo]) / (hi - lo)[:, None]
         return l2_normalize_rows(clip)
+
+
+class _DeepVideo(VideoAccumulator):
+    """Features of every ``frame_step``-th frame as the frames arrive; at the end, the middle
+    frame of any clip that holds none of them is read back from the source."""
+
+    def __init__(self, embedder: DeepEmbedder, source: FrameSource) -> None:
+        self.e, self.source = embedder, source
+        self.n = 0
+        self.idx: list[np.ndarray] = []
+        self.feats: list[np.ndarray] = []
+
+    def add(self, frames: np.ndarray) -> None:
+        step = self.e.frame_step
+        local = np.arange((-self.n) % step, len(frames), step)
+        if local.size:
+            self.feats.append(self.e.features(frames[local]))
+            self.idx.append(self.n + local)
+        self.n += len(frames)
+
+    def finish(self, spans: np.ndarray) -> np.ndarray:
+        spans = validate_spans(spans, self.n)
+        idx = np.concatenate(self.idx) if self.idx else np.empty(0, np.int64)
+        feats = np.concatenate(self.feats) if self.feats else np.empty((0, self.e.dim), np.float32)
+        missing = np.setdiff1d(self.e.select_frames(self.n, spans, self.e.frame_step), idx)
+        if missing.size:
+            idx = np.concatenate([idx, missing])
+            feats = np.concatenate([feats, self.e.features(self.source.frames_at(missing))])
+            order = np.argsort(idx, kind="stable")
+            idx, feats = idx[order], feats[order]
+        return self.e.pool(idx, feats, spans)

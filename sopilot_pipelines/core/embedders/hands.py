@@ -78,7 +78,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Embedder, EmbedderError, l2_normalize_rows, validate_inputs
+from .base import (
+    EmbedderError,
+    FrameSource,
+    StreamingEmbedder,
+    VideoAccumulator,
+    l2_normalize_rows,
+    validate_spans,
+)
 
 __all__ = [
     "HandTracker",
@@ -417,19 +424,25 @@ class HandTracker:
     # -- tracking ----------------------------------------------------------------------------
     def track(self, frames: np.ndarray) -> HandTracks:
         """Hands in every frame, tracked from frame to frame (frames in order)."""
+        tracking = Tracking()
+        self.track_more(frames, tracking)
+        return tracking.result()
+
+    def track_more(self, frames: np.ndarray, tracking: "Tracking") -> None:
+        """Track the hands on through ``frames``, the frames that follow those ``tracking`` has
+        seen."""
         n, fh, fw = frames.shape[:3]
         aspect = fw / fh
         L = np.full((n, 2, 21, 3), np.nan, dtype=np.float32)
         hand = np.full((n, 2), np.nan, dtype=np.float32)
         pres = np.full((n, 2), np.nan, dtype=np.float32)
-        detections = 0
-        prev: list[tuple[Rect, float]] = []  # next frame's regions, with their track's handedness
+        prev = tracking.prev  # this frame's regions from the last one, with their track's handedness
         with self._lock:
             for i in range(n):
                 frame = frames[i]
                 cands: list[tuple[Rect, float | None]] = []
                 if len(prev) < self.max_hands:
-                    detections += 1
+                    tracking.detections += 1
                     for score, box, kp in self.detect_palms(frame)[: self.max_hands]:
                         cands = _associate(cands, (self._palm_rect(box, kp, fw, fh), None), self.roi_iou)
                 if self.roi_iou < 1.0:
@@ -462,7 +475,25 @@ class HandTracker:
                     L[i, k] = lm
                     hand[i, k] = hd
                     pres[i, k] = p
-        return HandTracks(L, ~np.isnan(hand), hand, pres, detections)
+        tracking.prev = prev
+        tracking.parts.append((L, hand, pres))
+
+
+class Tracking:
+    """Where hand tracking stands in a video: the regions to look at in the next frame and the
+    hands found so far."""
+
+    def __init__(self) -> None:
+        self.prev: list = []
+        self.detections = 0
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def result(self) -> HandTracks:
+        if not self.parts:
+            empty = np.empty((0, 2), np.float32)
+            return HandTracks(np.empty((0, 2, 21, 3), np.float32), np.zeros((0, 2), bool), empty, empty, 0)
+        L, hand, pres = (np.concatenate(k) for k in zip(*self.parts))
+        return HandTracks(L, ~np.isnan(hand), hand, pres, self.detections)
 
 
 def _same_hand(a: np.ndarray, b: np.ndarray, aspect: float, max_dist: float) -> bool:
@@ -682,7 +713,7 @@ def _standardize(b: np.ndarray) -> np.ndarray:
     return (b - b.mean(axis=0)) / np.sqrt(sd**2 + floor**2 + 1e-12)
 
 
-class HandsEmbedder(Embedder):
+class HandsEmbedder(StreamingEmbedder):
     """Hand-keypoint features (MediaPipe Hands models on LiteRT), per clip; see module doc.
 
     Vectors depend on the whole video (per-video standardisation): embed whole videos.
@@ -733,7 +764,22 @@ class HandsEmbedder(Embedder):
         parts.append(np.full((len(spans), 1), BIAS_WEIGHT))
         return l2_normalize_rows(np.concatenate(parts, axis=1))
 
-    def embed(self, frames: np.ndarray, spans: np.ndarray) -> np.ndarray:
-        frames, spans = validate_inputs(frames, spans)
-        tracks = self.track(frames)
-        return self.embed_tracks(tracks, spans, frames.shape[2] / frames.shape[1])
+    def begin(self, source: FrameSource) -> "_HandsVideo":
+        return _HandsVideo(self)
+
+
+class _HandsVideo(VideoAccumulator):
+    """Hands tracked chunk by chunk; only the landmarks are kept."""
+
+    def __init__(self, embedder: HandsEmbedder) -> None:
+        self.e = embedder
+        self.tracking = Tracking()
+        self.aspect = 1.0
+
+    def add(self, frames: np.ndarray) -> None:
+        self.aspect = frames.shape[2] / frames.shape[1]
+        self.e.tracker.track_more(frames, self.tracking)
+
+    def finish(self, spans: np.ndarray) -> np.ndarray:
+        tracks = self.tracking.result()
+        return self.e.embed_tracks(tracks, validate_spans(spans, len(tracks.present)), self.aspect)
