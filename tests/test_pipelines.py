@@ -30,8 +30,8 @@ def test_ingest_score_and_index_materialize(env, suite):
     for key in (gold_key, trainee_key):
         result = env.ingest(key)
         assert result.success
-        mats = result.asset_materializations_for_node("video_clips")
-        assert mats[0].metadata["clips"].value > 20 and mats[0].metadata["embedder"].value == "builtin:v1"
+        mats = [m for m in result.asset_materializations_for_node("ingest_video") if m.asset_key.path == ["video_clips"]]
+        assert len(mats) == 1 and mats[0].partition == key and mats[0].metadata["clips"].value > 20 and mats[0].metadata["embedder"].value == "builtin:v1"
         checks = result.get_asset_check_evaluations()
         assert [c.check_name for c in checks] == ["embeddings_are_sane"] and checks[0].passed
     gold = env.cat.get_video(gold_id)
@@ -268,8 +268,9 @@ def test_a_backfill_range_is_one_run_over_every_video(env, suite):
         "dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]})  # fmt: skip
     assert result.success
     assert all(env.cat.get_video(i)["status"] == "ready" for i in ids)
-    mat = result.asset_materializations_for_node("video_clips")
-    assert sorted(m.partition for m in mat) == sorted(keys)  # one run materialized every partition
+    mat = [m for m in result.asset_materializations_for_node("ingest_video") if m.asset_key.path == ["video_clips"]]
+    assert sorted(m.partition for m in mat) == sorted(keys)  # one run materialized every partition...
+    assert len({m.metadata["clips"].value for m in mat}) > 1  # ...each with its own metadata, not the batch's
     assert len(env.instance.get_run_records()) == 1
 
 

@@ -1,11 +1,16 @@
-"""Per-video assets: clips + raw embeddings + clip metadata, then adapted embeddings.
+"""Per-video assets: clips + raw embeddings + clip metadata (`video_clips`), then adapted
+embeddings (`video_embeddings`), computed by one op, video by video.
 
-A bad file fails its run at once (no retry) with the reason in words and nothing written; a
-transient error (I/O, database) is retried by the job's retry policy. Re-embedding a task's
-videos is one backfill: the single-run policy hands a run every selected partition in a range.
+One op for both, so that in a range run (a single-run backfill) each video goes all the way
+through on its own: a bad file fails its own partitions with the reason in words and nothing
+written, the others materialize, and the step fails at the end naming the failed keys (Dagster
+marks a range run's planned-but-unmaterialized partitions failed). Each partition's
+materialization is logged with its own metadata (clips, fps, duration, timings), never a batch
+total. A transient error (I/O, database) is not caught here: the retry policy retries the step.
 """
 
 
+import hashlib
 import time
 
 import dagster as dg
@@ -16,123 +21,166 @@ from ...ids import video_key
 from ...logs import job_transition
 from ...resources import CatalogResource, StorageResource
 from ...storage import atomic_write_npy
+from ..policy import RETRY
 from ..training.live import live_adapter, live_adapter_name
 from .partitions import video_id_of, videos
 
+CLIPS, EMBEDDINGS = dg.AssetKey("video_clips"), dg.AssetKey("video_embeddings")
+CHECK = "embeddings_are_sane"
+# run tags that summarise a range run in the runs list (the step's failure names the keys)
+TAG_VIDEOS_DONE, TAG_VIDEOS_FAILED = "sopilot/videos_materialized", "sopilot/videos_failed"
+# Dagster's own tag keys for a materialization's data version. Materializations logged from the
+# op body get none by default, and without one a downstream asset never turns stale.
+_DATA_VERSION_TAG, _USER_PROVIDED_TAG = "dagster/data_version", "dagster/data_version_is_user_provided"
 
-@dg.asset(
+
+class VideoFailed(Exception):
+    """A video that cannot be ingested for a reason that a retry will not change."""
+
+
+def versioned_materialization(asset_key, partition: str, metadata: dict, content: bytes) -> dg.AssetMaterialization:
+    """A per-partition materialization whose data version is the hash of what was written, so
+    Dagster's staleness sees a change exactly when the content changed."""
+    version = hashlib.sha256(content).hexdigest()[:24]
+    return dg.AssetMaterialization(asset_key=asset_key, partition=partition, metadata=metadata,
+                                   tags={_DATA_VERSION_TAG: version, _USER_PROVIDED_TAG: "true"})  # fmt: skip
+
+
+@dg.multi_asset(
+    name="ingest_video",
     partitions_def=videos,
     group_name="ingest",
-    kinds={"ffmpeg", "numpy"},
+    can_subset=True,  # video_embeddings alone re-adapts from the raw files (and breaks the cycle via feature_adapter)
     backfill_policy=dg.BackfillPolicy.single_run(),
-    description="Decode (fps and scale inside ffmpeg), cut clips, embed: video_<id>.raw.npy + video_<id>.json",
+    retry_policy=RETRY,
+    specs=[
+        dg.AssetSpec(CLIPS, kinds={"ffmpeg", "numpy"}, skippable=True,
+                     description="Decode (fps and scale inside ffmpeg), cut clips, embed: video_<id>.raw.npy + video_<id>.json"),
+        dg.AssetSpec(EMBEDDINGS, kinds={"numpy"}, skippable=True,
+                     deps=[CLIPS, dg.AssetKey("feature_adapter")],  # the adapter it goes through, for the lineage
+                     description="Raw embeddings through the current feature adapter: video_<id>.npy; marks the video ready"),
+    ],  # fmt: skip
+    check_specs=[dg.AssetCheckSpec(CHECK, asset=EMBEDDINGS, blocking=True,
+                                   description="finite, unit-length rows, one per clip, at least 2 clips")],  # fmt: skip
 )
-def video_clips(context: dg.AssetExecutionContext, catalog: CatalogResource, storage: StorageResource):
+def ingest_video(context: dg.AssetExecutionContext, catalog: CatalogResource, storage: StorageResource):
+    # Outputs are never yielded: every partition's materialization is logged by itself below
+    # (skippable specs), so a range run does not stamp one result onto all of its partitions.
+    cat, store = catalog.catalog, storage.store
+    selected = context.selected_asset_keys
+    live = live_adapter(cat) if EMBEDDINGS in selected else None
+    done, failed = [], {}
+    for key in context.partition_keys:
+        try:
+            if CLIPS in selected:
+                context.log_event(_clips(context, cat, store, key))
+            if EMBEDDINGS in selected:
+                context.log_event(_embeddings(context, cat, store, key, live))
+            done.append(key)
+        except VideoFailed as exc:
+            failed[key] = str(exc)
+            context.log.error(f"{key}: {exc}")
+    if EMBEDDINGS in selected and dg.AssetCheckKey(EMBEDDINGS, CHECK) in context.selected_asset_check_keys:
+        yield dg.AssetCheckResult(asset_key=EMBEDDINGS, check_name=CHECK, passed=not any("embeddings_are_sane" in r for r in failed.values()),
+                                  metadata={"videos_checked": len(done) + len(failed), "videos_failed": len(failed)})  # fmt: skip
+    if len(context.partition_keys) > 1:
+        context.instance.add_run_tags(context.run.run_id, {TAG_VIDEOS_DONE: str(len(done)), TAG_VIDEOS_FAILED: str(len(failed))})
+    if failed:
+        reasons = "; ".join(f"{k}: {r}" for k, r in failed.items())
+        summary = (next(iter(failed.values())) if len(context.partition_keys) == 1
+                   else f"{len(failed)} of {len(context.partition_keys)} videos failed ({len(done)} materialized): {reasons}")  # fmt: skip
+        raise dg.Failure(summary, allow_retries=False,
+                         metadata={"failed": len(failed), "materialized": len(done), "failed_keys": ", ".join(failed)})  # fmt: skip
+
+
+def _clips(context, cat, store, key: str) -> dg.AssetMaterialization:
     from ...core.embedders import EmbedderError
     from ...core.embedding import embed_video
     from ...core.video import VideoDecodeError
 
-    cat, store = catalog.catalog, storage.store
-    done: list[dict] = []
-    for key in context.partition_keys:
-        video_id = video_id_of(key)
-        row = cat.get_video(video_id)
-        if row is None:
-            raise dg.Failure(f"video {video_id} is not in the catalog (deleted?)", allow_retries=False)
-        if not row["ingest_run_id"]:
-            cat.set_ingest_run(video_id, context.run.run_id)
-        t0 = time.perf_counter()
-        job_transition("ingest", context.run.run_id, "running", video_id=video_id, task_id=row["task_id"])
-        try:
-            ev = embed_video(row["raw_path"])
-        except (VideoDecodeError, EmbedderError, FileNotFoundError) as exc:
-            cat.mark_video_failed(video_id, str(exc))
-            job_transition("ingest", context.run.run_id, "failed", video_id=video_id, error=str(exc))
-            raise dg.Failure(f"video {video_id} could not be ingested: {exc}", allow_retries=False) from exc
-        paths = store.embeddings(video_id)
-        ev.save(paths["raw"], paths["meta"])
-        telemetry.observe_embedding(ev.model, ev.timings.get("embed_sec", 0.0))
-        telemetry.observe_job("ingest", time.perf_counter() - t0)
-        cat.set_video_paths(video_id, raw_embeddings_path=str(paths["raw"]), meta_path=str(paths["meta"]))
-        done.append({
-                "video_id": video_id,
-                "task_id": row["task_id"],
-                "role": row["role"],
-                "clips": ev.n_clips,
-                "source_fps": ev.source_fps,
-                "sampled_fps": ev.sampled_fps,
-                "duration_sec": ev.duration_sec,
-                "embedder": ev.model,
-                "dim": int(ev.embeddings.shape[1]),
-                "decode_sec": ev.timings.get("decode_sec", 0.0),
-                "embed_sec": ev.timings.get("embed_sec", 0.0),
-                "total_sec": round(time.perf_counter() - t0, 3),
-                "quality_flagged_clips": sum(bool(q) for q in ev.quality),
-                "path": str(paths["raw"]),
-        })
-        context.log.info(f"{key}: {ev.n_clips} clips, {ev.model}, {done[-1]['total_sec']}s")
-    return _result(done)
+    video_id = video_id_of(key)
+    row = cat.get_video(video_id)
+    if row is None:
+        raise VideoFailed(f"video {video_id} is not in the catalog (deleted?)")
+    if not row["ingest_run_id"]:
+        cat.set_ingest_run(video_id, context.run.run_id)
+    t0 = time.perf_counter()
+    job_transition("ingest", context.run.run_id, "running", video_id=video_id, task_id=row["task_id"])
+    try:
+        ev = embed_video(row["raw_path"])
+    except (VideoDecodeError, EmbedderError, FileNotFoundError) as exc:
+        cat.mark_video_failed(video_id, str(exc))
+        job_transition("ingest", context.run.run_id, "failed", video_id=video_id, error=str(exc))
+        raise VideoFailed(f"video {video_id} could not be ingested: {exc}") from exc
+    paths = store.embeddings(video_id)
+    ev.save(paths["raw"], paths["meta"])
+    telemetry.observe_embedding(ev.model, ev.timings.get("embed_sec", 0.0))
+    telemetry.observe_job("ingest", time.perf_counter() - t0)
+    cat.set_video_paths(video_id, raw_embeddings_path=str(paths["raw"]), meta_path=str(paths["meta"]))
+    md = {
+        "video_id": video_id,
+        "task_id": row["task_id"],
+        "role": row["role"],
+        "clips": ev.n_clips,
+        "source_fps": ev.source_fps,
+        "sampled_fps": ev.sampled_fps,
+        "duration_sec": ev.duration_sec,
+        "embedder": ev.model,
+        "dim": int(ev.embeddings.shape[1]),
+        "decode_sec": ev.timings.get("decode_sec", 0.0),
+        "embed_sec": ev.timings.get("embed_sec", 0.0),
+        "total_sec": round(time.perf_counter() - t0, 3),
+        "quality_flagged_clips": sum(bool(q) for q in ev.quality),
+        "path": dg.MetadataValue.path(str(paths["raw"])),
+    }
+    context.log.info(f"{key}: {ev.n_clips} clips, {ev.model}, {md['total_sec']}s")
+    return versioned_materialization(CLIPS, key, md, ev.embeddings.astype(np.float32).tobytes() + ev.model.encode())
 
 
-@dg.asset(
-    partitions_def=videos,
-    group_name="ingest",
-    deps=[video_clips, dg.AssetKey("feature_adapter")],  # the adapter it goes through, for the lineage
-    kinds={"numpy"},
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    check_specs=[dg.AssetCheckSpec("embeddings_are_sane", asset="video_embeddings", blocking=True,
-                                   description="finite, unit-length rows, one per clip, at least 2 clips")],
-    description="Raw embeddings through the current feature adapter: video_<id>.npy; marks the video ready",
-)
-def video_embeddings(context: dg.AssetExecutionContext, catalog: CatalogResource, storage: StorageResource):
+def _embeddings(context, cat, store, key: str, live) -> dg.AssetMaterialization:
     from ...core.embedding import EmbeddedVideo
 
-    cat, store = catalog.catalog, storage.store
-    live = live_adapter(cat)
-    done: list[dict] = []
-    for key in context.partition_keys:
-        video_id = video_id_of(key)
-        row = cat.get_video(video_id)
-        paths = store.embeddings(video_id)
-        if row is None or not paths["raw"].exists():
-            raise dg.Failure(f"video {video_id}: no raw embeddings; materialize video_clips first", allow_retries=False)
-        ev = EmbeddedVideo.load(paths["raw"], paths["meta"])
-        adapted = live.adapter.apply(ev.embeddings)
-        problems = sanity_problems(key, adapted, ev.embeddings)
-        if problems:  # a broken video is never marked ready, and the run says why
-            cat.mark_video_failed(video_id, "; ".join(problems))
-            job_transition("ingest", context.run.run_id, "failed", video_id=video_id, error="; ".join(problems))
-            raise dg.Failure(f"embeddings_are_sane failed: {'; '.join(problems)}", allow_retries=False)
+    video_id = video_id_of(key)
+    row = cat.get_video(video_id)
+    paths = store.embeddings(video_id)
+    if row is None or not paths["raw"].exists():
+        raise VideoFailed(f"video {video_id}: no raw embeddings; materialize video_clips first")
+    ev = EmbeddedVideo.load(paths["raw"], paths["meta"])
+    adapted = live.adapter.apply(ev.embeddings)
+    problems = sanity_problems(key, adapted, ev.embeddings)
+    if problems:  # a broken video is never marked ready, and the run says why
+        cat.mark_video_failed(video_id, "; ".join(problems))
+        job_transition("ingest", context.run.run_id, "failed", video_id=video_id, error="; ".join(problems))
+        raise VideoFailed(f"embeddings_are_sane failed: {'; '.join(problems)}")
+    atomic_write_npy(paths["adapted"], adapted.astype(np.float32))
+    cat.mark_video_ready(
+        video_id,
+        embedding_model=ev.model,
+        num_clips=ev.n_clips,
+        source_fps=ev.source_fps,
+        sampled_fps=ev.sampled_fps,
+        duration_sec=ev.duration_sec,
+        embeddings_path=str(paths["adapted"]),
+        raw_embeddings_path=str(paths["raw"]),
+        meta_path=str(paths["meta"]),
+        clips=[
+            {"clip_idx": i, "start_sec": float(s), "end_sec": float(e), "quality": ",".join(q) or None}
+            for i, (s, e, q) in enumerate(zip(ev.clip_starts, ev.clip_ends, ev.quality))
+        ],
+    )
+    name = live.name
+    if live_adapter_name(cat) != live.name:  # a training switched adapters meanwhile; its catch-up may have missed us
+        current = live_adapter(cat)
+        adapted, name = current.adapter.apply(ev.embeddings), current.name
         atomic_write_npy(paths["adapted"], adapted.astype(np.float32))
-        cat.mark_video_ready(
-            video_id,
-            embedding_model=ev.model,
-            num_clips=ev.n_clips,
-            source_fps=ev.source_fps,
-            sampled_fps=ev.sampled_fps,
-            duration_sec=ev.duration_sec,
-            embeddings_path=str(paths["adapted"]),
-            raw_embeddings_path=str(paths["raw"]),
-            meta_path=str(paths["meta"]),
-            clips=[
-                {"clip_idx": i, "start_sec": float(s), "end_sec": float(e), "quality": ",".join(q) or None}
-                for i, (s, e, q) in enumerate(zip(ev.clip_starts, ev.clip_ends, ev.quality))
-            ],
-        )
-        if live_adapter_name(cat) != live.name:  # a training switched adapters meanwhile; its catch-up may have missed us
-            atomic_write_npy(paths["adapted"], live_adapter(cat).adapter.apply(ev.embeddings).astype(np.float32))
-        job_transition("ingest", context.run.run_id, "completed", video_id=video_id, clips=int(adapted.shape[0]))
-        done.append({
-                "video_id": video_id,
-                "task_id": row["task_id"],
-                "clips": int(adapted.shape[0]),
-                "dim": int(adapted.shape[1]),
-                "adapter": live.name,
-                "embedder": ev.model,
-                "path": str(paths["adapted"]),
-        })
-    check = dg.AssetCheckResult(check_name="embeddings_are_sane", passed=True, metadata={"videos_checked": len(done)})
-    return _result(done, [check])
+    job_transition("ingest", context.run.run_id, "completed", video_id=video_id, clips=int(adapted.shape[0]))
+    md = {"video_id": video_id, "task_id": row["task_id"], "clips": int(adapted.shape[0]), "dim": int(adapted.shape[1]),
+          "adapter": name, "embedder": ev.model, "path": dg.MetadataValue.path(str(paths["adapted"]))}  # fmt: skip
+    return embeddings_materialization(key, md, adapted, name)
+
+
+def embeddings_materialization(key: str, metadata: dict, adapted: np.ndarray, adapter: str) -> dg.AssetMaterialization:
+    return versioned_materialization(EMBEDDINGS, key, metadata, adapted.astype(np.float32).tobytes() + adapter.encode())
 
 
 def sanity_problems(key: str, emb: np.ndarray, raw: np.ndarray) -> list[str]:
@@ -147,22 +195,6 @@ def sanity_problems(key: str, emb: np.ndarray, raw: np.ndarray) -> list[str]:
     elif not np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-3):
         problems.append(f"{key}: rows are not unit length")
     return problems
-
-
-def _result(done: list[dict], checks: list | None = None) -> dg.MaterializeResult:
-    """One video: its own metadata. A backfill batch: totals, so the UI shows what the run did."""
-    if len(done) == 1:
-        md = dict(done[0])
-        md["path"] = dg.MetadataValue.path(md["path"])
-        return dg.MaterializeResult(metadata=md, check_results=checks)
-    return dg.MaterializeResult(
-        check_results=checks,
-        metadata={
-            "videos": len(done),
-            "clips": sum(d["clips"] for d in done),
-            "tasks": ", ".join(sorted({d["task_id"] for d in done})),
-        }
-    )
 
 
 def refresh_adapted(store, video: dict, adapter) -> int:

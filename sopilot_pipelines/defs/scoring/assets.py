@@ -8,6 +8,8 @@ import dagster as dg
 from ... import telemetry
 from ...logs import job_transition
 from ...resources import CatalogResource, StorageResource
+from ..policy import RETRY
+from ..search.assets import ALL_VIDEOS
 from .partitions import score_jobs
 
 
@@ -28,7 +30,10 @@ def load_for_scoring(cat, store, video_id: int):
     return row, ev
 
 
-@dg.asset(partitions_def=score_jobs, group_name="scoring", kinds={"numpy"},
+# reads both videos' embeddings through the live adapter; which two videos is a catalog fact no
+# built-in partition mapping can express, hence every video partition (see ALL_VIDEOS)
+@dg.asset(partitions_def=score_jobs, group_name="scoring", kinds={"numpy"}, retry_policy=RETRY,
+          deps=[ALL_VIDEOS, dg.AssetKey("feature_adapter")],
           description="Align the trainee with the gold: score, decision, steps and deviations")  # fmt: skip
 def score_result(context: dg.AssetExecutionContext, catalog: CatalogResource, storage: StorageResource):
     from ...core.embedders import EmbedderError
@@ -81,7 +86,7 @@ def score_result(context: dg.AssetExecutionContext, catalog: CatalogResource, st
     )
 
 
-@dg.asset(partitions_def=score_jobs, group_name="scoring", deps=[score_result], kinds={"pdf"},
+@dg.asset(partitions_def=score_jobs, group_name="scoring", deps=[score_result], kinds={"pdf"}, retry_policy=RETRY,
           description="The supervisor's PDF report of a score job")  # fmt: skip
 def score_report(context: dg.AssetExecutionContext, catalog: CatalogResource, storage: StorageResource):
     import json

@@ -12,8 +12,18 @@ import numpy as np
 
 from ...resources import CatalogResource, StorageResource
 from ...settings import settings
+from ..policy import RETRY
 from ..training.live import LiveAdapter, live_adapter
 from .partitions import tasks
+
+# Lineage from the videos. Dagster's remote asset graph (the UI, the daemon's backfills) keeps only
+# its built-in partition mappings, and none maps a video key `<task>:<id>` to its task; a
+# tasks x videos multi-partition would change the keys the API and the inbox use. So every video
+# partition counts as an input of every task's index: after a video changes, Dagster shows every
+# task's index stale, not only that task's (and it stops computing partition staleness past 100
+# videos). The index sensor, which compares the catalog's per-task fingerprint, stays the exact
+# trigger; this edge is what lets the UI show and "Materialize stale" the indexes.
+ALL_VIDEOS = dg.AssetDep("video_embeddings", partition_mapping=dg.AllPartitionMapping())
 
 
 def task_fingerprint(videos: list[dict]) -> str:
@@ -83,7 +93,8 @@ def index_metadata(built: dict) -> dict:
     return md
 
 
-@dg.asset(partitions_def=tasks, group_name="search", kinds={"faiss"},
+@dg.asset(partitions_def=tasks, group_name="search", kinds={"faiss"}, retry_policy=RETRY,
+          deps=[ALL_VIDEOS, dg.AssetKey("feature_adapter")],  # vectors: raw embeddings through the live adapter
           description="FAISS clip index of a task (exact, or IVF when large); a new version per build, switched atomically")  # fmt: skip
 def task_index(context: dg.AssetExecutionContext, catalog: CatalogResource, storage: StorageResource):
     cat = catalog.catalog

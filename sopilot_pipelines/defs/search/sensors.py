@@ -1,11 +1,16 @@
 """Rebuilds a task's clip index when its current version is stale: its ready videos (or their
-embeddings) changed, or it went through another adapter than the live one."""
+embeddings) changed, or it went through another adapter than the live one.
+
+Why a sensor and not an AutomationCondition on task_index: the asset's lineage from the videos
+is all-to-all (see search/assets.py), so a declarative condition would rebuild every task's index
+whenever any video changed; the catalog's per-task fingerprint says which task changed."""
 
 
 import dagster as dg
 
 from ...ids import TAG_REQUESTED_BY, TAG_TASK_ID
 from ...resources import CatalogResource
+from ..policy import TRAINING_QUEUE
 from ..training.live import live_adapter_name
 from .assets import task_fingerprint
 from .partitions import tasks
@@ -16,7 +21,9 @@ _ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.Dagst
 @dg.sensor(job_name="index_job", minimum_interval_seconds=4, default_status=dg.DefaultSensorStatus.RUNNING,
            description="Requests a task_index build for each task whose current index version is stale")  # fmt: skip
 def index_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResource):
-    if context.instance.get_runs_count(dg.RunsFilter(job_name="train_job", statuses=_ACTIVE)):
+    # a training is train_job, or feature_adapter launched from the UI or a backfill (queue tag)
+    if context.instance.get_runs_count(dg.RunsFilter(job_name="train_job", statuses=_ACTIVE)) or \
+            context.instance.get_runs_count(dg.RunsFilter(tags=TRAINING_QUEUE, statuses=_ACTIVE)):
         # the training rebuilds every index when it finishes; building now would use the old adapter
         return dg.SkipReason("an adapter training is in progress; it reindexes every task when done")
     cat = catalog.catalog

@@ -20,14 +20,16 @@ from ... import telemetry
 from ...ids import TAG_JOB_ID, TAG_REQUESTED_BY, TAG_TRIGGER, new_job_id, video_key
 from ...logs import job_transition
 from ...resources import CatalogResource, StorageResource
+from ..policy import RETRY, TRAINING_QUEUE
 from .live import LiveAdapter, live_adapter
 
 MIN_CLIPS = 20  # fewer clips than this say nothing useful about the embedding distribution
 MODE = "builtin_feature_adapter"  # a residual linear projection trained with torch, applied in numpy
 
 
-@dg.asset(group_name="training", kinds={"torch", "numpy"}, deps=[dg.AssetKey("video_clips")],
-          description="Feature adapter trained on every ready video's clips; goes live only if it beats the live one on held-out videos")  # fmt: skip
+# tags: the queue tag rides on the asset, so a UI or backfill run of it queues like train_job
+@dg.asset(group_name="training", kinds={"torch", "numpy"}, deps=[dg.AssetKey("video_clips")], retry_policy=RETRY,
+          tags=TRAINING_QUEUE, description="Feature adapter trained on every ready video's clips; goes live only if it beats the live one on held-out videos")  # fmt: skip
 def feature_adapter(context: dg.AssetExecutionContext, catalog: CatalogResource, storage: StorageResource):
     from ...core.adapter_training import TrainingConfig, train_and_judge
 
@@ -117,7 +119,7 @@ def reindex_all(context, cat, store, ready: list[dict], candidate: LiveAdapter, 
 
     Videos first: a video the candidate cannot embed sanely stops the reindex before any index
     moves, and the files already rewritten are put back through the live adapter."""
-    from ..ingest.assets import refresh_adapted
+    from ..ingest.assets import embeddings_materialization, refresh_adapted
     from ..search.assets import build_task_index, index_metadata
     from ..search.partitions import tasks
 
@@ -135,10 +137,11 @@ def reindex_all(context, cat, store, ready: list[dict], candidate: LiveAdapter, 
             except FileNotFoundError:
                 pass
         raise
-    for v, n in done:
-        context.log_event(dg.AssetMaterialization(
-            asset_key="video_embeddings", partition=video_key(v["task_id"], v["video_id"]),
-            metadata={"video_id": v["video_id"], "clips": n, "adapter": candidate.name, "reason": "reindex after training"}))  # fmt: skip
+    for v, n in done:  # with a data version, so the indexes and scores that read them turn stale
+        key = video_key(v["task_id"], v["video_id"])
+        adapted = np.load(store.embeddings(v["video_id"])["adapted"])
+        md = {"video_id": v["video_id"], "clips": n, "adapter": candidate.name, "reason": "reindex after training"}
+        context.log_event(embeddings_materialization(key, md, adapted, candidate.name))
     task_ids = sorted({v["task_id"] for v in cat.list_videos(status="ready", limit=None)})
     new_parts = [t for t in task_ids if not context.instance.has_dynamic_partition(tasks.name, t)]
     if new_parts:
