@@ -21,7 +21,7 @@ from ...ids import TAG_JOB_ID, TAG_REQUESTED_BY, TAG_TRIGGER, new_job_id, video_
 from ...logs import job_transition
 from ...resources import CatalogResource, StorageResource
 from ..policy import RETRY, TRAINING_QUEUE
-from .live import LiveAdapter, live_adapter
+from .live import LiveAdapter, live_adapter, live_adapter_name
 
 MIN_CLIPS = 20  # fewer clips than this say nothing useful about the embedding distribution
 MODE = "builtin_feature_adapter"  # a residual linear projection trained with torch, applied in numpy
@@ -50,7 +50,7 @@ def feature_adapter(context: dg.AssetExecutionContext, catalog: CatalogResource,
         cat.update_training(job_id, status="skipped", skip_reason=reason, videos_used=len(ready), clips_used=clips)
         context.log.info(f"training {job_id} skipped: {reason}")
         job_transition("training", job_id, "skipped", reason=reason)
-        return dg.MaterializeResult(metadata={"job_id": job_id, "status": "skipped", "reason": reason})
+        return dg.MaterializeResult(metadata={"job_id": job_id, "status": "skipped", "reason": reason}, data_version=_live_version(cat))
 
     t0 = time.perf_counter()
     live = live_adapter(cat)
@@ -71,7 +71,7 @@ def feature_adapter(context: dg.AssetExecutionContext, catalog: CatalogResource,
         cat.update_training(job_id, status="rejected", skip_reason=outcome.reason, **common)
         context.log.info(f"training {job_id} rejected, {live.name} stays live: {outcome.reason}")
         job_transition("training", job_id, "rejected", reason=outcome.reason)
-        return dg.MaterializeResult(metadata={**summary, "status": "rejected", "reason": outcome.reason})
+        return dg.MaterializeResult(metadata={**summary, "status": "rejected", "reason": outcome.reason}, data_version=_live_version(cat))
     # the switch: from here on scoring, ingest and the index sensor use the new adapter
     cat.update_training(job_id, status="completed", adapter_path=str(path), reindex=reindex, **common)
     late = _catch_up(cat, store, {v["video_id"] for v in ready}, LiveAdapter(outcome.adapter, job_id, str(path)))
@@ -80,8 +80,15 @@ def feature_adapter(context: dg.AssetExecutionContext, catalog: CatalogResource,
         metadata={**summary, "status": "completed", "videos_used": len(ready), "clips_used": clips,
                   "embedding_dim": common["embedding_dim"], "old_index_version": reindex["old_index_version"],
                   "new_index_version": reindex["new_index_version"], "tasks_touched": ", ".join(reindex["tasks_touched"]),
-                  "path": dg.MetadataValue.path(str(path))}  # fmt: skip
+                  "path": dg.MetadataValue.path(str(path))},  # fmt: skip
+        data_version=_live_version(cat),
     )
+
+
+def _live_version(cat) -> dg.DataVersion:
+    """The asset's data version is the live adapter: a skipped or rejected training changes
+    nothing downstream, so the indexes and scores do not turn stale over it."""
+    return dg.DataVersion(live_adapter_name(cat))
 
 
 def training_videos(cat, store, ready: list[dict], live: LiveAdapter) -> list:
