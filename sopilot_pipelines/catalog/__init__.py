@@ -11,7 +11,7 @@ shared by the Dagster code location and the FastAPI facade.
 
 from sopilot_pipelines.catalog.engine import create_catalog_engine, url_from_env
 from sopilot_pipelines.catalog.migrations import VERSION_TABLE, head_revisions, upgrade
-from sopilot_pipelines.catalog.store import Catalog, NotFoundError, validate_task_id
+from sopilot_pipelines.catalog.catalog import Catalog, NotFoundError, validate_task_id
 from sopilot_pipelines.catalog.tables import (
     DECISIONS,
     JOB_STATUSES,

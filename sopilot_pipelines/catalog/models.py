@@ -246,8 +246,9 @@ class NewExport(BaseModel):
 M = TypeVar("M", bound=BaseModel)
 
 
-def check(model: type[M], **values: Any) -> M:
-    """``model`` from ``values``, or a ValueError that names each bad field."""
+def check(model: type[M], /, **values: Any) -> M:
+    """``model`` from ``values``, or a ValueError that names each bad field (positional-only
+    ``model``: a value may be called "model" too)."""
     try:
         return model.model_validate(values)
     except ValidationError as exc:

@@ -1,7 +1,7 @@
 """SQLAlchemy Core tables of the SOPilot catalog (domain facts; job *status* lives in Dagster).
 
 The schema is created and evolved by the alembic revisions in ``migrations/versions``; this
-module is the Python-side description the store queries against. A test compares the two
+module is the Python-side description the catalog queries against. A test compares the two
 (alembic autogenerate finds no difference), so change both together.
 
 Portable types only: the same tables run on SQLite (embedded default) and PostgreSQL.

@@ -1,4 +1,5 @@
-"""The catalog store: domain facts about videos, clips, results and exports.
+"""The catalog: domain facts about videos, clips, results and exports (the files themselves
+are the data store's, ``sopilot_pipelines.storage.DataStore``).
 
 Every public method is one transaction (``engine.begin()``): it commits whole or not at all.
 Methods return plain dicts (column name -> value; a video's primary key is ``video_id``) or
