@@ -32,10 +32,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     async def _dagster_down(request: Request, exc: DagsterUnavailable):
         return JSONResponse({"detail": f"the pipeline service is unavailable: {exc}"}, status_code=503)
 
-    @app.exception_handler(ValueError)
-    async def _invalid(request: Request, exc: ValueError):  # the catalog's input validation
-        return JSONResponse({"detail": str(exc)}, status_code=400)
-
     log = configure(settings.log_format)
 
     @app.middleware("http")

@@ -23,6 +23,7 @@ import binascii
 import hashlib
 import hmac
 from dataclasses import dataclass
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
@@ -30,7 +31,7 @@ from starlette.requests import HTTPConnection
 
 from .settings import ROLES, ApiSettings, get_settings
 
-__all__ = ["ROLES", "RANK", "Principal", "require", "authenticate", "bearer_scheme", "basic_scheme"]
+__all__ = ["ROLES", "RANK", "Admin", "Operator", "Principal", "Viewer", "require", "authenticate", "bearer_scheme", "basic_scheme"]
 
 RANK = {r: i for i, r in enumerate(ROLES)}
 REALM = "sopilot"
@@ -162,3 +163,11 @@ def require(role: str):
 
     dependency.__name__ = f"require_{role}"
     return dependency
+
+
+# What a route declares: `_: Viewer`, `principal: Operator`, `principal: Admin` (one dependency
+# object per role, so a test can override it).
+require_viewer, require_operator, require_admin = require("viewer"), require("operator"), require("admin")
+Viewer = Annotated[Principal, Depends(require_viewer)]
+Operator = Annotated[Principal, Depends(require_operator)]
+Admin = Annotated[Principal, Depends(require_admin)]

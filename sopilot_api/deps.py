@@ -1,11 +1,16 @@
-"""Shared dependencies: the catalog, the data store and the door to Dagster, from app state."""
+"""Shared dependencies: the catalog, the data store, the door to Dagster and the settings, from
+app state, as ``Annotated`` types a route declares (``cat: CatalogDep``). A test can swap any of
+them with ``app.dependency_overrides[deps.catalog] = ...``."""
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Depends, Request
 
 from sopilot_pipelines.catalog import Catalog
 from sopilot_pipelines.storage import DataStore
 
 from .runs import Dagster
+from .settings import ApiSettings
 
 
 def catalog(request: Request) -> Catalog:
@@ -18,3 +23,13 @@ def store(request: Request) -> DataStore:
 
 def dagster(request: Request) -> Dagster:
     return request.app.state.dagster
+
+
+def settings(request: Request) -> ApiSettings:
+    return request.app.state.settings
+
+
+CatalogDep = Annotated[Catalog, Depends(catalog)]
+StoreDep = Annotated[DataStore, Depends(store)]
+DagsterDep = Annotated[Dagster, Depends(dagster)]
+SettingsDep = Annotated[ApiSettings, Depends(settings)]

@@ -8,6 +8,8 @@ from pathlib import Path
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from sopilot_pipelines.telemetry import GPU_MEMORY, GPU_MEMORY_HELP
+
 from .runs import DagsterUnavailable, JOB_TYPES
 
 
@@ -37,16 +39,30 @@ class _DagsterCollector:
             workers.add_metric([kind], c.get("running", 0))
         yield depth
         yield workers
-        gpu = GaugeMetricFamily("sopilot_gpu_memory_bytes", "GPU memory of this host (0 without a GPU)", labels=["kind"])
+
+
+class _NoGpuSeen:
+    """sopilot_gpu_memory_bytes as 0s while no run has written real figures. The runs write them
+    from torch (telemetry.record_gpu_memory); this process never imports torch."""
+
+    def __init__(self, runs: multiprocess.MultiProcessCollector | None):
+        self.runs = runs
+
+    def collect(self):
+        if self.runs is not None and any(f.name == GPU_MEMORY and f.samples for f in self.runs.collect()):
+            return
+        gpu = GaugeMetricFamily(GPU_MEMORY, GPU_MEMORY_HELP, labels=["device", "kind"])
         for kind in ("allocated", "reserved", "total"):
-            gpu.add_metric([kind], 0)
+            gpu.add_metric(["none", kind], 0)
         yield gpu
 
 
 def render(door, metrics_dir: Path | None = None) -> tuple[bytes, str]:
     registry = CollectorRegistry()
     registry.register(_DagsterCollector(door))
+    runs = None
     if metrics_dir is not None and metrics_dir.is_dir():
-        # timings observed inside Dagster run processes (sopilot_pipelines/telemetry.py)
-        multiprocess.MultiProcessCollector(registry, path=str(metrics_dir))
+        # timings and GPU memory observed inside Dagster run processes (sopilot_pipelines/telemetry.py)
+        runs = multiprocess.MultiProcessCollector(registry, path=str(metrics_dir))
+    registry.register(_NoGpuSeen(runs))
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from sopilot_pipelines.catalog.models import Label, TaskId
+from sopilot_pipelines.catalog.tables import Role
 
 JobStatus = Literal["queued", "running", "completed", "failed"]
 MAX_ID = 2**31 - 1  # ids and indexes are 32-bit in the catalog; larger numbers are refused with 422
@@ -14,6 +17,18 @@ MAX_ID = 2**31 - 1  # ids and indexes are 32-bit in the catalog; larger numbers 
 class Health(BaseModel):
     status: str
     db: bool
+
+
+class UploadForm(BaseModel):
+    """The form fields of an upload, with the catalog's own limits: checked before anything is
+    stored, so a bad one answers 400 (other form fields are not ours and are ignored)."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+    task_id: TaskId
+    role: Role = "trainee"
+    site_id: Label = None
+    camera_id: Label = None
+    operator_id_hash: Label = None
 
 
 class IngestQueued(BaseModel):
@@ -175,8 +190,8 @@ class QueueStats(BaseModel):
 
 class Queue(BaseModel):
     backend: str
-    redis_ok: bool  # the contract's name; here: the Dagster daemon is healthy
-    daemon_ok: bool
+    redis_ok: bool | None  # the contract's field; null: this deployment has no Redis (Dagster queues the runs)
+    daemon_ok: bool  # the Dagster daemon, which dequeues and launches the runs, is healthy
     error: str | None
     queues: list[QueueStats]
 

@@ -12,6 +12,9 @@ from pathlib import Path
 from fastapi import HTTPException, Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from sopilot_pipelines.catalog.models import ID_PATTERN
+from sopilot_pipelines.catalog.tables import LABEL_LEN, ROLES
+
 FIELD_LIMIT = 4096  # bytes for a plain form field
 
 
@@ -33,11 +36,12 @@ UPLOAD_OPENAPI = {
                     "required": ["file", "task_id"],
                     "properties": {
                         "file": {"type": "string", "format": "binary", "description": "the video file"},
-                        "task_id": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"},
-                        "role": {"type": "string", "enum": ["trainee", "gold"], "default": "trainee"},
-                        "site_id": {"type": "string"},
-                        "camera_id": {"type": "string"},
-                        "operator_id_hash": {"type": "string"},
+                        "task_id": {"type": "string", "pattern": ID_PATTERN},
+                        "role": {"type": "string", "enum": list(ROLES), "default": "trainee"},
+                        # the catalog's limits (UploadForm checks them; past them a 400)
+                        "site_id": {"type": "string", "maxLength": LABEL_LEN},
+                        "camera_id": {"type": "string", "maxLength": LABEL_LEN},
+                        "operator_id_hash": {"type": "string", "maxLength": LABEL_LEN},
                     },
                 }
             }

@@ -8,24 +8,46 @@ those files at scrape time. Without the variable, observations go to this proces
 
 from __future__ import annotations
 
+import sys
 from functools import lru_cache
 
+GPU_MEMORY = "sopilot_gpu_memory_bytes"
+GPU_MEMORY_HELP = "GPU memory by device, as torch's allocator in the runs last saw it (0 while no run has seen a GPU)"
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 
 @lru_cache(maxsize=1)
 def _metrics():
-    from prometheus_client import Histogram
+    from prometheus_client import Gauge, Histogram
 
     return {
         "job": Histogram("sopilot_job_duration_seconds", "time a job's work took in its run", ["job_type"], buckets=BUCKETS),
         "dtw": Histogram("sopilot_dtw_execution_seconds", "DTW alignment time", ["gpu"], buckets=BUCKETS),
         "embed": Histogram("sopilot_embedding_generation_seconds", "clip embedding time per video", ["embedder"], buckets=BUCKETS),
+        # the latest reading any run took (runs are short-lived processes: a live sum would count the dead)
+        "gpu": Gauge(GPU_MEMORY, GPU_MEMORY_HELP, ["device", "kind"], multiprocess_mode="mostrecent"),
     }
 
 
 def observe_job(job_type: str, seconds: float) -> None:
     _metrics()["job"].labels(job_type).observe(seconds)
+    record_gpu_memory()
+
+
+def record_gpu_memory() -> None:
+    """This process's GPU memory per device from torch, where torch is loaded and sees a GPU.
+
+    Only a process that has imported torch already reports: one that never needed it does not
+    load it for a metric (the API never does; it serves what the runs wrote).
+    """
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available():
+        return
+    gauge = _metrics()["gpu"]
+    for i in range(torch.cuda.device_count()):
+        gauge.labels(str(i), "allocated").set(torch.cuda.memory_allocated(i))
+        gauge.labels(str(i), "reserved").set(torch.cuda.memory_reserved(i))
+        gauge.labels(str(i), "total").set(torch.cuda.get_device_properties(i).total_memory)
 
 
 def observe_dtw(gpu: bool, seconds: float) -> None:

@@ -233,6 +233,7 @@ def test_ops_health_and_metrics(stack, ingested):
     with client(stack, "operator") as c:
         q = c.get("/ops/queue").json()
         assert q["queue"]["backend"] == "dagster" and q["jobs"]["ingest"]["completed"] >= 2
+        assert q["queue"]["daemon_ok"] is True and q["queue"]["redis_ok"] is None  # each under its own name
 
 
 # (method, path, minimum role); None: public

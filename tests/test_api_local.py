@@ -18,6 +18,7 @@ def test_health_is_503_while_dagster_is_down(tmp_path):
         assert r.status_code == 503 and r.json() == {"status": "unavailable", "db": False}
         q = c.get("/ops/queue", headers={"Authorization": "Bearer t"})
         assert q.status_code == 200 and q.json()["queue"]["daemon_ok"] is False and "did not answer" in q.json()["queue"]["error"]
+        assert q.json()["queue"]["redis_ok"] is None  # there is no Redis to be down
         r = c.post("/train/nightly", headers={"Authorization": "Bearer t"})
         assert r.status_code == 503 and "pipeline service is unavailable" in r.json()["detail"]
 
@@ -59,3 +60,47 @@ def test_audit_export_without_a_signing_key_is_503(tmp_path, monkeypatch):
     with _app(tmp_path, api_token="t") as c:
         r = c.post("/audit/export", headers={"Authorization": "Bearer t"})
         assert r.status_code == 503 and "SOPILOT_AUDIT_SIGNING_KEY" in r.json()["detail"]
+
+
+def test_a_bad_upload_field_is_a_400_before_anything_is_stored(tmp_path):
+    with _app(tmp_path, api_token="t") as c:
+        auth = {"Authorization": "Bearer t"}
+        r = c.post("/videos", headers=auth, files={"file": ("a.mp4", b"not checked yet")},
+                   data={"task_id": "t", "site_id": "s" * 129})  # fmt: skip
+        assert r.status_code == 400 and "site_id" in r.json()["detail"] and "at most 128" in r.json()["detail"], r.text
+        r = c.post("/videos", headers=auth, files={"file": ("a.mp4", b"x")}, data={"task_id": "t", "role": "boss"})
+        assert r.status_code == 400 and "role 'boss'" in r.json()["detail"]
+        r = c.post("/videos", headers=auth, files={"file": ("a.mp4", b"x")}, data={"task_id": "a/b", "model": "m"})
+        assert r.status_code == 400 and "task_id 'a/b'" in r.json()["detail"]  # a field named like a parameter is no crash
+        assert c.get("/videos", headers=auth).json()["items"] == []
+        assert not any((tmp_path / "uploads").iterdir())  # the spooled file is gone too
+
+
+def test_an_internal_value_error_is_a_500_not_a_client_error(tmp_path, monkeypatch):
+    """No blanket ValueError -> 400: a server-side fault (here a signing key id longer than the
+    catalog's column) is a 500 that the client is not told is its own fault."""
+    monkeypatch.setenv("SOPILOT_AUDIT_SIGNING_KEY", "k")
+    monkeypatch.setenv("SOPILOT_AUDIT_SIGNING_KEY_ID", "x" * 200)
+    app = create_app(ApiSettings(data_dir=tmp_path, dagster_url=f"http://127.0.0.1:{_free_port()}", api_token="t"))
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.post("/audit/export", headers={"Authorization": "Bearer t"})
+        assert r.status_code == 500, r.text
+
+
+def test_route_dependencies_can_be_overridden(tmp_path):
+    """Routes declare the catalog, the data store, Dagster and the caller as Annotated
+    dependencies, so a test swaps one (here: who the caller is, and which catalog) without
+    touching the others."""
+    from sopilot_api import deps
+    from sopilot_api.auth import Principal, require_viewer
+    from sopilot_pipelines.catalog import Catalog
+
+    other = Catalog(f"sqlite:///{tmp_path / 'other.db'}")
+    other.add_video("swapped", "gold")
+    with _app(tmp_path / "data", api_token="t") as c:
+        assert c.get("/videos").status_code == 401
+        c.app.dependency_overrides[require_viewer] = lambda: Principal("viewer", "test:override")
+        assert c.get("/videos").json()["items"] == []
+        c.app.dependency_overrides[deps.catalog] = lambda: other
+        assert [v["task_id"] for v in c.get("/videos").json()["items"]] == ["swapped"]
+    other.close()

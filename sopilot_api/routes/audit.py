@@ -7,44 +7,46 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse
 
+from sopilot_pipelines.catalog import Catalog
 from sopilot_pipelines.core.audit import sign
 from sopilot_pipelines.storage import atomic_write_json
 
-from .. import deps
-from ..auth import Principal, require
+from ..auth import Admin, Viewer
+from ..deps import CatalogDep, StoreDep
 from ..schemas import AuditExport, AuditItem, AuditTrail
 
 router = APIRouter(tags=["audit"])
 FIELDS = tuple(AuditItem.model_fields)
 
 
-def _items(request: Request, limit: int) -> list[dict]:
-    return [{k: row.get(k) for k in FIELDS} for row in deps.catalog(request).audit_trail(limit)]
+def _items(cat: Catalog, limit: int) -> list[dict]:
+    return [{k: row.get(k) for k in FIELDS} for row in cat.audit_trail(limit)]
 
 
 @router.get("/audit/trail", response_model=AuditTrail)
-def audit_trail(request: Request, limit: int = Query(100, ge=1, le=1000), _: Principal = Depends(require("viewer"))):
+def audit_trail(cat: CatalogDep, _: Viewer, limit: Annotated[int, Query(ge=1, le=1000)] = 100):
     """Every ingest, score and training job, newest first."""
-    return AuditTrail(items=[AuditItem(**i) for i in _items(request, limit)])
+    return AuditTrail(items=[AuditItem(**i) for i in _items(cat, limit)])
 
 
 @router.post("/audit/export", response_model=AuditExport, responses={503: {"description": "No signing key configured"}})
-def audit_export(request: Request, limit: int = Query(500, ge=1, le=5000), principal: Principal = Depends(require("admin"))):
+def audit_export(cat: CatalogDep, store: StoreDep, principal: Admin, limit: Annotated[int, Query(ge=1, le=5000)] = 500):
     key = os.environ.get("SOPILOT_AUDIT_SIGNING_KEY", "")
     if not key:
         raise HTTPException(503, "audit export needs a signing key: set SOPILOT_AUDIT_SIGNING_KEY (and SOPILOT_AUDIT_SIGNING_KEY_ID)")
     key_id = os.environ.get("SOPILOT_AUDIT_SIGNING_KEY_ID", "default")
-    cat, store = deps.catalog(request), deps.store(request)
     now = datetime.now(timezone.utc)
     base = now.strftime("%Y%m%d_%H%M%S")
     export_id, n = base, 1
     while cat.get_export(export_id) is not None:  # two exports in one second never overwrite each other
         n += 1
         export_id = f"{base}_{n}"
-    items = _items(request, limit)
+    items = _items(cat, limit)
     doc = sign({"export_id": export_id, "generated_at": now.isoformat(), "generated_by": principal.requested_by,
                 "item_count": len(items), "items": json.loads(json.dumps(items, default=str))}, key, key_id)  # fmt: skip
     path = store.dir("reports") / f"audit_export_{export_id}.json"
@@ -59,8 +61,8 @@ def audit_export(request: Request, limit: int = Query(500, ge=1, le=5000), princ
 
 @router.get("/audit/export/{export_id}/file", response_class=FileResponse,
             responses={200: {"content": {"application/json": {}}}, 404: {"description": "Unknown export"}})  # fmt: skip
-def audit_export_file(export_id: str, request: Request, _: Principal = Depends(require("admin"))):
-    row = deps.catalog(request).get_export(export_id)
+def audit_export_file(export_id: str, cat: CatalogDep, _: Admin):
+    row = cat.get_export(export_id)
     if row is None or not Path(row["file_path"]).exists():
         raise HTTPException(404, f"no audit export {export_id!r}")
     return FileResponse(row["file_path"], media_type="application/json", filename=Path(row["file_path"]).name)

@@ -4,45 +4,47 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 
-from .. import deps
-from ..auth import Principal, require
-from ..runs import DagsterUnavailable, JOB_TYPES
+from ..auth import Operator
+from ..deps import CatalogDep, DagsterDep, StoreDep
+from ..runs import JOB_TYPES, DagsterUnavailable
 from ..schemas import Health, OpsQueue, Queue, QueueStats
 
 router = APIRouter(tags=["operations"])
 
 
 @router.get("/health", response_model=Health, responses={503: {"model": Health, "description": "Database unavailable"}})
-def health(request: Request):
+def health(cat: CatalogDep, door: DagsterDep):
     """200 when the catalog and Dagster's storage (through the webserver) answer; 503 otherwise."""
-    ok = deps.catalog(request).ping() and deps.dagster(request).ping()
+    ok = cat.ping() and door.ping()
     body = {"status": "ok" if ok else "unavailable", "db": ok}
     return JSONResponse(body, status_code=200 if ok else 503)
 
 
 @router.get("/ops/queue", response_model=OpsQueue)
-def ops_queue(request: Request, _: Principal = Depends(require("operator"))):
-    door = deps.dagster(request)
-    error, daemon_ok, counts = None, False, {k: {"queued": 0, "running": 0, "completed": 0, "failed": 0} for k in JOB_TYPES}
+def ops_queue(door: DagsterDep, _: Operator):
+    error, daemon_ok = None, False
+    counts = {k: {"queued": 0, "running": 0, "completed": 0, "failed": 0} for k in JOB_TYPES}
     try:
         counts = door.job_counts()
         daemon_ok = door.daemon_health()["healthy"]
     except DagsterUnavailable as exc:
         error = str(exc)
-    queues = [QueueStats(key=job, name=kind, queued=c["queued"], started=c["running"], failed=c["failed"], finished=c["completed"])
-              for (kind, job), c in zip(JOB_TYPES.items(), counts.values())]  # fmt: skip
-    return OpsQueue(generated_at=datetime.now(timezone.utc), runtime_mode="api",
-                    queue=Queue(backend="dagster", redis_ok=daemon_ok, daemon_ok=daemon_ok, error=error, queues=queues),
-                    jobs=counts)  # fmt: skip
+    queues = [
+        QueueStats(key=job, name=kind, queued=c["queued"], started=c["running"], failed=c["failed"], finished=c["completed"])
+        for (kind, job), c in zip(JOB_TYPES.items(), counts.values())
+    ]
+    # Dagster's run queue, not Redis: redis_ok stays null, the daemon's health is daemon_ok
+    queue = Queue(backend="dagster", redis_ok=None, daemon_ok=daemon_ok, error=error, queues=queues)
+    return OpsQueue(generated_at=datetime.now(timezone.utc), runtime_mode="api", queue=queue, jobs=counts)
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
-def metrics(request: Request):
+def metrics(door: DagsterDep, store: StoreDep):
     """Prometheus text format; job counts are read from Dagster's run storage at scrape time."""
     from ..metrics import render
 
-    body, content_type = render(deps.dagster(request), deps.store(request).root / "metrics")
+    body, content_type = render(door, store.root / "metrics")
     return Response(body, media_type=content_type)

@@ -1,17 +1,17 @@
 """Scoring: POST /score, GET /score/{id}, GET /score/{id}/report.pdf."""
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import FileResponse
 
 from sopilot_pipelines.ids import TAG_JOB_ID, TAG_REQUESTED_BY, TAG_TASK_ID, new_job_id
 
-from .. import deps
-from ..auth import Principal, require
+from ..auth import Operator, Viewer
+from ..deps import CatalogDep, DagsterDep
+from ..runs import Dagster
 from ..schemas import ScoreJob, ScoreQueued, ScoreRequest
 
 router = APIRouter(tags=["scoring"])
@@ -20,11 +20,10 @@ router = APIRouter(tags=["scoring"])
 @router.post("/score", response_model=ScoreQueued, responses={
     400: {"description": "Invalid video IDs or mismatched task_id"}, 404: {"description": "Unknown video"},
     409: {"description": "A video's ingest has not completed"}})  # fmt: skip
-def request_score(body: ScoreRequest, request: Request, principal: Principal = Depends(require("operator"))):
+def request_score(body: ScoreRequest, cat: CatalogDep, door: DagsterDep, principal: Operator):
     """Queue a score of a trainee video against a gold video of the same task. Both must be
     ingested (completed) first: a video still ingesting answers 409, so a client polls its
     ingest job and retries rather than having a score fail later."""
-    cat, door = deps.catalog(request), deps.dagster(request)
     gold, trainee = cat.get_video(body.gold_video_id), cat.get_video(body.trainee_video_id)
     for name, row, vid in (("gold", gold, body.gold_video_id), ("trainee", trainee, body.trainee_video_id)):
         if row is None:
@@ -55,16 +54,20 @@ def request_score(body: ScoreRequest, request: Request, principal: Principal = D
     return ScoreQueued(score_job_id=job_id, status="queued", score=None)
 
 
-def _job(request: Request, job_id: str) -> dict:
-    job = deps.catalog(request).get_score(job_id) if job_id.startswith("score_") else None
+def _job(cat: CatalogDep, score_job_id: str) -> dict:
+    """The score job of the path, or 404 (a dependency of the routes below)."""
+    job = cat.get_score(score_job_id) if score_job_id.startswith("score_") else None
     if job is None:
-        raise HTTPException(404, f"no score job {job_id!r}")
+        raise HTTPException(404, f"no score job {score_job_id!r}")
     return job
 
 
-def job_state(request: Request, job: dict) -> tuple[str, dict]:
+ScoreJobRow = Annotated[dict, Depends(_job)]
+
+
+def job_state(door: Dagster, job: dict) -> tuple[str, dict]:
     """(contract status, timestamps) from the run; the catalog when no run is known."""
-    run = deps.dagster(request).run(job["run_id"]) if job.get("run_id") else None
+    run = door.run(job["run_id"]) if job.get("run_id") else None
     if run is None:
         status = job["status"] if job["status"] in ("queued", "running", "completed", "failed") else "queued"
         return status, {"queued_at": job["created_at"], "started_at": job.get("started_at"), "finished_at": job.get("finished_at")}
@@ -72,15 +75,14 @@ def job_state(request: Request, job: dict) -> tuple[str, dict]:
 
 
 @router.get("/score/{score_job_id}", response_model=ScoreJob, responses={404: {"description": "Job not found"}})
-def get_score(score_job_id: str, request: Request, _: Principal = Depends(require("viewer"))):
-    job = _job(request, score_job_id)
-    status, times = job_state(request, job)
+def get_score(score_job_id: str, _: Viewer, job: ScoreJobRow, door: DagsterDep):  # the caller is checked first
+    status, times = job_state(door, job)
     result = None
     if status == "completed" and job.get("result_path") and Path(job["result_path"]).exists():
         result = json.loads(Path(job["result_path"]).read_text())
     error = None
     if status == "failed":
-        error = job.get("error_message") or deps.dagster(request).run_error(job["run_id"]) or "the score run failed"
+        error = job.get("error_message") or door.run_error(job["run_id"]) or "the score run failed"
     return ScoreJob(score_job_id=job["job_id"], status=status, gold_video_id=job["gold_video_id"],
                     trainee_video_id=job["trainee_video_id"], requested_by=job["requested_by"],
                     score=result["score"] if result else None, error_message=error, result=result, **times)  # fmt: skip
@@ -88,9 +90,8 @@ def get_score(score_job_id: str, request: Request, _: Principal = Depends(requir
 
 @router.get("/score/{score_job_id}/report.pdf", response_class=FileResponse,
             responses={200: {"content": {"application/pdf": {}}}, 404: {"description": "Job not found or not completed"}})  # fmt: skip
-def score_report(score_job_id: str, request: Request, _: Principal = Depends(require("viewer"))):
-    job = _job(request, score_job_id)
-    status, _times = job_state(request, job)
+def score_report(score_job_id: str, _: Viewer, job: ScoreJobRow, door: DagsterDep):
+    status, _times = job_state(door, job)
     if status != "completed" or not job.get("report_path") or not Path(job["report_path"]).exists():
         raise HTTPException(404, f"score job {score_job_id} has no report yet (status {status})")
     return FileResponse(job["report_path"], media_type="application/pdf", filename=f"{score_job_id}.pdf")

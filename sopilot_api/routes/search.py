@@ -5,12 +5,14 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
 
 from sopilot_pipelines.catalog import validate_task_id
 
-from .. import deps
-from ..auth import Principal, require
+from ..auth import Viewer
+from ..deps import CatalogDep, StoreDep
 from ..schemas import MAX_ID, SearchItem, SearchResult
 
 router = APIRouter(tags=["search"])
@@ -45,9 +47,15 @@ def _query(opened, store, video_id: int, clip_idx: int) -> np.ndarray:
 
 @router.get("/search", response_model=SearchResult, responses={
     400: {"description": "task_id does not match the video, or clip_idx out of range"}, 404: {"description": "Unknown video"}})  # fmt: skip
-def search(request: Request, task_id: str = Query(..., max_length=64), video_id: int = Query(..., ge=1, le=MAX_ID),
-           clip_idx: int = Query(..., ge=0, le=MAX_ID), k: int = Query(5, ge=1, le=50), _: Principal = Depends(require("viewer"))):  # fmt: skip
-    cat, store = deps.catalog(request), deps.store(request)
+def search(
+    cat: CatalogDep,
+    store: StoreDep,
+    _: Viewer,
+    task_id: Annotated[str, Query(max_length=64)],
+    video_id: Annotated[int, Query(ge=1, le=MAX_ID)],
+    clip_idx: Annotated[int, Query(ge=0, le=MAX_ID)],
+    k: Annotated[int, Query(ge=1, le=50)] = 5,
+):
     try:
         task_id = validate_task_id(task_id)
     except ValueError as exc:

@@ -5,22 +5,21 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException
 
 from sopilot_pipelines.ids import TAG_JOB_ID, TAG_REQUESTED_BY, TAG_TRIGGER, new_job_id
 from sopilot_pipelines.settings import Settings
 
-from .. import deps
-from ..auth import Principal, require
+from ..auth import Admin, Viewer
+from ..deps import CatalogDep, DagsterDep
 from ..schemas import NightlyStatus, TrainingJob, TrainingQueued
 
 router = APIRouter(tags=["training"])
 
 
 @router.post("/train/nightly", response_model=TrainingQueued, responses={409: {"description": "A training is already running"}})
-def trigger_training(request: Request, principal: Principal = Depends(require("admin"))):
+def trigger_training(cat: CatalogDep, door: DagsterDep, principal: Admin):
     """Queue a training of the feature adapter now (trigger: manual). One training at a time."""
-    cat, door = deps.catalog(request), deps.dagster(request)
     for job in cat.list_trainings(5):
         if job["status"] in ("queued", "running") and job.get("run_id"):
             run = door.run(job["run_id"])
@@ -34,8 +33,7 @@ def trigger_training(request: Request, principal: Principal = Depends(require("a
 
 
 @router.get("/train/jobs/{training_job_id}", response_model=TrainingJob, responses={404: {"description": "Job not found"}})
-def training_job(training_job_id: str, request: Request, _: Principal = Depends(require("viewer"))):
-    cat, door = deps.catalog(request), deps.dagster(request)
+def training_job(training_job_id: str, cat: CatalogDep, door: DagsterDep, _: Viewer):
     job = cat.get_training(training_job_id)
     if job is None:
         raise HTTPException(404, f"no training job {training_job_id!r}")
@@ -59,7 +57,7 @@ def training_job(training_job_id: str, request: Request, _: Principal = Depends(
 
 
 @router.get("/train/nightly/status", response_model=NightlyStatus)
-def nightly_status(_: Principal = Depends(require("viewer"))):
+def nightly_status(_: Viewer):
     s = Settings()
     tz = ZoneInfo(s.timezone)
     now = datetime.now(tz)
