@@ -47,28 +47,23 @@ def test_projection_apply_matches_torch_and_round_trips(tmp_path):
     np.testing.assert_allclose(y, model(torch.from_numpy(x)).detach().numpy(), atol=1e-5)
 
 
-def test_identity_and_old_centering_files_still_load(tmp_path):
+def test_identity_adapter_loads_and_normalises(tmp_path):
     x = np.random.default_rng(1).normal(size=(5, 8)).astype(np.float32)
     assert FeatureAdapter.load(None).kind == "identity"
     identity = FeatureAdapter.load(FeatureAdapter().save(tmp_path / "i.npz"))
     np.testing.assert_allclose(identity.apply(x), x / np.linalg.norm(x, axis=1, keepdims=True), atol=1e-6)
-    mean = x.mean(axis=0)
-    np.savez(tmp_path / "old.npz", kind=np.array("centering"), mean=mean)  # the format before `info`
-    old = FeatureAdapter.load(tmp_path / "old.npz")
-    assert old.kind == "centering" and old.info == {}
-    np.testing.assert_allclose(old.apply(x), identity.apply(x - mean), atol=1e-6)
 
 
 def test_bad_adapters_are_refused(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not an npz file")
     np.savez(tmp_path / "kind.npz", kind=np.array("banana"))
     np.savez(tmp_path / "shape.npz", kind=np.array("projection"), mean=np.zeros(4), weight=np.eye(3), bias=np.zeros(3))
-    np.savez(tmp_path / "nan.npz", kind=np.array("centering"), mean=np.array([0.0, np.nan]))
+    np.savez(tmp_path / "nan.npz", kind=np.array("projection"), mean=np.array([0.0, np.nan]), weight=np.eye(2), bias=np.zeros(2))
     for name, words in (("junk", "not an adapter"), ("kind", "unknown adapter kind"), ("shape", "disagree"), ("nan", "non-finite")):
         with pytest.raises(ValueError, match=words):
             FeatureAdapter.load(tmp_path / f"{name}.npz")
     with pytest.raises(ValueError, match="expects 4-d"):
-        FeatureAdapter("centering", np.zeros(4)).apply(np.ones((2, 3)))
+        FeatureAdapter("projection", np.zeros(4), np.eye(4), np.zeros(4)).apply(np.ones((2, 3)))
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sopilot_pipelines.core.embedders import EmbedderError, available_embedders, get_embedder
+from sopilot_pipelines.core.embedders import EmbedderError, get_embedder
 from sopilot_pipelines.core.embedders.hands import (
     BIAS_WEIGHT,
     BLOCK_WEIGHTS,
@@ -82,7 +82,7 @@ def test_missing_runtime_names_the_extra():
 
 
 def test_registered():
-    assert "hands" in available_embedders()
+    assert get_embedder("hands").name == HandsEmbedder.name
 
 
 def test_palm_anchors():

@@ -153,7 +153,8 @@ def test_index_sensor_rebuilds_stale_indexes_but_waits_for_a_training(env, score
 
     assert "every task's index is current" in tick().skip_message
     # an adapter went live: the index is now in the wrong space
-    live = FeatureAdapter("centering", mean=np.full(685, 0.01, np.float32)).save(env.store.adapter("feature_adapter_train_x"))
+    live = FeatureAdapter("projection", np.full(685, 0.01, np.float32), np.eye(685, dtype=np.float32),
+                          np.zeros(685, np.float32)).save(env.store.adapter("feature_adapter_train_x"))
     env.cat.record_training("train_x", trigger="manual")
     env.cat.update_training("train_x", status="completed", adapter_path=str(live))
     run = create_run_for_test(env.instance, job_name="train_job", status=dg.DagsterRunStatus.STARTED)

@@ -2,7 +2,6 @@
 
 Kinds:
 * `identity` -- rows L2-normalised, nothing else; live until a trained adapter proves better.
-* `centering` -- subtracts a mean embedding (adapters saved by earlier versions; still loaded).
 * `projection` -- y = normalise((x - mean) @ A + b), with A and b from a small torch model
   trained by `adapter_training` and accepted only when it measurably improves step retrieval.
 
@@ -20,7 +19,7 @@ import numpy as np
 
 from .files import atomic_write_npz
 
-KINDS = ("identity", "centering", "projection")
+KINDS = ("identity", "projection")
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
@@ -31,7 +30,7 @@ def _normalise(x: np.ndarray) -> np.ndarray:
 @dataclass
 class FeatureAdapter:
     kind: str = "identity"
-    mean: np.ndarray | None = None  # (d,) centering and projection
+    mean: np.ndarray | None = None  # (d,) projection: the mean subtracted first
     weight: np.ndarray | None = None  # (d, d_out) projection: A
     bias: np.ndarray | None = None  # (d_out,) projection: b
     info: dict = field(default_factory=dict)  # training figures (JSON-serialisable)
@@ -43,7 +42,7 @@ class FeatureAdapter:
         """Kind and shapes are consistent and finite, else ValueError."""
         if self.kind not in KINDS:
             raise ValueError(f"unknown adapter kind {self.kind!r} (expected one of {', '.join(KINDS)})")
-        need = {"identity": (), "centering": ("mean",), "projection": ("mean", "weight", "bias")}[self.kind]
+        need = {"identity": (), "projection": ("mean", "weight", "bias")}[self.kind]
         for name in ("mean", "weight", "bias"):
             value = getattr(self, name)
             if name not in need:
@@ -88,9 +87,7 @@ class FeatureAdapter:
         if x.ndim != 2:
             raise ValueError(f"adapter input must be (clips, dim), got shape {x.shape}")
         self._check_dim(x.shape[1])
-        if self.kind == "centering":
-            x = x - self.mean[None, :]
-        elif self.kind == "projection":
+        if self.kind == "projection":
             x = (x - self.mean[None, :]) @ self.weight + self.bias[None, :]
         return _normalise(x)
 

@@ -353,31 +353,35 @@ def _judge(adapter: FeatureAdapter, tasks: list[_JudgeTask], k: int) -> dict:
             "separation": mean(separation), "clips": len(recall)}  # fmt: skip
 
 
-def train_and_judge(
-    videos: list[TrainingVideo],
-    live: FeatureAdapter,
-    config: TrainingConfig | None = None,
-    scoring_config: ScoringConfig | None = None,
-) -> TrainingOutcome:
-    """Train a candidate adapter on the videos; it goes live only if it beats `live` on held-out videos."""
-    cfg = config or TrainingConfig()
-    t0 = time.perf_counter()
-    dims = {v.ev.embeddings.shape[1] for v in videos}
-    if len(dims) > 1:
-        raise ValueError(f"videos have different embedding sizes {sorted(dims)}; train one adapter per embedder")
+@dataclass
+class _Collected:
+    """What training and judging read: the training rows, the held-out judging tasks, and
+    what was noticed while gathering them."""
 
+    rows: _Rows = field(default_factory=_Rows)
+    judge: list[_JudgeTask] = field(default_factory=list)
+    suspect: dict[int, float] = field(default_factory=dict)  # video id -> agreement with a fresh alignment
+    tasks: int = 0
+    n_train: int = 0
+    n_held: int = 0
+    ignored: int = 0  # stored labels of another clip layout or segmentation
+
+
+def _collect(videos: list[TrainingVideo], live: FeatureAdapter, cfg: TrainingConfig, scoring_config) -> _Collected:
+    """Training rows per task: the newest gold's steps, the stored score labels of the training
+    trainees (checked against a fresh alignment in the live space), temporal neighbours where
+    there are no labels; the held-out trainees become judging tasks."""
     by_task: dict[str, list[TrainingVideo]] = {}
     for v in sorted(videos, key=lambda v: v.video_id):
         by_task.setdefault(v.task_id, []).append(v)
-
-    rows, ids, judge, suspect = _Rows(), {}, [], {}
-    n_train = n_held = ignored = 0
+    c, ids = _Collected(tasks=len(by_task)), {}
+    rows = c.rows
     for vids in by_task.values():
         golds = [v for v in vids if v.role == "gold"]
         if not golds:  # nothing to align to: temporal neighbours only, nothing to judge on
             for v in vids:
                 rows.add(v, None, "temporal", ids)
-            n_train += len(vids)
+            c.n_train += len(vids)
             continue
         gold = golds[-1]  # the newest gold defines the task's steps
         train, held = _split([v for v in vids if v.role != "gold"], cfg.heldout_fraction)
@@ -390,7 +394,7 @@ def train_and_judge(
         for v in train:
             lab = v.stored_labels
             if lab is not None and (len(lab) != v.ev.n_clips or (len(lab) and int(np.max(lab)) > int(g_lab.max()))):
-                ignored += 1  # another clip layout or another segmentation of the gold: not these steps
+                c.ignored += 1  # another clip layout or another segmentation of the gold: not these steps
                 lab = None
             if lab is None:
                 rows.add(v, None, "temporal", ids)
@@ -398,22 +402,59 @@ def train_and_judge(
             lab, (now, _, deviant) = np.asarray(lab, dtype=np.int64), fresh[v.video_id]
             both = (lab >= 0) & (now >= 0)
             if both.sum() >= 5 and (agree := float(np.mean(lab[both] == now[both]))) < cfg.min_label_agreement:
-                suspect[v.video_id] = round(agree, 3)
+                c.suspect[v.video_id] = round(agree, 3)
             # a stretch the live space finds performed differently is not taught as the step
             rows.add(v, np.where(deviant, -1, lab), "score", ids)
-        n_train += len(golds) + len(train)
+        c.n_train += len(golds) + len(train)
         if held:
-            judge.append(_JudgeTask(
+            c.judge.append(_JudgeTask(
                 (gold.ev.embeddings, g_lab), *[[(v.ev.embeddings, fresh[v.video_id][0]) for v in vs] for vs in (train, held)],
                 gold.ev, [(v, fresh[v.video_id][1]) for v in train + held],
             ))  # fmt: skip
-            n_held += len(held)
+            c.n_held += len(held)
+    return c
 
+
+def _objections(cand: dict, base: dict, improvement: float, lost: list[str], suspect: dict, cfg: TrainingConfig) -> list[str]:
+    """Why a candidate must not go live (none: it may)."""
+    failed = []
+    if improvement < cfg.min_improvement:
+        failed.append(f"step recall@R improved by {improvement:+.3f}, less than {cfg.min_improvement:+.3f}")
+    # scoring compares trainee clips with the gold's: an adapter that aligns them worse to the gold
+    # must not go live even if trainee-to-trainee retrieval improved
+    if cand["gold_recall"] < base["gold_recall"]:
+        failed.append("alignment to the gold got worse")
+    # Pulling a step's clips together can erase how a step was done (a wrong motion at the right
+    # place): an adapter that would hide a deviation the live space reports must not go live.
+    if lost:
+        failed.append(f"scoring would stop reporting {'; '.join(lost)}")
+    # Stored labels that contradict a fresh alignment are corrupt or forged: whatever the figures
+    # say, an adapter learnt from them must not go live (the figures show what it would do).
+    if suspect:
+        failed.append(f"the stored score labels of {len(suspect)} videos disagree with a fresh alignment in the live space "
+                      f"(agreement {', '.join(f'{a:.2f} for video {v}' for v, a in sorted(suspect.items()))}): the data is suspect")  # fmt: skip
+    return failed
+
+
+def train_and_judge(
+    videos: list[TrainingVideo],
+    live: FeatureAdapter,
+    config: TrainingConfig | None = None,
+    scoring_config: ScoringConfig | None = None,
+) -> TrainingOutcome:
+    """Train a candidate adapter on the videos; it goes live only if it beats `live` on held-out videos."""
+    cfg = config or TrainingConfig()
+    t0 = time.perf_counter()
+    dims = {v.ev.embeddings.shape[1] for v in videos}
+    if len(dims) > 1:
+        raise ValueError(f"videos have different embedding sizes {sorted(dims)}; train one adapter per embedder")
+    c = _collect(videos, live, cfg, scoring_config)
+    rows, judge = c.rows, c.judge
     figures: dict = {
         "metric": METRIC, "k": cfg.k, "min_improvement": cfg.min_improvement, "live_kind": live.kind,
-        "tasks": len(by_task), "train_videos": n_train, "heldout_videos": n_held,
-        "labelled_clips": dict(rows.counts), "ignored_stored_labels": ignored, "epochs": cfg.epochs,
-        "suspect_stored_labels": {str(v): a for v, a in suspect.items()},  # video id -> agreement with a fresh alignment
+        "tasks": c.tasks, "train_videos": c.n_train, "heldout_videos": c.n_held,
+        "labelled_clips": dict(rows.counts), "ignored_stored_labels": c.ignored, "epochs": cfg.epochs,
+        "suspect_stored_labels": {str(v): a for v, a in c.suspect.items()},  # video id -> agreement with a fresh alignment
     }  # fmt: skip
 
     def finish(accepted: bool, adapter: FeatureAdapter | None, reason: str) -> TrainingOutcome:
@@ -446,27 +487,12 @@ def train_and_judge(
         return " vs ".join("n/a" if f[key] is None else f"{f[key]:.3f}" for f in (cand, base))
 
     numbers = (
-        f"trained vs live on {base['clips']} held-out clips of {n_held} videos: step recall@R {pair('recall')} "
+        f"trained vs live on {base['clips']} held-out clips of {c.n_held} videos: step recall@R {pair('recall')} "
         f"({improvement:+.3f}, needs {cfg.min_improvement:+.3f}); against the gold alone {pair('gold_recall')}; "
         f"recall@{cfg.k} {pair('recall_k')}; step separation d' {pair('separation')}; deviations reported on "
         f"{sum(len(jt.trainees) for jt in judge)} trainees: {live_n} live, {len(lost)} of them lost, {new_n} new"
     )
-    failed = []
-    if improvement < cfg.min_improvement:
-        failed.append(f"step recall@R improved by {improvement:+.3f}, less than {cfg.min_improvement:+.3f}")
-    # scoring compares trainee clips with the gold's: an adapter that aligns them worse to the gold
-    # must not go live even if trainee-to-trainee retrieval improved
-    if cand["gold_recall"] < base["gold_recall"]:
-        failed.append("alignment to the gold got worse")
-    # Pulling a step's clips together can erase how a step was done (a wrong motion at the right
-    # place): an adapter that would hide a deviation the live space reports must not go live.
-    if lost:
-        failed.append(f"scoring would stop reporting {'; '.join(lost)}")
-    # Stored labels that contradict a fresh alignment are corrupt or forged: whatever the figures
-    # say, an adapter learnt from them must not go live (the figures show what it would do).
-    if suspect:
-        failed.append(f"the stored score labels of {len(suspect)} videos disagree with a fresh alignment in the live space "
-                      f"(agreement {', '.join(f'{a:.2f} for video {v}' for v, a in sorted(suspect.items()))}): the data is suspect")  # fmt: skip
+    failed = _objections(cand, base, improvement, lost, c.suspect, cfg)
     if failed:
         return finish(False, None, f"rejected ({'; '.join(failed)}), the live {live.kind} adapter stays: {numbers}")
     return finish(True, candidate, f"accepted: {numbers}")

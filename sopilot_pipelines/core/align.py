@@ -19,20 +19,13 @@ equal accumulated cost the first of **diagonal, up (i-1, j), left (i, j-1)** win
 this, and because every implementation does the same float64 operations per cell
 (``float64(cost) + min``), the implementations return bit-identical costs and equal paths.
 
-Implementations:
-
 * :func:`dtw` -- numba.  Four rows are swept together on a skewed wavefront (row ``r`` is one
   column behind row ``r-1``) so four independent dependency chains keep the core busy; two
   rolling float64 rows plus one direction byte per cell, the direction table taken from a small
   pool (shared by threads) so large alignments do not pay page faults every call.  The path is
   backtracked from the direction bytes.  Non-finite costs are detected inside the same pass.
-* :func:`dtw_reference` -- plain Python DP over a full table, backtracked from the accumulated
-  values; obviously correct and slow; for tests.
-* :func:`dtw_torch` -- anti-diagonal wavefront in torch (every cell of an anti-diagonal is
-  independent), so it runs on CUDA; torch is imported lazily.
-* :func:`subsequence_dtw` / :func:`subsequence_dtw_reference` -- open-begin/open-end DTW: a
-  query (a gold step's clips, rows) matched to any contiguous part of the reference (the trainee,
-  columns).
+
+The tests hold a plain Python DP over a full table (obviously correct, slow) that it must equal.
 
 This module has no Dagster or torch import on its import path.
 """
@@ -44,22 +37,12 @@ import threading
 import numba as nb
 import numpy as np
 
-__all__ = [
-    "cost_matrix",
-    "dtw",
-    "dtw_reference",
-    "dtw_torch",
-    "subsequence_dtw",
-    "subsequence_dtw_reference",
-]
+__all__ = ["cost_matrix", "dtw"]
 
 _INF = np.inf
 
-# Direction codes stored per cell (one byte each).
-_DIAG = 0
-_UP = 1
-_LEFT = 2
-_START = 3  # path start: (0, 0) for dtw, any cell of row 0 for subsequence_dtw
+# Direction bytes stored per cell: 0 diagonal, 1 up (i-1, j), 2 left (i, j-1), 3 the path's
+# start (0, 0).
 
 # Direction tables (one byte per cell) are pooled across calls and threads, so repeated
 # alignments do not pay page faults for a fresh n*m table each call (a 5000 x 5000 table is
@@ -146,7 +129,7 @@ def _nonfinite_probe(row):  # pragma: no cover - compiled
 
 
 @nb.njit(fastmath={"contract"}, cache=True, nogil=True)
-def _fill(cost, dirs, P, open_begin):  # pragma: no cover - compiled
+def _fill(cost, dirs, P):  # pragma: no cover - compiled
     """Forward DP.  Writes one direction byte per cell into ``dirs`` (n, m) and leaves the last
     row of the accumulated cost in ``P[1:]`` (``P`` has length m + 1; ``P[0]`` is the +inf
     column to the left of column 0).  Returns 0.0 if every cost is finite, else NaN, so
@@ -158,19 +141,13 @@ def _fill(cost, dirs, P, open_begin):  # pragma: no cover - compiled
     # Row 0.
     chk = _nonfinite_probe(cost[0])
     P[0] = _INF
-    if open_begin:
-        for j in range(m):
-            c = np.float64(cost[0, j])
-            P[j + 1] = c
-            dirs[0, j] = 3
-    else:
-        acc = 0.0
-        for j in range(m):
-            c = np.float64(cost[0, j])
-            acc += c
-            P[j + 1] = acc
-            dirs[0, j] = 2
-        dirs[0, 0] = 3
+    acc = 0.0
+    for j in range(m):
+        c = np.float64(cost[0, j])
+        acc += c
+        P[j + 1] = acc
+        dirs[0, j] = 2
+    dirs[0, 0] = 3
     i0 = 1
     if m >= 4:
         T = np.empty((4, m + 1))
@@ -336,19 +313,17 @@ def _give_table(buf: np.ndarray) -> None:
         del _pool[_POOL_SIZE:]  # keep the largest
 
 
-def _dp(c: np.ndarray, open_begin: bool, end_col=None):
-    """Forward DP then backtrack.  Returns (last accumulated row, path); the path ends in the
-    last row at ``end_col(last_row)`` (default: the last column)."""
+def _dp(c: np.ndarray):
+    """Forward DP then backtrack.  Returns (last accumulated row, path to the last cell)."""
     n, m = c.shape
     table = _take_table(n * m)
     try:
         dirs = table[: n * m].reshape(n, m)
         last = np.empty(m + 1, dtype=np.float64)
-        chk = _fill(c, dirs, last, open_begin)
+        chk = _fill(c, dirs, last)
         if not np.isfinite(chk):
             raise ValueError("cost contains NaN or infinite values")
-        end = m - 1 if end_col is None else end_col(last[1:])
-        path = _backtrack(dirs, n - 1, end)
+        path = _backtrack(dirs, n - 1, m - 1)
     finally:
         _give_table(table)
     return last[1:], path
@@ -364,161 +339,5 @@ def dtw(cost: np.ndarray) -> tuple[float, np.ndarray]:
     finite.  Releases the GIL while it runs.  The direction table (n*m bytes) comes from a
     small pool shared by all threads, so repeated calls avoid its page faults.
     """
-    last, path = _dp(_as_cost(cost), open_begin=False)
+    last, path = _dp(_as_cost(cost))
     return float(last[-1]), path
-
-
-def subsequence_dtw(query_cost: np.ndarray) -> tuple[float, int, int, np.ndarray]:
-    """Open-begin/open-end DTW of a query (rows) inside a reference (columns).
-
-    ``query_cost[i, j]`` is the cost of query element ``i`` (a gold step's clip) against
-    reference element ``j`` (a trainee clip).  The path starts at any cell of row 0, ends at any
-    cell of the last row and uses the same steps and tie-breaking as :func:`dtw`::
-
-        D[0, j] = cost[0, j]
-        D[i, j] = cost[i, j] + min(D[i-1, j-1], D[i-1, j], D[i, j-1])
-
-    The end is the first column with the smallest ``D[n-1, j]``.  Returns
-    ``(total, ref_start, ref_end, path)`` with ``ref_end`` inclusive and ``path`` an ``(L, 2)``
-    int64 array of ``(query_index, reference_index)``.
-    """
-    # np.argmin returns the first minimum.
-    last, path = _dp(_as_cost(query_cost), open_begin=True, end_col=lambda row: int(np.argmin(row)))
-    end = int(path[-1, 1])
-    return float(last[end]), int(path[0, 1]), end, path
-
-
-# --------------------------------------------------------------------------------------------
-# references (plain Python; for tests)
-# --------------------------------------------------------------------------------------------
-
-
-def _check_reference_input(cost) -> np.ndarray:
-    c = _as_cost(cost).astype(np.float64)
-    if not np.isfinite(c).all():
-        raise ValueError("cost contains NaN or infinite values")
-    return c
-
-
-def _reference_table(c: np.ndarray, open_begin: bool) -> np.ndarray:
-    n, m = c.shape
-    D = np.full((n, m), np.inf)
-    for i in range(n):
-        for j in range(m):
-            if i == 0:
-                if open_begin:
-                    D[0, j] = c[0, j]
-                else:
-                    D[0, j] = c[0, j] + (D[0, j - 1] if j > 0 else 0.0)
-                continue
-            best = np.inf
-            for val in (
-                D[i - 1, j - 1] if j > 0 else np.inf,  # diagonal
-                D[i - 1, j],  # up
-                D[i, j - 1] if j > 0 else np.inf,  # left
-            ):
-                if val < best:
-                    best = val
-            D[i, j] = c[i, j] + best
-    return D
-
-
-def _reference_backtrack(D: np.ndarray, i: int, j: int, open_begin: bool) -> np.ndarray:
-    path = [(i, j)]
-    while i > 0 or (j > 0 and not open_begin):
-        if i == 0:
-            j -= 1
-        elif j == 0:
-            i -= 1
-        else:
-            options = [(i - 1, j - 1), (i - 1, j), (i, j - 1)]  # diagonal, up, left
-            values = [D[p] for p in options]
-            i, j = options[values.index(min(values))]  # first minimum wins
-        path.append((i, j))
-    return np.array(path[::-1], dtype=np.int64).reshape(-1, 2)
-
-
-def dtw_reference(cost) -> tuple[float, np.ndarray]:
-    """Plain Python DTW (full table, backtracked from accumulated values); same contract and
-    results as :func:`dtw`.  O(n*m) Python steps: small inputs only."""
-    c = _check_reference_input(cost)
-    n, m = c.shape
-    D = _reference_table(c, open_begin=False)
-    return float(D[n - 1, m - 1]), _reference_backtrack(D, n - 1, m - 1, open_begin=False)
-
-
-def subsequence_dtw_reference(query_cost) -> tuple[float, int, int, np.ndarray]:
-    """Plain Python version of :func:`subsequence_dtw`; small inputs only."""
-    c = _check_reference_input(query_cost)
-    n, m = c.shape
-    D = _reference_table(c, open_begin=True)
-    last = list(D[n - 1])
-    end = last.index(min(last))
-    path = _reference_backtrack(D, n - 1, end, open_begin=True)
-    return float(D[n - 1, end]), int(path[0, 1]), end, path
-
-
-# --------------------------------------------------------------------------------------------
-# torch (anti-diagonal wavefront)
-# --------------------------------------------------------------------------------------------
-
-
-def dtw_torch(cost, device=None) -> tuple[float, np.ndarray]:
-    """DTW computed by torch on ``device`` (None: "cuda" when available, else "cpu").
-
-    Cells on one anti-diagonal ``i + j = t`` depend only on the two previous anti-diagonals, so
-    each anti-diagonal is one batch of vector operations (n + m - 1 of them).  The accumulated
-    values are float64 and the operations per cell are those of :func:`dtw`, so the total and
-    the path are identical.  The direction bytes are copied back and backtracked on the CPU.
-    """
-    import torch  # lazy: torch costs ~2 s to import
-
-    c_np = _as_cost(cost)
-    n, m = c_np.shape
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
-    c = torch.as_tensor(c_np, device=dev).reshape(-1)
-    if not bool(torch.isfinite(c).all()):
-        raise ValueError("cost contains NaN or infinite values")
-
-    # Diagonal vectors are indexed by the padded row p = i + 1 in [0, n]; padded column
-    # q = j + 1 = t - p; the border row/column 0 is +inf except D[0, 0] = 0.  Diagonal t has
-    # cells p in [lo, hi] = [max(1, t - m), min(n, t - 1)] and reads diagonals t-1 and t-2 at
-    # [lo - 1, hi]; everything else it reads is a border cell, +inf.
-    f64 = torch.float64
-    bufs = [torch.full((n + 1,), float("inf"), dtype=f64, device=dev) for _ in range(3)]
-    bufs[0][0] = 0.0  # diagonal t = 0 is D[0, 0] = 0; diagonal t = 1 is all border
-    dirs = torch.empty(n * m, dtype=torch.uint8, device=dev)
-    p_all = torch.arange(n + 1, device=dev)
-    base = (p_all - 1) * m - p_all - 1  # flat index of cost[p-1, t-p-1] is base[p] + t
-    one = torch.ones((), dtype=torch.uint8, device=dev)
-    two = torch.full((), 2, dtype=torch.uint8, device=dev)
-    zero = torch.zeros((), dtype=torch.uint8, device=dev)
-    for t in range(2, n + m + 1):
-        # Three buffers rotate (t-2, t-1, t).  The one reused for diagonal t keeps stale values
-        # of diagonal t-3 only below lo (lo and hi never decrease), and no later diagonal
-        # reads those cells, so it needs no reset.
-        prev2, prev1, cur = bufs[(t - 2) % 3], bufs[(t - 1) % 3], bufs[t % 3]
-        if t == 3:
-            cur[0] = float("inf")  # this buffer held diagonal 0, whose cell 0 was D[0, 0] = 0
-        lo = max(1, t - m)
-        hi = min(n, t - 1)
-        idx = base[lo : hi + 1] + t
-        cc = c[idx].to(f64)
-        diag = prev2[lo - 1 : hi]
-        up = prev1[lo - 1 : hi]
-        left = prev1[lo : hi + 1]
-        up_lt = up < diag
-        m1 = torch.where(up_lt, up, diag)
-        d = torch.where(up_lt, one, zero)
-        left_lt = left < m1
-        m1 = torch.where(left_lt, left, m1)
-        d = torch.where(left_lt, two, d)
-        cur[lo : hi + 1] = cc + m1
-        dirs[idx] = d
-    prev1 = bufs[(n + m) % 3]
-    total = float(prev1[n].item())
-    dirs_np = dirs.cpu().numpy().reshape(n, m)
-    dirs_np[0, 0] = _START
-    return total, _backtrack(dirs_np, n - 1, m - 1)

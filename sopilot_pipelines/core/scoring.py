@@ -28,12 +28,6 @@ from .steps import (
 )  # fmt: skip
 
 DECISIONS = ("pass", "needs_review", "retrain", "fail")
-# In units of the pair's spread (its match level less its non-match level), so they hold for any
-# embedder, person and camera; set on the benchmark's tuning styles (bench/README.md).
-STEP_COST = 0.2  # labelling: going on to another step in order
-REPEAT_COST = 0.5  # labelling: the same step again after something else (a jump back costs 1)
-REPEAT_FIT = 0.1  # a long run fitting the gold step twice over this much better (mean cost) is a repeat
-SLOT_LEVEL = 0.15  # an unexplained stretch where a missing step belongs, this far above non-match: done differently
 
 
 @dataclass(frozen=True)
@@ -47,6 +41,22 @@ class ScoringConfig:
     # a step matching this far below the trainee's typical step, as a share of the way down to the
     # pair's non-match level, was done differently (set on the tuning styles, bench/README.md)
     execution_drop: float = 0.35
+    # The engine's rules below are in units of the pair's spread (its match level less its
+    # non-match level), so they hold for any embedder, person and camera; set on the benchmark's
+    # tuning styles (bench/README.md).
+    step_cost: float = 0.2  # labelling: going on to another step in order (or skipping one)
+    repeat_cost: float = 0.5  # labelling: the same step again after something else
+    jump_cost: float = 1.0  # labelling: going back to an earlier step
+    repeat_fit: float = 0.1  # a long run fitting the gold step twice over this much better (mean cost) is a repeat
+    slot_level: float = 0.15  # an unexplained stretch where a missing step belongs, this far above non-match: done differently
+    prior_cap: float = 0.3  # the positional prior's largest penalty, well below a match's margin
+    min_spread_share: float = 0.25  # the pair's spread is at least this share of the gold's own
+    # Durations, as shares of a gold step's expected length at the trainee's tempo.
+    attempt_share: float = 0.5  # a run this long is a real attempt (a later one: a repeat)
+    slot_share: float = 0.4  # an unexplained stretch this long can stand in for a missing step
+    glimpse_share: float = 0.25  # a step seen for less than this was only glimpsed, not done
+    prior_reach_seconds: float = 20.0  # the positional prior reaches its cap this far from the step
+    min_run_seconds: float = 1.0  # shortest run of clips that counts as a stretch of activity
     # penalty per deviation, in units of one gold step's share of the score
     weight_missing: float = 1.0
     weight_swap: float = 0.8
@@ -142,7 +152,7 @@ def _gold_spread(gold_step_sim: np.ndarray, labels: np.ndarray) -> float:
 
 
 def _position_prior(
-    path: np.ndarray, gold_labels: np.ndarray, k_steps: int, m: int, stride: float, cap: float, reach_sec: float = 20.0
+    path: np.ndarray, gold_labels: np.ndarray, k_steps: int, m: int, stride: float, cap: float, reach_sec: float
 ) -> np.ndarray:
     """(m, K) penalty growing with a trainee clip's distance (seconds) from where the global
     alignment puts each gold step, reaching `cap` at `reach_sec`."""
@@ -227,282 +237,349 @@ def labels_from_steps(steps: list[StepSpec], v: "_Video") -> np.ndarray:
     return labels
 
 
-def score(
-    gold: EmbeddedVideo, trainee: EmbeddedVideo, config: ScoringConfig | None = None, steps: list[StepSpec] | None = None
-) -> ScoreOutcome:
-    """Score a trainee against the gold. `steps`: the gold's steps given by the user (gold
-    seconds); without them the gold is segmented automatically."""
-    cfg = config or ScoringConfig()
-    check_compatible(gold.model, trainee.model)
-    n, m = len(gold.embeddings), len(trainee.embeddings)
-    if n == 0 or m == 0:
-        raise ValueError("both videos need at least one clip")
-    G, T = centred(gold.embeddings), centred(trainee.embeddings)
-    gv, tv = _Video.of(gold), _Video.of(trainee)
+@dataclass
+class _GoldSteps:
+    """The gold's steps: each gold clip's step (-1 between user-given steps), names, seconds."""
 
-    cost = align.cost_matrix(G, T)
-    sim = 1.0 - cost
-    t_dtw = time.perf_counter()
-    total_cost, path = align.dtw(cost)
-    dtw_sec = time.perf_counter() - t_dtw
+    labels: np.ndarray
+    steps: list[StepSpec]
+    spans: list[tuple[float, float]]
+    starts: list[int]  # first gold clip of each step
 
-    stride = float(gold.settings.stride_seconds)
+    @property
+    def count(self) -> int:
+        return len(self.steps)
+
+    @property
+    def names(self) -> list[str]:
+        return [st.name for st in self.steps]
+
+
+def _gold_steps(gold: EmbeddedVideo, gv: _Video, steps: list[StepSpec] | None, cfg: ScoringConfig) -> _GoldSteps:
+    n = len(gold.embeddings)
     if steps:
-        gold_labels = labels_from_steps(steps, gv)
-        K = len(steps)
-        gold_span = [(round(st.start_sec, 2), round(st.end_sec, 2)) for st in steps]
-        names = [st.name for st in steps]
+        labels = labels_from_steps(steps, gv)
+        spans = [(round(st.start_sec, 2), round(st.end_sec, 2)) for st in steps]
     else:
-        bounds = gold_step_bounds(gold.embeddings, stride, cfg)
-        K = len(bounds) - 1
-        gold_labels = step_of_clip(bounds, n)
-        gold_span = [gv.span(int(bounds[k]), int(bounds[k + 1])) for k in range(K)]
-        names = [f"Step {k + 1}" for k in range(K)]
-        steps = [StepSpec(names[k], *gold_span[k]) for k in range(K)]
-    gold_dur = np.array([b - a for a, b in gold_span])
-    starts = [int(np.flatnonzero(gold_labels == k)[0]) for k in range(K)]
+        bounds = gold_step_bounds(gold.embeddings, float(gold.settings.stride_seconds), cfg)
+        labels = step_of_clip(bounds, n)
+        spans = [gv.span(int(bounds[k]), int(bounds[k + 1])) for k in range(len(bounds) - 1)]
+        steps = [StepSpec(f"Step {k + 1}", *spans[k]) for k in range(len(spans))]
+    starts = [int(np.flatnonzero(labels == k)[0]) for k in range(len(steps))]
+    return _GoldSteps(labels, steps, spans, starts)
 
-    step_sim = step_similarity(sim.T, gold_labels, K)  # (m, K)
-    # Levels from this pair's own similarities (Drop-DTW sets its drop cost the same way): what
-    # a match and a non-match look like between these two recordings. A trainee that resembles
-    # the gold far less than the gold's steps differ from each other gets the gold's own spread.
-    match, non_match = _pair_levels(step_sim)
-    gold_spread = _gold_spread(step_similarity(G @ G.T, gold_labels, K), gold_labels)
-    spread = max(match - non_match, 0.25 * gold_spread, 1e-3)
-    inter, intra = non_match, non_match + spread
-    tau = non_match + 0.5 * spread
-    t_stride = float(trainee.settings.stride_seconds)
-    min_run = max(2, int(round(1.0 / t_stride)))
-    # A mild positional prior from the global DTW path: where a procedure has look-alike steps,
-    # a clip is labelled with the one expected nearby. It is capped well below the gap between
-    # a match and a non-match, so a step done out of order is still recognised as itself.
-    prior = _position_prior(path, gold_labels, K, m, t_stride, cap=0.3 * spread)
-    rank = _ranks(steps)
-    labels = label_trainee(step_sim - prior, tau, rank, step_cost=STEP_COST * spread, skip_cost=STEP_COST * spread, jump_cost=spread,
-                           repeat_cost=REPEAT_COST * spread)
-    labels = absorb_short_runs(labels, step_sim, min_run)
-    labels = reassign_lookalikes(labels, step_sim, tau)
 
-    def regroup(labels: np.ndarray) -> tuple[list[Run], dict[int, list[Run]], dict[int, Run]]:
-        """Runs, each step's runs, and each found step's longest run."""
-        runs = runs_of(labels)
-        occurrences = {k: [r for r in runs if r.label == k] for k in range(K)}
-        return runs, occurrences, {k: max(occ, key=lambda r: r.length) for k, occ in occurrences.items() if occ}
+class _Pair:
+    """One gold and one trainee, their step similarities and this pair's own levels: what every
+    stage below reads. Levels come from this pair's own similarities (Drop-DTW sets its drop
+    cost the same way): what a match and a non-match look like between these two recordings."""
 
-    runs, occurrences, longest = regroup(labels)
+    def __init__(self, gold: EmbeddedVideo, trainee: EmbeddedVideo, steps: list[StepSpec] | None, cfg: ScoringConfig):
+        self.cfg = cfg
+        self.G, self.T = centred(gold.embeddings), centred(trainee.embeddings)
+        self.n, self.m = len(self.G), len(self.T)
+        self.gv, self.tv = _Video.of(gold), _Video.of(trainee)
+        self.cost = align.cost_matrix(self.G, self.T)
+        self.sim = 1.0 - self.cost
+        self.gold = _gold_steps(gold, self.gv, steps, cfg)
+        K = self.gold.count
+        self.K, self.names = K, self.gold.names
+        self.gold_dur = np.array([b - a for a, b in self.gold.spans])
+        self.step_sim = step_similarity(self.sim.T, self.gold.labels, K)  # (m, K)
+        match, non_match = _pair_levels(self.step_sim)
+        # A trainee that resembles the gold far less than the gold's steps differ from each other
+        # gets (a share of) the gold's own spread.
+        gold_spread = _gold_spread(step_similarity(self.G @ self.G.T, self.gold.labels, K), self.gold.labels)
+        self.spread = max(match - non_match, cfg.min_spread_share * gold_spread, 1e-3)
+        self.inter, self.intra = non_match, non_match + self.spread
+        self.tau = non_match + 0.5 * self.spread  # the "looks like no step" level
+        self.t_stride = float(trainee.settings.stride_seconds)
+        self.min_run = max(2, int(round(cfg.min_run_seconds / self.t_stride)))
 
-    def run_sim(r: Run, k: int) -> float:
-        return float(step_sim[r.start : r.end, k].mean())
+    def run_sim(self, r: Run, k: int) -> float:
+        return float(self.step_sim[r.start : r.end, k].mean())
 
-    def confidence(s: float) -> float:  # how surely a stretch is the step, from its similarity
-        return _clip01((s - inter) / spread)
-
-    def core_sim(r: Run, k: int) -> float:  # without the clips that straddle the transitions
+    def core_sim(self, r: Run, k: int) -> float:
+        """run_sim without the clips that straddle the transitions."""
         a, b = (r.start + 1, r.end - 1) if r.length >= 5 else (r.start, r.end)
-        return float(step_sim[a:b, k].mean())
+        return float(self.step_sim[a:b, k].mean())
 
-    # the trainee's own pace: time in its found steps over the gold's time for them (a ratio of
-    # totals: one mislabelled step moves it little, and people's steps vary in length)
-    def pace(longest: dict[int, Run]) -> float:
-        return sum(r.length for r in longest.values()) * t_stride / max(sum(gold_dur[k] for k in longest), 1e-6) if longest else 1.0
+    def confidence(self, s: float) -> float:
+        """How surely a stretch is the step, from its similarity."""
+        return _clip01((s - self.inter) / self.spread)
 
-    tempo = pace(longest)
-    # a step seen only in a glimpse (a fraction of its expected length, e.g. the hand passing
-    # through on its way) was not done: those clips are unexplained activity
-    # (never more than the gold's own clips of the step: a very short gold is its own measure)
-    gold_clips = np.bincount(gold_labels[gold_labels >= 0], minlength=K)
-    glimpses = [k for k, r in longest.items()
-                if r.length < min(max(min_run, 0.25 * gold_dur[k] * tempo / t_stride), gold_clips[k])]  # fmt: skip
-    if glimpses:
-        labels = np.where(np.isin(labels, glimpses), OTHER, labels)
-        runs, occurrences, longest = regroup(labels)
-    # a run far longer than this trainee's pace may be the step done twice with nothing clearly
-    # else between (the pause looks like the step's own start): the trainee's run against the
-    # gold step twice over fits clearly better than against it once, stretched
-    splits = [c for k, r in longest.items()
-              if r.length * t_stride / max(gold_dur[k] * tempo, 1e-6) >= cfg.over_time_ratio
-              and (c := _repeat_split(cost, gold_labels == k, r, max(min_run, int(0.5 * gold_dur[k] * tempo / t_stride)),
-                                      REPEAT_FIT * spread)) is not None]  # fmt: skip
-    if splits:
-        labels = labels.copy()
-        labels[splits] = OTHER
-        runs, occurrences, longest = regroup(labels)
-        tempo = pace(longest)
-    # a step's occurrence is its first run long enough to be a real attempt; later ones are repeats
-    primary = {}
-    for k, occ in occurrences.items():
-        need = max(min_run, int(0.5 * gold_dur[k] * tempo / t_stride))
-        if occ:
-            primary[k] = next((r for r in occ if r.length >= need), longest[k])
+    def expected_clips(self, k: int, share: float, tempo: float) -> int:
+        """Trainee clips in `share` of gold step k's duration at the trainee's tempo (at least a
+        minimal run)."""
+        return max(self.min_run, int(share * self.gold_dur[k] * tempo / self.t_stride))
 
-    deviations: list[dict] = []
-    consumed: set[Run] = set()
+    def pace(self, longest: dict[int, Run]) -> float:
+        """The trainee's own pace: time in its found steps over the gold's time for them (a ratio
+        of totals: one mislabelled step moves it little, and people's steps vary in length)."""
+        if not longest:
+            return 1.0
+        return sum(r.length for r in longest.values()) * self.t_stride / max(sum(self.gold_dur[k] for k in longest), 1e-6)
 
-    def dev(kind, k, t_span, conf, reason, **extra):
+    def deviation(self, kind: str, k: int | None, t_span, conf: float, reason: str, gold_span=None, **extra) -> dict:
         d = {
             "type": kind,
             "gold_step": k,
-            "step_name": names[k] if k is not None else None,
-            "gold_time": _time(gold_span[k] if k is not None else extra.pop("gold_span", None)),
+            "step_name": self.names[k] if k is not None else None,
+            "gold_time": _time(self.gold.spans[k] if k is not None else gold_span),
             "trainee_time": _time(t_span),
             "confidence": conf,
             "reason": reason,
         }
-        extra.pop("gold_span", None)
         d.update(extra)
-        deviations.append(d)
+        return d
 
-    # steps with no run: missing, unless an unexplained stretch sits where the step belongs
-    for k in range(K):
+
+@dataclass
+class _Labelling:
+    """The trainee's clips labelled with gold steps, and its runs."""
+
+    labels: np.ndarray
+    runs: list[Run]
+    occurrences: dict[int, list[Run]]  # each step's runs
+    longest: dict[int, Run]  # each found step's longest run
+    tempo: float = 1.0
+    primary: dict[int, Run] = field(default_factory=dict)  # each found step's occurrence
+
+    @classmethod
+    def of(cls, labels: np.ndarray, K: int) -> "_Labelling":
+        runs = runs_of(labels)
+        occurrences = {k: [r for r in runs if r.label == k] for k in range(K)}
+        longest = {k: max(occ, key=lambda r: r.length) for k, occ in occurrences.items() if occ}
+        return cls(labels, runs, occurrences, longest)
+
+
+def _label(p: _Pair, path: np.ndarray) -> _Labelling:
+    cfg, K, spread = p.cfg, p.K, p.spread
+    # A mild positional prior from the global DTW path: where a procedure has look-alike steps,
+    # a clip is labelled with the one expected nearby. It is capped well below the gap between
+    # a match and a non-match, so a step done out of order is still recognised as itself.
+    prior = _position_prior(path, p.gold.labels, K, p.m, p.t_stride, cfg.prior_cap * spread, cfg.prior_reach_seconds)
+    labels = label_trainee(
+        p.step_sim - prior, p.tau, _ranks(p.gold.steps), step_cost=cfg.step_cost * spread,
+        skip_cost=cfg.step_cost * spread, jump_cost=cfg.jump_cost * spread, repeat_cost=cfg.repeat_cost * spread,
+    )  # fmt: skip
+    labels = absorb_short_runs(labels, p.step_sim, p.min_run)
+    labels = reassign_lookalikes(labels, p.step_sim, p.tau)
+    lab = _Labelling.of(labels, K)
+    tempo = p.pace(lab.longest)
+    # a step seen only in a glimpse (a fraction of its expected length, e.g. the hand passing
+    # through on its way) was not done: those clips are unexplained activity
+    # (never more than the gold's own clips of the step: a very short gold is its own measure)
+    gold_clips = np.bincount(p.gold.labels[p.gold.labels >= 0], minlength=K)
+    glimpses = [k for k, r in lab.longest.items()
+                if r.length < min(max(p.min_run, cfg.glimpse_share * p.gold_dur[k] * tempo / p.t_stride), gold_clips[k])]  # fmt: skip
+    if glimpses:
+        lab = _Labelling.of(np.where(np.isin(labels, glimpses), OTHER, labels), K)
+    # a run far longer than this trainee's pace may be the step done twice with nothing clearly
+    # else between (the pause looks like the step's own start): the trainee's run against the
+    # gold step twice over fits clearly better than against it once, stretched
+    splits = [c for k, r in lab.longest.items()
+              if r.length * p.t_stride / max(p.gold_dur[k] * tempo, 1e-6) >= cfg.over_time_ratio
+              and (c := _repeat_split(p.cost, p.gold.labels == k, r, p.expected_clips(k, cfg.attempt_share, tempo),
+                                      cfg.repeat_fit * spread)) is not None]  # fmt: skip
+    if splits:
+        labels = lab.labels.copy()
+        labels[splits] = OTHER
+        lab = _Labelling.of(labels, K)
+        tempo = p.pace(lab.longest)
+    lab.tempo = tempo
+    # a step's occurrence is its first run long enough to be a real attempt; later ones are repeats
+    for k, occ in lab.occurrences.items():
+        if occ:
+            need = p.expected_clips(k, cfg.attempt_share, tempo)
+            lab.primary[k] = next((r for r in occ if r.length >= need), lab.longest[k])
+    return lab
+
+
+def _not_found(p: _Pair, lab: _Labelling) -> tuple[list[dict], set[Run]]:
+    """Steps with no run: missing (or optional and skipped), unless an unexplained stretch sits
+    where the step belongs and resembles it: then done differently (that stretch is consumed)."""
+    out, consumed = [], set()
+    primary, tau, inter, spread = lab.primary, p.tau, p.inter, p.spread
+    for k in range(p.K):
         if k in primary:
             continue
-        before = [primary[p].end for p in primary if p < k]
+        name = repr(p.names[k])
+        before = [primary[q].end for q in primary if q < k]
         after = [primary[q].start for q in primary if q > k]
-        lo, hi = (max(before) if before else 0), (min(after) if after else m)
-        need = max(min_run, int(0.4 * gold_dur[k] * tempo / t_stride))
-        slot = [r for r in runs if r.label == OTHER and r.start >= lo and r.end <= hi and r.length >= need]
-        cand = max(slot, key=lambda r: run_sim(r, k), default=None)
-        window = min(need, m)  # the most alike stretch of step length, not a single clip
-        best_anywhere = float(np.convolve(step_sim[:, k], np.ones(window) / window, "valid").max())
-        if cand is not None and run_sim(cand, k) > inter + SLOT_LEVEL * spread:
+        lo, hi = (max(before) if before else 0), (min(after) if after else p.m)
+        need = p.expected_clips(k, p.cfg.slot_share, lab.tempo)
+        slot = [r for r in lab.runs if r.label == OTHER and r.start >= lo and r.end <= hi and r.length >= need]
+        cand = max(slot, key=lambda r: p.run_sim(r, k), default=None)
+        window = min(need, p.m)  # the most alike stretch of step length, not a single clip
+        best_anywhere = float(np.convolve(p.step_sim[:, k], np.ones(window) / window, "valid").max())
+        absent = _clip01(0.5 + (tau - best_anywhere) / (2 * max(tau - inter, 1e-3)))
+        if cand is not None and p.run_sim(cand, k) > inter + p.cfg.slot_level * spread:
             consumed.add(cand)
-            s = run_sim(cand, k)
-            dev(
-                "execution_deviation", k, tv.span(cand.start, cand.end), _clip01((intra - s) / spread),
-                f"{names[k]!r} was performed at the expected point but looks different from the gold "
-                f"(similarity {s:.2f}, gold consistency {intra:.2f})",
+            s = p.run_sim(cand, k)
+            out.append(p.deviation(
+                "execution_deviation", k, p.tv.span(cand.start, cand.end), _clip01((p.intra - s) / spread),
+                f"{name} was performed at the expected point but looks different from the gold "
+                f"(similarity {s:.2f}, gold consistency {p.intra:.2f})",
                 similarity=round(s, 3),
-            )  # fmt: skip
-        elif steps[k].optional:
-            dev(
-                "optional_step_skipped", k, None, _clip01(0.5 + (tau - best_anywhere) / (2 * max(tau - inter, 1e-3))),
-                f"{names[k]!r} (optional) was not done",
-            )  # fmt: skip
+            ))  # fmt: skip
+        elif p.gold.steps[k].optional:
+            out.append(p.deviation("optional_step_skipped", k, None, absent, f"{name} (optional) was not done"))
         else:
-            dev(
-                "step_missing", k, None, _clip01(0.5 + (tau - best_anywhere) / (2 * max(tau - inter, 1e-3))),
-                f"the trainee never performs {names[k]!r}: no stretch of the video matches it "
+            out.append(p.deviation(
+                "step_missing", k, None, absent,
+                f"the trainee never performs {name}: no stretch of the video matches it "
                 f"(closest stretch: similarity {best_anywhere:.2f}, a match needs {tau:.2f})",
-            )  # fmt: skip
+            ))  # fmt: skip
+    return out, consumed
 
-    # found but clearly less alike than this trainee's other steps: performed differently
-    cores = {k: core_sim(r, k) for k, r in primary.items()}
-    typical = float(np.median(list(cores.values()))) if len(primary) >= 2 else intra
-    for k, r in primary.items():
+
+def _done_differently(p: _Pair, lab: _Labelling) -> tuple[list[dict], dict[int, float]]:
+    """Found steps clearly less alike than this trainee's other steps: performed differently."""
+    cores = {k: p.core_sim(r, k) for k, r in lab.primary.items()}
+    typical = float(np.median(list(cores.values()))) if len(lab.primary) >= 2 else p.intra
+    out = []
+    for k, r in lab.primary.items():
         s = cores[k]
-        if (typical - s) / max(typical - inter, 1e-3) >= cfg.execution_drop:
-            dev(
-                "execution_deviation", k, tv.span(r.start, r.end), _clip01(2 * (typical - s) / max(typical - inter, 1e-3)),
-                f"{names[k]!r} was done at the right point but differently from the gold "
+        drop = (typical - s) / max(typical - p.inter, 1e-3)
+        if drop >= p.cfg.execution_drop:
+            out.append(p.deviation(
+                "execution_deviation", k, p.tv.span(r.start, r.end), _clip01(2 * drop),
+                f"{p.names[k]!r} was done at the right point but differently from the gold "
                 f"(similarity {s:.2f}; this trainee's other steps match at about {typical:.2f})",
                 similarity=round(s, 3),
-            )  # fmt: skip
+            ))  # fmt: skip
+    return out, cores
 
-    # order: steps whose first appearance breaks gold order
-    # steps of one any-order group share a rank: no order among them is wrong
+
+@dataclass
+class _Order:
+    found: list[int]  # found steps in the trainee's order
+    kept: set[int]  # the longest run of them in gold order
+    inversions: list[tuple[int, int]]
+
+
+def _order(p: _Pair, lab: _Labelling) -> tuple[list[dict], _Order]:
+    """Steps whose first appearance breaks gold order; the steps of one any-order group share a
+    rank, so no order among them is wrong."""
+    primary, rank = lab.primary, _ranks(p.gold.steps)
     found = sorted(primary, key=lambda k: primary[k].start)
     keep = {found[i] for i in _lis([rank[k] for k in found])}
     pos = {k: i for i, k in enumerate(found)}
     inversions = [(a, b) for a in found for b in found if rank[a] < rank[b] and pos[a] > pos[b]]
-    reported: set[tuple[int, int]] = set()
+    out, reported = [], set()
     for k in sorted(set(found) - keep):
         partners = [b if a == k else a for a, b in inversions if k in (a, b)]
-        p = min(partners, key=lambda q: (abs(q - k), q))
-        a, b = min(k, p), max(k, p)
+        q = min(partners, key=lambda q: (abs(q - k), q))
+        a, b = min(k, q), max(k, q)
         if (a, b) in reported:
             continue
         reported.add((a, b))
-        dev(
-            "order_swap", a, tv.span(primary[a].start, primary[a].end),
-            min(confidence(run_sim(primary[a], a)), confidence(run_sim(primary[b], b))),
-            f"{names[a]!r} and {names[b]!r} were done in the wrong order: {names[b]!r} was done before {names[a]!r}",
-            swapped_with=b, swapped_with_trainee_time=_time(tv.span(primary[b].start, primary[b].end)),
-        )  # fmt: skip
+        out.append(p.deviation(
+            "order_swap", a, p.tv.span(primary[a].start, primary[a].end),
+            min(p.confidence(p.run_sim(primary[a], a)), p.confidence(p.run_sim(primary[b], b))),
+            f"{p.names[a]!r} and {p.names[b]!r} were done in the wrong order: {p.names[b]!r} was done before {p.names[a]!r}",
+            swapped_with=b, swapped_with_trainee_time=_time(p.tv.span(primary[b].start, primary[b].end)),
+        ))  # fmt: skip
+    return out, _Order(found, keep, inversions)
 
-    # repeats: a further run of a step, long enough to be a real second attempt
-    repeated_clips = 0
-    for k, occ in occurrences.items():
-        need = max(min_run, int(0.5 * gold_dur[k] * tempo / t_stride))
+
+def _repeats(p: _Pair, lab: _Labelling) -> tuple[list[dict], int]:
+    """A further run of a step, long enough to be a real second attempt (and its clips)."""
+    out, clips = [], 0
+    for k, occ in lab.occurrences.items():
+        need = p.expected_clips(k, p.cfg.attempt_share, lab.tempo)
         for r in occ:
-            if r is primary.get(k) or r.length < need:
+            if r is lab.primary.get(k) or r.length < need:
                 continue
-            repeated_clips += r.length
-            dev(
-                "step_repeated", k, tv.span(r.start, r.end), confidence(run_sim(r, k)),
-                f"{names[k]!r} was done again after it was already completed",
-                first_trainee_time=_time(tv.span(primary[k].start, primary[k].end)),
-            )  # fmt: skip
+            clips += r.length
+            first = lab.primary[k]
+            out.append(p.deviation(
+                "step_repeated", k, p.tv.span(r.start, r.end), p.confidence(p.run_sim(r, k)),
+                f"{p.names[k]!r} was done again after it was already completed",
+                first_trainee_time=_time(p.tv.span(first.start, first.end)),
+            ))  # fmt: skip
+    return out, clips
 
-    # over time, relative to the trainee's own tempo (a uniformly slow trainee is not flagged)
-    ratios = {}
-    for k, r in primary.items():
-        ratio = r.length * t_stride / max(gold_dur[k], 1e-6)
+
+def _over_time(p: _Pair, lab: _Labelling) -> tuple[list[dict], dict[int, float]]:
+    """Steps much longer than the gold's, relative to the trainee's own tempo (a uniformly slow
+    trainee is not flagged); and every found step's duration ratio."""
+    limit = p.cfg.over_time_ratio
+    out, ratios = [], {}
+    for k, r in lab.primary.items():
+        ratio = r.length * p.t_stride / max(p.gold_dur[k], 1e-6)
         ratios[k] = ratio
-        rel = ratio / max(tempo, 1e-6)
-        if rel >= cfg.over_time_ratio:
-            dev(
-                "over_time", k, tv.span(r.start, r.end),
-                _clip01(0.5 + (rel - cfg.over_time_ratio) / (2 * (cfg.over_time_ratio - 1))),
-                f"{names[k]!r} took {ratio:.1f}x the gold's time ({rel:.1f}x this trainee's usual pace)",
+        rel = ratio / max(lab.tempo, 1e-6)
+        if rel >= limit:
+            out.append(p.deviation(
+                "over_time", k, p.tv.span(r.start, r.end), _clip01(0.5 + (rel - limit) / (2 * (limit - 1))),
+                f"{p.names[k]!r} took {ratio:.1f}x the gold's time ({rel:.1f}x this trainee's usual pace)",
                 duration_ratio=round(ratio, 2), relative_ratio=round(rel, 2),
-            )  # fmt: skip
+            ))  # fmt: skip
+    return out, ratios
 
-    # extra: long stretches that match no gold step
-    min_extra = max(min_run, int(round(cfg.min_extra_seconds / t_stride)))
+
+def _extras(p: _Pair, lab: _Labelling, consumed: set[Run]) -> list[dict]:
+    """Long stretches that match no gold step, placed in gold time between the found steps."""
+    primary, runs = lab.primary, lab.runs
+    min_extra = max(p.min_run, int(round(p.cfg.min_extra_seconds / p.t_stride)))
+    out = []
     for i, r in enumerate(runs):
         if r.label != OTHER or r in consumed or r.length < min_extra:
             continue
         if 0 < i < len(runs) - 1 and runs[i - 1].label == runs[i + 1].label:
             continue  # the pause between a step and its repeat belongs to the repeat
-        best = float(step_sim[r.start : r.end].max(axis=1).mean())
-        prev_steps = [k for k in primary if primary[k].end <= r.start]
-        next_steps = [k for k in primary if primary[k].start >= r.end]
-        after = max(prev_steps, key=lambda k: primary[k].end, default=None)
-        before = min(next_steps, key=lambda k: primary[k].start, default=None)
-        g_lo = gold_span[after][1] if after is not None else 0.0
-        g_hi = gold_span[before][0] if before is not None else gv.duration
-        dev(
-            "extra_step", None, tv.span(r.start, r.end), _clip01((tau - best) / spread + 0.5),
+        best = float(p.step_sim[r.start : r.end].max(axis=1).mean())
+        after = max((k for k in primary if primary[k].end <= r.start), key=lambda k: primary[k].end, default=None)
+        before = min((k for k in primary if primary[k].start >= r.end), key=lambda k: primary[k].start, default=None)
+        g_lo = p.gold.spans[after][1] if after is not None else 0.0
+        g_hi = p.gold.spans[before][0] if before is not None else p.gv.duration
+        out.append(p.deviation(
+            "extra_step", None, p.tv.span(r.start, r.end), _clip01((p.tau - best) / p.spread + 0.5),
             "the trainee did something that matches no gold step"
-            + (f" (after {names[after]!r})" if after is not None else " (before the first step)"),
+            + (f" (after {p.names[after]!r})" if after is not None else " (before the first step)"),
             gold_span=(g_lo, max(g_lo, g_hi)), after_gold_step=after,
-        )  # fmt: skip
+        ))  # fmt: skip
+    return out
 
-    deviations.sort(key=lambda d: (d["gold_time"]["start_sec"] if d["gold_time"]["start_sec"] is not None else 1e9))
-    counts = {t: sum(d["type"] == t for d in deviations) for t in
-              ("step_missing", "order_swap", "execution_deviation", "over_time", "extra_step", "step_repeated")}  # fmt: skip
 
-    # metrics
-    path_sim = sim[path[:, 0], path[:, 1]]
-    matched = [run_sim(r, k) for k, r in primary.items()]
-    gap_local = float(np.mean([max(0.0, intra - s) for s in matched])) if matched else 1.0
+_COUNTED = ("step_missing", "order_swap", "execution_deviation", "over_time", "extra_step", "step_repeated")
+
+
+def _metrics(p, lab, order, counts, ratios, repeated_clips, path, total_cost, quality_flagged) -> dict:
+    K = p.K
+    matched = [p.run_sim(r, k) for k, r in lab.primary.items()]
+    gap_local = float(np.mean([max(0.0, p.intra - s) for s in matched])) if matched else 1.0
     log_ratios = np.log([max(v, 1e-3) for v in ratios.values()]) if ratios else np.zeros(1)
     drift = (
-        float(np.mean([abs(np.mean(tv.span(r.start, r.end)) / tv.duration - np.mean(gold_span[k]) / gv.duration)
-                       for k, r in primary.items()]))
-        if primary else 0.0
+        float(np.mean([abs(np.mean(p.tv.span(r.start, r.end)) / p.tv.duration - np.mean(p.gold.spans[k]) / p.gv.duration)
+                       for k, r in lab.primary.items()]))
+        if lab.primary else 0.0
     )  # fmt: skip
-    n_pairs = len(found) * (len(found) - 1) / 2
-    flagged = sum(bool(q) for q in gold.quality) + sum(bool(q) for q in trainee.quality)
-    metrics = {
+    n_found = len(order.found)
+    n_pairs = n_found * (n_found - 1) / 2
+    return {
         "miss": counts["step_missing"],
         "swap": counts["order_swap"],
         "deviation": round(counts["execution_deviation"] / K, 4),
         "over_time": round(counts["over_time"] / K, 4),
         "temporal_warp": round(float(np.std(log_ratios)), 4),
-        "path_stretch": round(len(path) / max(n, m) - 1.0, 4),
-        "duplicate_ratio": round(repeated_clips / m, 4),
-        "order_violation_ratio": round(len(inversions) / n_pairs, 4) if n_pairs else 0.0,
+        "path_stretch": round(len(path) / max(p.n, p.m) - 1.0, 4),
+        "duplicate_ratio": round(repeated_clips / p.m, 4),
+        "order_violation_ratio": round(len(order.inversions) / n_pairs, 4) if n_pairs else 0.0,
         "temporal_drift": round(drift, 4),
-        "confidence_loss": round(flagged / (n + m), 4),
+        "confidence_loss": round(quality_flagged / (p.n + p.m), 4),
         "local_similarity_gap": round(gap_local, 4),
-        "adaptive_low_similarity_threshold": round(tau, 4),
-        "effective_low_similarity_threshold": round(tau, 4),
-        "hard_miss_ratio": round(float(np.mean(step_sim.max(axis=0) < tau)), 4),
+        "adaptive_low_similarity_threshold": round(p.tau, 4),
+        "effective_low_similarity_threshold": round(p.tau, 4),
+        "hard_miss_ratio": round(float(np.mean(p.step_sim.max(axis=0) < p.tau)), 4),
         "mean_alignment_cost": round(total_cost / len(path), 4),
     }
 
-    out_of_order = len(set(found) - keep)
+
+def _score_value(counts: dict[str, int], out_of_order: int, K: int, cfg: ScoringConfig) -> float:
+    """100 less the weighted deviations, in units of one gold step's share of the score."""
     penalty = (
         cfg.weight_missing * counts["step_missing"]
         + cfg.weight_swap * out_of_order
@@ -511,37 +588,66 @@ def score(
         + cfg.weight_repeated * counts["step_repeated"]
         + cfg.weight_over_time * counts["over_time"]
     )
-    value = round(float(np.clip(100.0 * (1.0 - penalty / K), 0.0, 100.0)), 1)
+    return round(float(np.clip(100.0 * (1.0 - penalty / K), 0.0, 100.0)), 1)
 
+
+def score(
+    gold: EmbeddedVideo, trainee: EmbeddedVideo, config: ScoringConfig | None = None, steps: list[StepSpec] | None = None
+) -> ScoreOutcome:
+    """Score a trainee against the gold. `steps`: the gold's steps given by the user (gold
+    seconds); without them the gold is segmented automatically."""
+    cfg = config or ScoringConfig()
+    check_compatible(gold.model, trainee.model)
+    if len(gold.embeddings) == 0 or len(trainee.embeddings) == 0:
+        raise ValueError("both videos need at least one clip")
+    p = _Pair(gold, trainee, steps, cfg)
+    t_dtw = time.perf_counter()
+    total_cost, path = align.dtw(p.cost)
+    dtw_sec = time.perf_counter() - t_dtw
+
+    lab = _label(p, path)
+    missing, consumed = _not_found(p, lab)
+    different, cores = _done_differently(p, lab)
+    swaps, order = _order(p, lab)
+    repeats, repeated_clips = _repeats(p, lab)
+    slow, ratios = _over_time(p, lab)
+    deviations = missing + different + swaps + repeats + slow + _extras(p, lab, consumed)
+    deviations.sort(key=lambda d: (d["gold_time"]["start_sec"] if d["gold_time"]["start_sec"] is not None else 1e9))
+    counts = {t: sum(d["type"] == t for d in deviations) for t in _COUNTED}
+    flagged = sum(bool(q) for q in gold.quality) + sum(bool(q) for q in trainee.quality)
+    metrics = _metrics(p, lab, order, counts, ratios, repeated_clips, path, total_cost, flagged)
+    value = _score_value(counts, len(set(order.found) - order.kept), p.K, cfg)
+
+    path_sim = p.sim[path[:, 0], path[:, 1]]
     preview_idx = np.unique(np.linspace(0, len(path) - 1, min(len(path), 50)).astype(int))
     result = {
         "score": value,
         "metrics": metrics,
         "step_boundaries": {
-            "gold": starts + [n],
-            "trainee": [0] + [r.end for r in runs],
+            "gold": p.gold.starts + [p.n],
+            "trainee": [0] + [r.end for r in lab.runs],
         },
         "deviations": deviations,
         "alignment_preview": [
             {"gold_clip": int(path[i, 0]), "trainee_clip": int(path[i, 1]), "similarity": round(float(path_sim[i]), 4)}
             for i in preview_idx
         ],
-        "clip_count": {"gold": n, "trainee": m},
+        "clip_count": {"gold": p.n, "trainee": p.m},
         "gold_steps": [
-            {"index": k, "name": st.name, "start_sec": gold_span[k][0], "end_sec": gold_span[k][1],
+            {"index": k, "name": st.name, "start_sec": p.gold.spans[k][0], "end_sec": p.gold.spans[k][1],
              "optional": st.optional, "group": st.group}
-            for k, st in enumerate(steps)
+            for k, st in enumerate(p.gold.steps)
         ],  # fmt: skip
         "step_map_preview": {
-            "gold": _preview(gold_labels),
-            "trainee": _preview(labels),
+            "gold": _preview(p.gold.labels),
+            "trainee": _preview(lab.labels),
         },
         "decision": decide(value, deviations, cfg),
     }
     return ScoreOutcome(
-        result, path, sim, gold_labels, labels,
-        extras={"gold_step_times": gold_span, "intra": intra, "inter": inter, "tempo": tempo, "dtw_sec": dtw_sec,
-                "core_sims": cores},
+        result, path, p.sim, p.gold.labels, lab.labels,
+        extras={"gold_step_times": p.gold.spans, "intra": p.intra, "inter": p.inter, "tempo": lab.tempo,
+                "dtw_sec": dtw_sec, "core_sims": cores},
     )  # fmt: skip
 
 

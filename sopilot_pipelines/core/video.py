@@ -46,7 +46,6 @@ __all__ = [
     "cut_clips",
     "clips_from_stats",
     "clip_spans",
-    "QUALITY_FLAGS",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -77,7 +76,6 @@ OVEREXPOSED_FRACTION = 0.40
 #: a featureless frame has a low Laplacian variance for reasons the other flag already names.
 BLURRY_LAPLACIAN_VAR = 20.0
 
-QUALITY_FLAGS = ("dark", "overexposed", "blurry")
 
 #: If the frames decoded cover less than this fraction of the duration the container declares
 #: *and* ffmpeg reported errors, the file is treated as truncated/corrupt and rejected.

@@ -31,7 +31,6 @@ __all__ = [
     "DEFAULT_EMBEDDER",
     "Embedder",
     "EmbedderError",
-    "available_embedders",
     "check_compatible",
     "get_embedder",
     "l2_normalize_rows",
@@ -45,12 +44,6 @@ DEFAULT_EMBEDDER = "deep+builtin"  # chosen by bench/accuracy.py on the held-out
 _KINDS = ("builtin", "deep", "hands", "vjepa2")
 _cache: dict[tuple[str, str], Embedder] = {}
 _lock = threading.Lock()
-
-
-def available_embedders() -> tuple[str, ...]:
-    """The embedder kinds get_embedder knows (whether their optional packages are installed
-    or not)."""
-    return _KINDS
 
 
 def _build(kind: str, key: str) -> Embedder:
