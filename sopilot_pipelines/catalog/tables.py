@@ -151,39 +151,45 @@ clips = Table(
     CheckConstraint("start_sec >= 0 AND end_sec >= start_sec", name="times"),
 )
 
-score_results = Table(
+def _job_table(name: str, statuses: tuple[str, ...], *own) -> Table:
+    """A job table: its id, Dagster run, requester and status, its own columns, then the error and
+    the times; looked up by time and by run."""
+    return Table(
+        name,
+        metadata,
+        Column("job_id", String(JOB_ID_LEN), primary_key=True),
+        Column("run_id", String(RUN_ID_LEN)),
+        Column("requested_by", String(LABEL_LEN)),
+        Column("status", String(16), nullable=False, server_default="queued"),
+        *own,
+        Column("error_message", Text),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("started_at", UTCDateTime),
+        Column("finished_at", UTCDateTime),
+        CheckConstraint(_in("status", statuses), name="status"),
+        Index(None, "created_at"),
+        Index(None, "run_id"),
+    )
+
+
+score_results = _job_table(
     "score_results",
-    metadata,
-    Column("job_id", String(JOB_ID_LEN), primary_key=True),
-    Column("run_id", String(RUN_ID_LEN)),
+    JOB_STATUSES,
     Column("task_id", String(TASK_ID_LEN), nullable=False),
     # No foreign keys: the audit trail keeps a score after its videos are deleted.
     Column("gold_video_id", Integer, nullable=False),
     Column("trainee_video_id", Integer, nullable=False),
-    Column("requested_by", String(LABEL_LEN)),
-    Column("status", String(16), nullable=False, server_default="queued"),
     Column("score", Float),
     Column("decision", String(32)),
     Column("result_path", Text),
     Column("report_path", Text),
-    Column("error_message", Text),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("started_at", UTCDateTime),
-    Column("finished_at", UTCDateTime),
-    CheckConstraint(_in("status", JOB_STATUSES), name="status"),
     CheckConstraint(f"decision IS NULL OR {_in('decision', DECISIONS)}", name="decision"),
-    Index(None, "created_at"),
-    Index(None, "run_id"),
 )
 
-training_results = Table(
+training_results = _job_table(
     "training_results",
-    metadata,
-    Column("job_id", String(JOB_ID_LEN), primary_key=True),
-    Column("run_id", String(RUN_ID_LEN)),
+    TRAINING_STATUSES,
     Column("trigger", String(16), nullable=False),
-    Column("requested_by", String(LABEL_LEN)),
-    Column("status", String(16), nullable=False, server_default="queued"),
     Column("mode", String(LABEL_LEN)),
     Column("adapter_path", Text),
     Column("videos_used", Integer),
@@ -192,14 +198,7 @@ training_results = Table(
     Column("figures", JSON(none_as_null=True)),  # training metrics (loss curve, ...)
     Column("reindex", JSON(none_as_null=True)),  # old/new index version, clips indexed, tasks
     Column("skip_reason", Text),
-    Column("error_message", Text),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("started_at", UTCDateTime),
-    Column("finished_at", UTCDateTime),
     CheckConstraint(_in('"trigger"', TRAINING_TRIGGERS), name="trigger"),
-    CheckConstraint(_in("status", TRAINING_STATUSES), name="status"),
-    Index(None, "created_at"),
-    Index(None, "run_id"),
 )
 
 index_versions = Table(
