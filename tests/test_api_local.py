@@ -72,6 +72,8 @@ def test_a_bad_upload_field_is_a_400_before_anything_is_stored(tmp_path):
         assert r.status_code == 400 and "role 'boss'" in r.json()["detail"]
         r = c.post("/videos", headers=auth, files={"file": ("a.mp4", b"x")}, data={"task_id": "a/b", "model": "m"})
         assert r.status_code == 400 and "task_id 'a/b'" in r.json()["detail"]  # a field named like a parameter is no crash
+        r = c.post("/videos", headers=auth, files={"file": ("a.mp4", b"x")}, data={"task_id": "t", "camera_id": "c\x00"})
+        assert r.status_code == 400 and "NUL" in r.json()["detail"]
         assert c.get("/videos", headers=auth).json()["items"] == []
         assert not any((tmp_path / "uploads").iterdir())  # the spooled file is gone too
 

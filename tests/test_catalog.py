@@ -527,6 +527,9 @@ def test_input_models_take_numpy_numbers_and_paths_and_refuse_lookalikes(cat):
     assert "\n" not in str(err.value)  # one line, fit for a log or an API answer
     done = cat.update_training("train_t", error_message=RuntimeError("boom"), adapter_path=None)
     assert done["error_message"] == "boom" and done["adapter_path"] is None
+    with pytest.raises(ValueError, match=r"site_id 'a\\x00b': must not contain NUL"):
+        cat.add_video("t", "gold", site_id="a\x00b")  # PostgreSQL text cannot hold it: refused on both backends
+    assert cat.mark_video_failed(vid, "bad\x00 frame")["error_message"] == "bad frame"  # an error is always recordable
     rec = cat.record_export(
         "e1", file_path=Path("/x.json"), item_count=np.int64(1), key_id="k", payload_sha256="AB" * 32, signature_hex="CD"
     )

@@ -58,7 +58,8 @@ class _Upload:
                 raise HTTPException(400, f"{up.filename or 'the file'} is not a readable video: {reason}") from None
             video_id = cat.add_video(
                 **form.model_dump(),
-                original_filename=os.path.basename(up.filename or "")[:200] or None,
+                # the client's name for the file, kept as a label: what the catalog cannot store is dropped
+                original_filename=os.path.basename((up.filename or "").replace("\x00", ""))[:200] or None,
                 requested_by=principal.requested_by,
             )
             dest = store.raw_video(video_id, Path(up.filename or "").suffix)

@@ -51,7 +51,14 @@ def _fspath(value: Any) -> Any:
 
 
 def _error_text(value: Any) -> Any:
-    return None if value is None else str(value)[:MAX_ERROR_CHARS]
+    # an error must always be recordable: PostgreSQL text cannot hold NUL
+    return None if value is None else str(value).replace("\x00", "")[:MAX_ERROR_CHARS]
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:  # PostgreSQL text cannot hold it (psycopg2 would raise mid-transaction)
+        raise ValueError("must not contain NUL characters")
+    return value
 
 
 def _json_document(value: Any) -> Any:
@@ -74,16 +81,19 @@ JobId = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 PathText = Annotated[str, StringConstraints(min_length=1), BeforeValidator(_fspath)]  # str or os.PathLike
 
 
+NO_NUL = AfterValidator(_no_nul)
+
+
 def _short(max_len: int) -> Any:
     return StringConstraints(strip_whitespace=True, min_length=1, max_length=max_len)
 
 
 # Optional short text: None or blank is None, otherwise stripped and within the column's length.
-Label = Annotated[Annotated[str, _short(t.LABEL_LEN)] | None, BeforeValidator(_blank_is_none)]
-FileName = Annotated[Annotated[str, _short(512)] | None, BeforeValidator(_blank_is_none)]
-RunId = Annotated[Annotated[str, _short(t.RUN_ID_LEN)] | None, BeforeValidator(_blank_is_none)]
-Reason = Annotated[Annotated[str, _short(MAX_ERROR_CHARS)] | None, BeforeValidator(_blank_is_none)]
-RequiredLabel = Annotated[str, _short(t.LABEL_LEN)]
+Label = Annotated[Annotated[str, _short(t.LABEL_LEN), NO_NUL] | None, BeforeValidator(_blank_is_none)]
+FileName = Annotated[Annotated[str, _short(512), NO_NUL] | None, BeforeValidator(_blank_is_none)]
+RunId = Annotated[Annotated[str, _short(t.RUN_ID_LEN), NO_NUL] | None, BeforeValidator(_blank_is_none)]
+Reason = Annotated[Annotated[str, _short(MAX_ERROR_CHARS), NO_NUL] | None, BeforeValidator(_blank_is_none)]
+RequiredLabel = Annotated[str, _short(t.LABEL_LEN), NO_NUL]
 ErrorText = Annotated[str | None, BeforeValidator(_error_text)]
 JsonDocument = Annotated[Any, AfterValidator(_json_document)]
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$"), AfterValidator(str.lower)]
