@@ -201,7 +201,3 @@ class OpsQueue(BaseModel):
     runtime_mode: str
     queue: Queue
     jobs: dict[str, dict[str, int]]
-
-
-class ErrorBody(BaseModel):
-    detail: str

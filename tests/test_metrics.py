@@ -27,7 +27,9 @@ def _scrape(metrics_dir) -> str:
         f"from sopilot_api.runs import Dagster; body, _ = render(Dagster('http://127.0.0.1:{_closed_port()}'), Path(sys.argv[1])); "
         "assert 'torch' not in sys.modules, 'the API imported torch'; sys.stdout.write(body.decode())"
     )
-    return subprocess.run([sys.executable, "-c", code, str(metrics_dir)], capture_output=True, text=True, check=True).stdout
+    return subprocess.run(
+        [sys.executable, "-c", code, str(metrics_dir)], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def _in_a_run(metrics_dir, code: str) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy import insert, select
 
 from sopilot_pipelines.catalog import models as m
 from sopilot_pipelines.catalog import tables as t
-from sopilot_pipelines.catalog.base import CatalogBase, plain
+from sopilot_pipelines.catalog.base import CatalogBase, plain, written
 from sopilot_pipelines.catalog.tables import utcnow
 
 _VIDEO_TO_JOB_STATUS = {"pending": "queued", "ready": "completed", "failed": "failed"}
@@ -49,7 +49,7 @@ class AuditMixin(CatalogBase):
             if conn.execute(select(key).where(key == new.export_id)).first() is not None:
                 raise ValueError(f"export {new.export_id!r} already recorded")
             conn.execute(insert(t.audit_exports).values(**new.model_dump()))
-            return plain(conn.execute(select(t.audit_exports).where(key == new.export_id)).first())
+            return written(plain(conn.execute(select(t.audit_exports).where(key == new.export_id)).first()))
 
     def get_export(self, export_id: str) -> dict | None:
         if not isinstance(export_id, str) or not re.fullmatch(m.ID_PATTERN, export_id):
@@ -73,7 +73,10 @@ class AuditMixin(CatalogBase):
             scores = conn.execute(select(s).order_by(s.c.created_at.desc(), s.c.job_id.desc()).limit(limit)).all()
             trainings = conn.execute(select(tr).order_by(tr.c.created_at.desc(), tr.c.job_id.desc()).limit(limit)).all()
         items = [_ingest_item(r) for r in ingests]
-        items += [_job_item(r, "score", r.task_id, f"{r.gold_video_id}\u2192{r.trainee_video_id}", None, r.score) for r in scores]
+        items += [
+            _job_item(r, "score", r.task_id, f"{r.gold_video_id}\u2192{r.trainee_video_id}", None, r.score)
+            for r in scores
+        ]
         items += [_job_item(r, "training", None, r.trigger, r.mode, None) for r in trainings]
         items.sort(key=lambda i: (i["created_at"], i["job_id"]), reverse=True)
         return items[:limit]
@@ -100,7 +103,9 @@ def _ingest_item(r: Any) -> dict:
     }
 
 
-def _job_item(r: Any, job_type: str, task_id: str | None, subject: str, model_name: str | None, score: float | None) -> dict:
+def _job_item(
+    r: Any, job_type: str, task_id: str | None, subject: str, model_name: str | None, score: float | None
+) -> dict:
     return {
         "job_id": r.job_id,
         "job_type": job_type,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
-from typing import Any, Mapping
+from typing import Any, Self
 
 from sqlalchemy import Select, text
 from sqlalchemy.engine import URL, Connection, Engine
@@ -19,6 +20,12 @@ class NotFoundError(LookupError):
 
 def plain(row: Any) -> dict | None:
     return None if row is None else dict(row._mapping)
+
+
+def written(row: dict | None) -> dict:
+    """A row this transaction has just written, read back (so it is there)."""
+    assert row is not None
+    return row
 
 
 def limited(query: Select, limit: Any) -> Select:
@@ -37,7 +44,7 @@ class CatalogBase:
             upgrade(self.engine)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs):
+    def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> Self:
         """SOPILOT_DATABASE_URL, else SQLite at $SOPILOT_DATA_DIR/catalog.db (default ./data),
         creating the directory."""
         return cls(url_from_env(None if environ is None else dict(environ)), **kwargs)
@@ -57,7 +64,7 @@ class CatalogBase:
     def close(self) -> None:
         self.engine.dispose()
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

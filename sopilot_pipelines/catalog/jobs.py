@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from sopilot_pipelines.catalog import models as m
 from sopilot_pipelines.catalog import tables as t
-from sopilot_pipelines.catalog.base import CatalogBase, NotFoundError, limited, plain
+from sopilot_pipelines.catalog.base import CatalogBase, NotFoundError, limited, plain, written
 from sopilot_pipelines.catalog.tables import utcnow
 
 TERMINAL_STATUSES = ("completed", "failed", "skipped", "canceled")
@@ -39,7 +39,7 @@ class JobTable:
                     return existing
                 raise ValueError(f"{self.kind} job {row['job_id']!r} already recorded")
             conn.execute(insert(self.table).values(**row))
-            return self._get(conn, row["job_id"])
+            return written(self._get(conn, row["job_id"]))
 
     def update(self, cat: CatalogBase, job_id: Any, fields: dict[str, Any]) -> dict:
         """Set ``fields``; moving to ``running`` stamps started_at, to a terminal status
@@ -48,7 +48,9 @@ class JobTable:
         allowed = self.changes.__annotations__
         unknown = set(fields) - set(allowed)
         if unknown:
-            raise ValueError(f"unknown {self.kind} field(s): {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}")
+            raise ValueError(
+                f"unknown {self.kind} field(s): {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}"
+            )
         values = m.check_value(self.changes, fields)
         key = self.table.c.job_id
         with cat._write() as conn:
@@ -58,7 +60,7 @@ class JobTable:
             values = _with_status_times(values, row._mapping, utcnow())
             if values:
                 conn.execute(update(self.table).where(key == job_id).values(**values))
-            return self._get(conn, job_id)
+            return written(self._get(conn, job_id))
 
     def get(self, cat: CatalogBase, job_id: Any) -> dict | None:
         if not isinstance(job_id, str) or not re.fullmatch(m.ID_PATTERN, job_id):
@@ -133,7 +135,9 @@ class JobsMixin(CatalogBase):
     def get_score(self, job_id: str) -> dict | None:
         return SCORES.get(self, job_id)
 
-    def list_scores(self, limit: int | None = 50, *, task_id: str | None = None, status: str | None = None) -> list[dict]:
+    def list_scores(
+        self, limit: int | None = 50, *, task_id: str | None = None, status: str | None = None
+    ) -> list[dict]:
         """Score jobs, newest first."""
         return SCORES.list(self, limit, task_id=task_id, status=status)
 
@@ -171,7 +175,9 @@ class JobsMixin(CatalogBase):
     def get_training(self, job_id: str) -> dict | None:
         return TRAININGS.get(self, job_id)
 
-    def list_trainings(self, limit: int | None = 50, *, status: str | None = None, trigger: str | None = None) -> list[dict]:
+    def list_trainings(
+        self, limit: int | None = 50, *, status: str | None = None, trigger: str | None = None
+    ) -> list[dict]:
         """Training jobs, newest first."""
         return TRAININGS.list(self, limit, status=status, trigger=trigger)
 

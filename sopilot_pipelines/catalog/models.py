@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import numbers
 import os
-from functools import lru_cache
+from functools import cache
 from typing import Annotated, Any, TypeVar
 
 from pydantic import (
@@ -192,7 +192,7 @@ class _JobUpdate(TypedDict, total=False):
 
 
 class ScoreUpdate(_JobUpdate, total=False):
-    __pydantic_config__ = STRICT  # type: ignore[misc]  (not inherited)
+    __pydantic_config__ = STRICT  # type: ignore[misc]  # not inherited
     status: t.JobStatus
     score: Annotated[FiniteFloat, Field(ge=0.0, le=100.0)] | None
     decision: t.Decision | None
@@ -201,7 +201,7 @@ class ScoreUpdate(_JobUpdate, total=False):
 
 
 class TrainingUpdate(_JobUpdate, total=False):
-    __pydantic_config__ = STRICT  # type: ignore[misc]  (not inherited)
+    __pydantic_config__ = STRICT  # type: ignore[misc]  # not inherited
     status: t.TrainingStatus
     mode: Label
     adapter_path: PathText | None
@@ -273,7 +273,7 @@ def check_value(kind: Any, value: Any, name: str = "") -> Any:
         raise ValueError(describe(exc, name)) from None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _adapter(kind: Any) -> TypeAdapter:
     # a TypedDict above carries its own (strict) config; a bare type gets it here
     return TypeAdapter(kind) if is_typeddict(kind) else TypeAdapter(kind, config=STRICT)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from pydantic import AwareDatetime
 from sqlalchemy import delete, func, insert, select, update
@@ -12,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from sopilot_pipelines.catalog import models as m
 from sopilot_pipelines.catalog import tables as t
-from sopilot_pipelines.catalog.base import CatalogBase, NotFoundError, limited
+from sopilot_pipelines.catalog.base import CatalogBase, NotFoundError, limited, written
 from sopilot_pipelines.catalog.engine import LOCK_GOLD_VERSION, advisory_xact_lock
 from sopilot_pipelines.catalog.tables import utcnow
 
@@ -22,11 +23,13 @@ def validate_task_id(task_id: Any) -> str:
     return m.check_value(m.TaskId, task_id, "task_id")
 
 
-def _video(row: Any) -> dict | None:
-    if row is None:
-        return None
+def _video(row: Any) -> dict:
     d = dict(row._mapping)
     return {"video_id": d.pop("id"), **d}
+
+
+def _video_or_none(row: Any) -> dict | None:
+    return None if row is None else _video(row)
 
 
 def _video_id(value: Any) -> int:
@@ -66,8 +69,9 @@ class VideosMixin(CatalogBase):
         now = utcnow()
         with self._write() as conn:
             values = {**new.model_dump(), "status": "pending", "created_at": now, "updated_at": now}
-            result = conn.execute(insert(t.videos).values(**values))
-            return int(result.inserted_primary_key[0])
+            key = conn.execute(insert(t.videos).values(**values)).inserted_primary_key
+            assert key is not None  # an INSERT with an autoincrement key has one
+            return int(key[0])
 
     def set_video_paths(
         self,
@@ -151,7 +155,7 @@ class VideosMixin(CatalogBase):
             conn.execute(delete(t.clips).where(t.clips.c.video_id == video_id))
             if clip_rows:
                 conn.execute(insert(t.clips), clip_rows)
-            return self._get_video(conn, video_id)
+            return written(self._get_video(conn, video_id))
 
     def mark_video_failed(self, video_id: int, error: Any) -> dict:
         """Mark the video failed with an error message; returns the video."""
@@ -184,7 +188,7 @@ class VideosMixin(CatalogBase):
             .limit(1)
         )
         with self._read() as conn:
-            return _video(conn.execute(query).first())
+            return _video_or_none(conn.execute(query).first())
 
     def delete_video(self, video_id: int) -> dict | None:
         """Delete the video (its clips cascade); returns the deleted row (for removing its
@@ -210,7 +214,7 @@ class VideosMixin(CatalogBase):
         return self._rows(select(t.clips).where(t.clips.c.video_id == video_id).order_by(t.clips.c.clip_idx))
 
     def _get_video(self, conn: Connection, video_id: int) -> dict | None:
-        return _video(conn.execute(select(t.videos).where(t.videos.c.id == video_id)).first())
+        return _video_or_none(conn.execute(select(t.videos).where(t.videos.c.id == video_id)).first())
 
     def _update_video(self, video_id: int, values: dict) -> dict:
         with self._write() as conn:
