@@ -1,4 +1,4 @@
-"""Response models: the shapes API_REFERENCE.md shows, so OpenAPI documents every field."""
+"""Response models: the shapes docs/API_REFERENCE.md shows, so OpenAPI documents every field."""
 
 from __future__ import annotations
 
