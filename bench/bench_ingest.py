@@ -24,7 +24,7 @@ from imageio_ffmpeg import get_ffmpeg_exe  # noqa: E402
 
 from sopilot_pipelines.core.embedders import get_embedder  # noqa: E402
 from sopilot_pipelines.core.embedding import embed_video  # noqa: E402
-from sopilot_pipelines.core.video import ClipSettings  # noqa: E402
+from sopilot_pipelines.core.video import ClipSettings, DecodeSettings  # noqa: E402
 
 REPEATS = 5
 
@@ -61,11 +61,11 @@ def main(names: list[str]) -> None:
                 ours.append(time.perf_counter() - t)
                 parts.append(ev.timings)
                 t = time.perf_counter()
-                embed_video(video, settings, embedder, frame_buffer_bytes=0)
+                embed_video(video, settings, embedder, DecodeSettings(frame_buffer_mb=0))
                 streamed.append(time.perf_counter() - t)
-            for label, budget in (("in memory", None), ("streamed", 0)):  # untimed: tracing slows numpy
+            for label, budget in (("in memory", 1 << 20), ("streamed", 0)):  # untimed: tracing slows numpy
                 tracemalloc.start()
-                embed_video(video, settings, embedder, frame_buffer_bytes=budget)
+                embed_video(video, settings, embedder, DecodeSettings(frame_buffer_mb=budget))
                 peaks[label] = tracemalloc.get_traced_memory()[1]
                 tracemalloc.stop()
             p, o, s = statistics.median(peer), statistics.median(ours), statistics.median(streamed)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 
 from fastapi import FastAPI, Request
@@ -10,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from sopilot_pipelines.catalog import Catalog
 from sopilot_pipelines.logs import configure
+from sopilot_pipelines.settings import settings as all_settings
 from sopilot_pipelines.storage import DataStore
 
 from .routes import audit, ops, score, search, train, videos
@@ -25,7 +25,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     app.state.store = DataStore(data_dir)
-    app.state.catalog = Catalog.from_env({**os.environ, "SOPILOT_DATA_DIR": str(data_dir)})
+    app.state.catalog = Catalog.open(all_settings().database_url, data_dir)
     app.state.dagster = Dagster(settings.dagster_url)
 
     @app.exception_handler(DagsterUnavailable)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -12,16 +11,18 @@ from pathlib import Path
 def _cmd_score(args: argparse.Namespace) -> int:
     from .core.embedders import EmbedderError
     from .core.embedding import embed_video
-    from .core.scoring import ScoringConfig, score
-    from .core.video import VideoDecodeError
-
+    from .core.scoring import score
     from .core.sop import load_steps
+    from .core.video import VideoDecodeError
+    from .settings import settings
 
     try:
-        gold = embed_video(args.gold)
+        s = settings()
+        embedder, clips, decode = s.embedding.build(), s.video.clips(), s.video.decode()
+        gold = embed_video(args.gold, clips, embedder, decode)
         steps = load_steps(args.steps, gold.duration_sec) if args.steps else None
-        trainee = embed_video(args.trainee)
-        outcome = score(gold, trainee, ScoringConfig.from_env(), steps=steps)
+        trainee = embed_video(args.trainee, clips, embedder, decode)
+        outcome = score(gold, trainee, s.scoring.config(), steps=steps)
     except (VideoDecodeError, EmbedderError, ValueError) as exc:
         print(f"sopilot score: {exc}", file=sys.stderr)
         return 2
@@ -75,7 +76,9 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
     """Check a signed audit export offline; say which check failed."""
     from .core.audit import verify
 
-    key = os.environ.get("SOPILOT_AUDIT_SIGNING_KEY", "")
+    from .settings import settings
+
+    key = settings().api.audit_signing_key
     if not key:
         print("sopilot audit verify: set SOPILOT_AUDIT_SIGNING_KEY to the key the export was signed with", file=sys.stderr)
         return 2
@@ -122,18 +125,18 @@ def main(argv: list[str] | None = None) -> int:
                    " in gold seconds (default: found automatically)")
     p.set_defaults(func=_cmd_score)
     p = sub.add_parser("demo", help="start the stack, upload generated videos through the API, score them, print a table")
-    p.add_argument("--data-dir", default=os.environ.get("SOPILOT_DATA_DIR", "data"), help="data dir (default ./data)")
+    p.add_argument("--data-dir", default=None, help="data dir (default: SOPILOT_DATA_DIR, ./data)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--dagster-port", type=int, default=3000)
     p.add_argument("--no-wait", action="store_true", help="stop the stack when the demo is done")
     p.set_defaults(func=_cmd_demo)
     p = sub.add_parser("up", help="run the Dagster webserver, daemon and API on loopback until Ctrl-C")
-    p.add_argument("--data-dir", default=os.environ.get("SOPILOT_DATA_DIR", "data"), help="data dir (default ./data)")
+    p.add_argument("--data-dir", default=None, help="data dir (default: SOPILOT_DATA_DIR, ./data)")
     p.add_argument("--port", type=int, default=8000, help="API port (default 8000)")
     p.add_argument("--dagster-port", type=int, default=3000, help="Dagster UI port (default 3000)")
     p.set_defaults(func=_cmd_up)
     p = sub.add_parser("ui", help="open the Dagster UI (webserver + daemon) on the data dir's instance")
-    p.add_argument("--data-dir", default=os.environ.get("SOPILOT_DATA_DIR", "data"), help="data dir (default ./data)")
+    p.add_argument("--data-dir", default=None, help="data dir (default: SOPILOT_DATA_DIR, ./data)")
     p.add_argument("--port", type=int, default=3000)
     p.set_defaults(func=_cmd_ui)
     p = sub.add_parser("audit", help="audit export tools")
@@ -142,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("file")
     p.set_defaults(func=_cmd_audit_verify)
     args = parser.parse_args(argv)
+    if getattr(args, "data_dir", "") is None:
+        from .settings import settings
+
+        args.data_dir = str(settings().data_dir)
     return int(args.func(args) or 0)
 
 

@@ -15,7 +15,10 @@ CONFIGS = {"sqlite": "dagster.yaml", "postgres": "dagster.postgres.yaml"}
 
 def prepare_home(data_dir: str | Path, backend: str | None = None) -> Path:
     """Create <data dir>/dagster with the instance config; returns it (for DAGSTER_HOME)."""
-    backend = backend or ("postgres" if os.environ.get("SOPILOT_DAGSTER_PG_URL") else "sqlite")
+    if backend is None:
+        from .settings import settings
+
+        backend = "postgres" if settings().dagster_pg_url else "sqlite"
     if backend not in CONFIGS:
         raise ValueError(f"unknown Dagster backend {backend!r}; choose sqlite or postgres")
     home = Path(data_dir).resolve() / "dagster"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from datetime import datetime, timezone
 
@@ -30,7 +29,10 @@ class _StderrHandler(logging.StreamHandler):
 
 
 def configure(fmt: str | None = None) -> logging.Logger:
-    fmt = fmt or os.environ.get("SOPILOT_LOG_FORMAT", "text")
+    if fmt is None:
+        from .settings import settings
+
+        fmt = settings().log_format
     if not any(getattr(h, "_sopilot", False) for h in _logger.handlers):
         _logger.addHandler(_StderrHandler())
         _logger.setLevel(logging.INFO)

@@ -33,7 +33,7 @@ class CatalogResource(dg.ConfigurableResource):
         # one engine per process and url: runs, sensors and schedules share it
         key = self.database_url or str(DataStore(self.data_dir).root)
         if key not in _catalogs:
-            _catalogs[key] = Catalog.from_env({"SOPILOT_DATABASE_URL": self.database_url, "SOPILOT_DATA_DIR": self.data_dir})
+            _catalogs[key] = Catalog.open(self.database_url, self.data_dir)
         return _catalogs[key]
 
 

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from sopilot_api.runs import Dagster
+from sopilot_pipelines.settings import settings
 
 
 TOKENS = {"admin": "adm-secret-1", "operator": "op-secret-2", "viewer": "view-secret-3"}
@@ -96,7 +97,8 @@ def test_score_flow_matches_the_engine(stack, suite, ingested):
         job = wait(c, f"/score/{r.json()['score_job_id']}")
         assert job["status"] == "completed" and job["requested_by"] == "token:operator"
         assert (job["gold_video_id"], job["trainee_video_id"]) == (gold_id, trainee_id)
-        expected = score(embed_video(suite["gold"].path), embed_video(suite["swap"].path)).result
+        embedder = settings().embedding.build()  # what the stack embeds with (tests: builtin)
+        expected = score(embed_video(suite["gold"].path, embedder=embedder), embed_video(suite["swap"].path, embedder=embedder)).result
         assert job["score"] == expected["score"] == job["result"]["score"]
         assert job["result"]["deviations"] == expected["deviations"]
         assert [(d["type"], d["gold_step"], d["swapped_with"]) for d in job["result"]["deviations"]] == [("order_swap", 1, 2)]

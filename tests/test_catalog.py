@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from sopilot_pipelines.catalog import Catalog, NotFoundError, VERSION_TABLE, head_revisions
-from sopilot_pipelines.catalog.engine import normalize_url, url_from_env
+from sopilot_pipelines.catalog.engine import catalog_url, normalize_url
 from sopilot_pipelines.catalog.migrations import upgrade
 
 from conftest import fresh_postgres_databases
@@ -151,21 +151,18 @@ def test_tables_match_migrations(cat):
         assert compare_metadata(ctx, metadata) == []
 
 
-def test_default_location_and_url_from_env(tmp_path, monkeypatch):
-    monkeypatch.delenv("SOPILOT_DATABASE_URL", raising=False)
-    monkeypatch.setenv("SOPILOT_DATA_DIR", str(tmp_path / "nested" / "data"))
-    with Catalog.from_env() as catalog:
+def test_default_location_and_catalog_url(tmp_path):
+    with Catalog.open("", tmp_path / "nested" / "data") as catalog:
         assert catalog.backend == "sqlite" and catalog.ping()
     assert (tmp_path / "nested" / "data" / "catalog.db").is_file()
 
     other = tmp_path / "elsewhere.db"
-    monkeypatch.setenv("SOPILOT_DATABASE_URL", f"sqlite:///{other}")
-    assert url_from_env() == f"sqlite:///{other}"
-    with Catalog.from_env() as catalog:
+    assert catalog_url(f"sqlite:///{other}", tmp_path) == f"sqlite:///{other}"
+    with Catalog.open(f"sqlite:///{other}", tmp_path) as catalog:
         catalog.add_video("t", "gold")
     assert other.is_file()
 
-    assert url_from_env({}) == f"sqlite:///{(os.path.abspath('data'))}/catalog.db"
+    assert catalog_url() == f"sqlite:///{(os.path.abspath('data'))}/catalog.db"
     pg = normalize_url("postgresql://u:p@db:5432/sopilot")
     assert pg.drivername == "postgresql+psycopg2"
     assert normalize_url("postgresql+psycopg2://db/x").drivername == "postgresql+psycopg2"

@@ -17,6 +17,7 @@ import time
 import numpy as np
 import pytest
 
+from sopilot_pipelines.settings import EmbedderSettings
 from sopilot_pipelines.core.embedders import (
     Embedder,
     EmbedderError,
@@ -272,20 +273,21 @@ def test_validate_inputs_normalises_spans():
 # --- registry -----------------------------------------------------------------------------------
 
 
-def test_get_embedder_default_and_env(monkeypatch):
+def test_get_embedder_default_and_settings(monkeypatch):
+    from sopilot_pipelines.settings import EmbedderSettings
+
     fused = "deep:efficientnet_lite0:pt+builtin:v1"
     monkeypatch.delenv("SOPILOT_EMBEDDER", raising=False)
     assert get_embedder().name == fused
-    assert get_embedder(None) is get_embedder("deep+builtin")  # one instance per process
-    assert get_embedder(fused) is get_embedder(None)  # a recorded fusion name
+    assert get_embedder() is get_embedder("deep+builtin")  # one instance per process
+    assert get_embedder(fused) is get_embedder()  # a recorded fusion name
+    assert EmbedderSettings().build() is get_embedder()
     monkeypatch.setenv("SOPILOT_EMBEDDER", "builtin")
-    assert get_embedder().name == "builtin:v1"
-    monkeypatch.setenv("SOPILOT_EMBEDDER", "  ")
-    assert get_embedder().name == fused
+    assert EmbedderSettings().build().name == "builtin:v1"
     monkeypatch.setenv("SOPILOT_EMBEDDER", "nonsense")
     with pytest.raises(EmbedderError, match="unknown embedder 'nonsense'"):
-        get_embedder()
-    assert get_embedder("builtin").name == "builtin:v1"  # an explicit name wins over the env
+        EmbedderSettings().build()
+    assert get_embedder("builtin").name == "builtin:v1"  # the core never reads the environment
 
 
 def test_get_embedder_names():
@@ -434,10 +436,15 @@ def tiny_vjepa2(tmp_path_factory):
     return path
 
 
+def _vjepa2():
+    """The vjepa2 embedder as the settings (SOPILOT_VJEPA2_CHECKPOINT, ..._FRAMES) configure it."""
+    return EmbedderSettings(embedder="vjepa2").build()
+
+
 def test_vjepa2_from_checkpoint_env(tiny_vjepa2, monkeypatch):
     monkeypatch.setenv("SOPILOT_VJEPA2_CHECKPOINT", str(tiny_vjepa2))
     monkeypatch.delenv("SOPILOT_VJEPA2_FRAMES", raising=False)
-    emb = get_embedder("vjepa2")
+    emb = _vjepa2()
     assert emb.name == "vjepa2:vit_d32_l1_32:pt"  # variant from the config: tiny, crop 32
     assert emb.frame_size == (32, 32)
     assert emb.dim == 5 * 32
@@ -449,11 +456,11 @@ def test_vjepa2_from_checkpoint_env(tiny_vjepa2, monkeypatch):
     assert out.shape == (4, emb.dim) and out.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(emb.embed(frames, spans), out, atol=1e-6)
-    assert get_embedder(emb.name) is emb  # the recorded name finds it again
+    assert get_embedder(emb.name, EmbedderSettings().options()) is emb  # the recorded name finds it again
     with pytest.raises(EmbedderError, match="not available"):
-        get_embedder("vjepa2:vit_large:pt")
+        get_embedder("vjepa2:vit_large:pt", EmbedderSettings().options())
     monkeypatch.setenv("SOPILOT_EMBEDDER", "vjepa2")
-    assert get_embedder() is emb
+    assert EmbedderSettings().build() is emb
 
 
 def test_vjepa2_metadata_file(tiny_vjepa2, tmp_path, monkeypatch):
@@ -463,7 +470,7 @@ def test_vjepa2_metadata_file(tiny_vjepa2, tmp_path, monkeypatch):
     shutil.copytree(tiny_vjepa2, ckpt)
     (ckpt / "sopilot_embedder.json").write_text(json.dumps({"variant": "vit_large", "frames_per_clip": 3}))
     monkeypatch.setenv("SOPILOT_VJEPA2_CHECKPOINT", str(ckpt))
-    emb = get_embedder("vjepa2")
+    emb = _vjepa2()
     assert emb.name == "vjepa2:vit_large:pt"
     assert emb.frames_per_clip == 4  # rounded up to the tubelet size
     idx = emb.sample_indices(np.array([[0, 16], [10, 12]]))
@@ -473,16 +480,16 @@ def test_vjepa2_metadata_file(tiny_vjepa2, tmp_path, monkeypatch):
 def test_vjepa2_bad_checkpoint(tmp_path, monkeypatch):
     monkeypatch.delenv("SOPILOT_VJEPA2_CHECKPOINT", raising=False)
     with pytest.raises(EmbedderError, match="SOPILOT_VJEPA2_CHECKPOINT"):
-        get_embedder("vjepa2")
+        _vjepa2()
     monkeypatch.setenv("SOPILOT_VJEPA2_CHECKPOINT", str(tmp_path / "missing"))
     with pytest.raises(EmbedderError, match="not found"):
-        get_embedder("vjepa2")
+        _vjepa2()
     monkeypatch.setenv("SOPILOT_VJEPA2_CHECKPOINT", str(tmp_path))
     with pytest.raises(EmbedderError, match="no config.json"):
-        get_embedder("vjepa2")
+        _vjepa2()
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(EmbedderError, match="no model weights"):
-        get_embedder("vjepa2")
+        _vjepa2()
 
 
 def test_vjepa2_missing_transformers_names_the_extra(tiny_vjepa2, monkeypatch):

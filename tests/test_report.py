@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from sopilot_pipelines.core import synth
+from sopilot_pipelines.core.embedders import get_embedder
 from sopilot_pipelines.core.embedding import embed_video
 from sopilot_pipelines.core.report import MAX_FRAME_ROWS, render_report
 from sopilot_pipelines.core.scoring import score
@@ -22,7 +23,8 @@ pytestmark = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def job(tmp_path_factory):
     suite = synth.render_suite(tmp_path_factory.mktemp("report_suite"), variants=("two_errors",))
-    result = score(embed_video(suite["gold"].path), embed_video(suite["two_errors"].path)).result
+    builtin = get_embedder("builtin")
+    result = score(embed_video(suite["gold"].path, embedder=builtin), embed_video(suite["two_errors"].path, embedder=builtin)).result
     return suite, result
 
 

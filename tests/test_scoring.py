@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from sopilot_pipelines.core import synth
-from sopilot_pipelines.core.embedders import EmbedderError
-from sopilot_pipelines.core.scoring import DECISIONS, ScoringConfig, score
+from sopilot_pipelines.core.embedders import EmbedderError, get_embedder
+from sopilot_pipelines.core.scoring import ScoringConfig, score
+from sopilot_pipelines.core.scoring_config import DECISIONS
 
 CORRECT = ("gold", "correct_slower", "correct_faster")
 ERRORS = ("missing", "swap", "over_time", "wrong_execution", "extra_step", "repeated", "two_errors")
@@ -151,13 +152,22 @@ def test_videos_of_different_models_are_refused(embedded):
 
 
 def test_decision_thresholds_are_configurable(embedded, monkeypatch):
+    from sopilot_pipelines.settings import ScoringSettings, settings
+
     monkeypatch.setenv("SOPILOT_PASS_SCORE", "99.5")
     monkeypatch.setenv("SOPILOT_REVIEW_SCORE", "94")
-    r = score(embedded("gold"), embedded("over_time"), ScoringConfig.from_env()).result
+    r = score(embedded("gold"), embedded("over_time"), ScoringSettings().config()).result
     assert r["decision"] == "needs_review"
     monkeypatch.setenv("SOPILOT_REVIEW_SCORE", "not-a-number")
-    with pytest.raises(ValueError, match="SOPILOT_REVIEW_SCORE"):
-        ScoringConfig.from_env()
+    settings.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="SOPILOT_REVIEW_SCORE"):
+            settings()
+        monkeypatch.setenv("SOPILOT_REVIEW_SCORE", "99.9")  # above the pass score
+        with pytest.raises(ValueError, match="pass_score >= review_score"):
+            settings()
+    finally:
+        settings.cache_clear()
 
 
 def test_cli_score_json_and_bad_file(suite, tmp_path):
@@ -190,8 +200,9 @@ def test_a_procedure_that_repeats_a_sub_step_is_not_confused(tmp_path):
     s = synth.Step
     proc = synth.Procedure((s(0, "circle", 4.0), s(1, "vertical", 4.0), s(2, "horizontal", 4.0),
                             s(0, "circle", 4.0), s(3, "tap", 4.0), s(4, "vertical", 4.0)))  # fmt: skip
-    gold = embed_video(synth.render(proc, "gold", tmp_path / "g.mp4", seed=3, **synth.GOLD_FORMAT).path)
-    slow = embed_video(synth.render(proc, "correct_slower", tmp_path / "t.mp4", seed=4, **synth.TRAINEE_FORMAT).path)
+    builtin = get_embedder("builtin")
+    gold = embed_video(synth.render(proc, "gold", tmp_path / "g.mp4", seed=3, **synth.GOLD_FORMAT).path, embedder=builtin)
+    slow = embed_video(synth.render(proc, "correct_slower", tmp_path / "t.mp4", seed=4, **synth.TRAINEE_FORMAT).path, embedder=builtin)
     r = score(gold, slow).result
     assert len(r["step_boundaries"]["gold"]) == 7
     assert r["deviations"] == []

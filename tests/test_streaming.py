@@ -1,7 +1,7 @@
 """Long videos stream through decoding and embedding: memory holds per-frame features, not frames.
 
 A video whose sampled frames fit in the frame buffer is decoded whole; a longer one (forced
-here with ``frame_buffer_bytes=0``) goes through ``VideoStream.chunks`` and the embedders'
+here with ``decode=DecodeSettings(frame_buffer_mb=0)``) goes through ``VideoStream.chunks`` and the embedders'
 accumulators. Both must give the same clips and (up to the reference frames the builtin
 embedder reads by seeking) the same vectors.
 """
@@ -20,7 +20,7 @@ import pytest
 from sopilot_pipelines.core import synth
 from sopilot_pipelines.core.embedders import DEFAULT_EMBEDDER, get_embedder
 from sopilot_pipelines.core.embedding import embed_video
-from sopilot_pipelines.core.video import ClipSettings, VideoDecodeError, VideoStream, decode
+from sopilot_pipelines.core.video import ClipSettings, DecodeSettings, VideoDecodeError, VideoStream, decode
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
@@ -47,7 +47,7 @@ def shaky(tmp_path_factory):
 def test_streamed_video_embeds_like_one_held_in_memory(shaky, name):
     embedder = get_embedder(name)
     whole = embed_video(shaky, ClipSettings(), embedder)
-    streamed = embed_video(shaky, ClipSettings(), embedder, frame_buffer_bytes=0)
+    streamed = embed_video(shaky, ClipSettings(), embedder, decode=DecodeSettings(frame_buffer_mb=0))
     assert streamed.model == whole.model
     np.testing.assert_array_equal(streamed.clip_starts, whole.clip_starts)
     np.testing.assert_array_equal(streamed.clip_ends, whole.clip_ends)
@@ -93,7 +93,7 @@ def test_a_truncated_file_fails_with_its_name_when_streamed(tmp_path):
     path = tmp_path / "half.mp4"
     path.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
     with pytest.raises(VideoDecodeError, match=rf"{re.escape(path.name)}.*truncated"):
-        embed_video(path, ClipSettings(), get_embedder("builtin"), frame_buffer_bytes=0)
+        embed_video(path, ClipSettings(), get_embedder("builtin"), decode=DecodeSettings(frame_buffer_mb=0))
 
 
 _PEAK = textwrap.dedent(
@@ -101,19 +101,19 @@ _PEAK = textwrap.dedent(
     import sys, tracemalloc
     from sopilot_pipelines.core.embedders import get_embedder
     from sopilot_pipelines.core.embedding import embed_video
-    from sopilot_pipelines.core.video import ClipSettings
+    from sopilot_pipelines.core.video import ClipSettings, DecodeSettings
     embedder = get_embedder("builtin")
     tracemalloc.start()
-    v = embed_video(sys.argv[1], ClipSettings(), embedder, frame_buffer_bytes=int(sys.argv[2]))
+    v = embed_video(sys.argv[1], ClipSettings(), embedder, DecodeSettings(frame_buffer_mb=float(sys.argv[2])))
     print(v.n_clips, tracemalloc.get_traced_memory()[1])
     """
 )
 
 
-def _peak_bytes(path, budget: int) -> int:
+def _peak_bytes(path, budget_mb: float) -> int:
     """Peak traced (Python and numpy) memory of embedding ``path``, in a fresh process."""
     out = subprocess.run(
-        [sys.executable, "-c", _PEAK, str(path), str(budget)], check=True, capture_output=True, text=True
+        [sys.executable, "-c", _PEAK, str(path), str(budget_mb)], check=True, capture_output=True, text=True
     ).stdout.split()
     return int(out[1])
 
@@ -125,6 +125,6 @@ def test_memory_stays_bounded_on_a_long_video(tmp_path):
     w, h = get_embedder("builtin").frame_size
     extra_frame_bytes = (360 - 120) * 8 * w * h * 3  # 110 MB at 160x120
     streamed = _peak_bytes(long, 0) - _peak_bytes(short, 0)
-    whole = _peak_bytes(long, 1 << 40) - _peak_bytes(short, 1 << 40)
+    whole = _peak_bytes(long, 1 << 20) - _peak_bytes(short, 1 << 20)  # budgets in MB
     assert whole > 0.9 * extra_frame_bytes, (whole, extra_frame_bytes)  # the measure sees frames
     assert streamed < 0.25 * extra_frame_bytes, (streamed, extra_frame_bytes)

@@ -506,13 +506,15 @@ def test_name_with_colon_and_dash(vdir, tmp_path):
 
 
 def test_clip_settings_defaults_and_env(monkeypatch):
+    from sopilot_pipelines.settings import VideoSettings
+
     for var in ("SOPILOT_SAMPLE_FPS", "SOPILOT_CLIP_SECONDS", "SOPILOT_CLIP_STRIDE_SECONDS"):
         monkeypatch.delenv(var, raising=False)
-    assert ClipSettings.from_env() == ClipSettings(8.0, 2.0, 0.5)
+    assert VideoSettings().clips() == ClipSettings(8.0, 2.0, 0.5)
     monkeypatch.setenv("SOPILOT_SAMPLE_FPS", "10")
     monkeypatch.setenv("SOPILOT_CLIP_SECONDS", "3")
     monkeypatch.setenv("SOPILOT_CLIP_STRIDE_SECONDS", "1.5")
-    assert ClipSettings.from_env() == ClipSettings(sample_fps=10.0, clip_seconds=3.0, stride_seconds=1.5)
+    assert VideoSettings().clips() == ClipSettings(sample_fps=10.0, clip_seconds=3.0, stride_seconds=1.5)
 
 
 @pytest.mark.parametrize(
@@ -523,14 +525,22 @@ def test_clip_settings_defaults_and_env(monkeypatch):
         ("SOPILOT_CLIP_SECONDS", "-2", "SOPILOT_CLIP_SECONDS"),
         ("SOPILOT_CLIP_STRIDE_SECONDS", "nan", "SOPILOT_CLIP_STRIDE_SECONDS"),
         ("SOPILOT_CLIP_STRIDE_SECONDS", "5", r"SOPILOT_CLIP_STRIDE_SECONDS \(5.0\) must not exceed SOPILOT_CLIP_SECONDS"),
+        ("SOPILOT_FFMPEG_THREADS", "-1", "SOPILOT_FFMPEG_THREADS"),
+        ("SOPILOT_FRAME_BUFFER_MB", "lots", "SOPILOT_FRAME_BUFFER_MB"),
     ],
 )
 def test_clip_settings_env_validation(monkeypatch, var, value, message):
+    from sopilot_pipelines.settings import settings
+
     for v in ("SOPILOT_SAMPLE_FPS", "SOPILOT_CLIP_SECONDS", "SOPILOT_CLIP_STRIDE_SECONDS"):
         monkeypatch.delenv(v, raising=False)
     monkeypatch.setenv(var, value)
-    with pytest.raises(ValueError, match=message):
-        ClipSettings.from_env()
+    settings.cache_clear()
+    try:
+        with pytest.raises(ValueError, match=message):
+            settings()
+    finally:
+        settings.cache_clear()
 
 
 def test_clip_settings_validate_direct_construction():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from sopilot_pipelines.core.audit import sign
 from sopilot_pipelines.storage import atomic_write_json
 
 from ..auth import Admin, Viewer
-from ..deps import CatalogDep, StoreDep
+from ..deps import CatalogDep, SettingsDep, StoreDep
 from ..schemas import AuditExport, AuditItem, AuditTrail
 
 router = APIRouter(tags=["audit"])
@@ -35,11 +34,13 @@ def audit_trail(cat: CatalogDep, _: Viewer, limit: Annotated[int, Query(ge=1, le
 
 
 @router.post("/audit/export", response_model=AuditExport, responses={503: {"description": "No signing key configured"}})
-def audit_export(cat: CatalogDep, store: StoreDep, principal: Admin, limit: Annotated[int, Query(ge=1, le=5000)] = 500):
-    key = os.environ.get("SOPILOT_AUDIT_SIGNING_KEY", "")
+def audit_export(
+    cat: CatalogDep, store: StoreDep, principal: Admin, settings: SettingsDep, limit: Annotated[int, Query(ge=1, le=5000)] = 500
+):
+    key = settings.audit_signing_key
     if not key:
         raise HTTPException(503, "audit export needs a signing key: set SOPILOT_AUDIT_SIGNING_KEY (and SOPILOT_AUDIT_SIGNING_KEY_ID)")
-    key_id = os.environ.get("SOPILOT_AUDIT_SIGNING_KEY_ID", "default")
+    key_id = settings.audit_signing_key_id
     now = datetime.now(timezone.utc)
     base = now.strftime("%Y%m%d_%H%M%S")
     export_id, n = base, 1

@@ -1,15 +1,15 @@
 """SOPilot catalog: domain facts (videos, clips, score and training results, index versions,
 audit exports) in SQLAlchemy Core tables, migrated by alembic on start.
 
-Embedded default: SQLite at ``$SOPILOT_DATA_DIR/catalog.db`` (default ``./data``).
-Production: PostgreSQL via ``SOPILOT_DATABASE_URL``. No Dagster imports here: the catalog is
+Embedded default: SQLite at ``<data dir>/catalog.db``. Production: PostgreSQL
+(``SOPILOT_DATABASE_URL``). No Dagster imports here: the catalog is
 shared by the Dagster code location and the FastAPI facade.
 
     from sopilot_pipelines.catalog import Catalog
-    catalog = Catalog.from_env()
+    catalog = Catalog.open(settings().database_url, settings().data_dir)
 """
 
-from sopilot_pipelines.catalog.engine import create_catalog_engine, url_from_env
+from sopilot_pipelines.catalog.engine import catalog_url, create_catalog_engine
 from sopilot_pipelines.catalog.migrations import VERSION_TABLE, head_revisions, upgrade
 from sopilot_pipelines.catalog.catalog import Catalog, NotFoundError, validate_task_id
 from sopilot_pipelines.catalog.tables import (
@@ -34,6 +34,6 @@ __all__ = [
     "head_revisions",
     "metadata",
     "upgrade",
-    "url_from_env",
+    "catalog_url",
     "validate_task_id",
 ]

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Self
+
+from pathlib import Path
 
 from sqlalchemy import Select, text
 from sqlalchemy.engine import URL, Connection, Engine
 
-from sopilot_pipelines.catalog.engine import create_catalog_engine, safe_url, url_from_env, writer
+from sopilot_pipelines.catalog.engine import create_catalog_engine, safe_url, catalog_url, writer
 from sopilot_pipelines.catalog.migrations import upgrade
 from sopilot_pipelines.catalog.models import Limit, check_value
 
@@ -44,10 +45,10 @@ class CatalogBase:
             upgrade(self.engine)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> Self:
-        """SOPILOT_DATABASE_URL, else SQLite at $SOPILOT_DATA_DIR/catalog.db (default ./data),
-        creating the directory."""
-        return cls(url_from_env(None if environ is None else dict(environ)), **kwargs)
+    def open(cls, database_url: str = "", data_dir: str | Path = "data", **kwargs: Any) -> Self:
+        """``database_url``, else SQLite at ``<data_dir>/catalog.db`` (the settings'
+        SOPILOT_DATABASE_URL and SOPILOT_DATA_DIR), creating the directory."""
+        return cls(catalog_url(database_url, data_dir), **kwargs)
 
     @property
     def url(self) -> str:

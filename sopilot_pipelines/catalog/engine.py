@@ -19,9 +19,6 @@ from sqlalchemy import create_engine, event, func, select
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
-ENV_DATABASE_URL = "SOPILOT_DATABASE_URL"
-ENV_DATA_DIR = "SOPILOT_DATA_DIR"
-DEFAULT_DATA_DIR = "./data"
 SQLITE_FILENAME = "catalog.db"
 SQLITE_BUSY_TIMEOUT_S = 30.0
 
@@ -34,14 +31,11 @@ LOCK_GOLD_VERSION = 0x50C0_0002
 LOCK_INDEX_VERSION = 0x50C0_0003
 
 
-def url_from_env(environ: dict[str, str] | None = None) -> str:
-    """``SOPILOT_DATABASE_URL`` if set, else SQLite at ``$SOPILOT_DATA_DIR/catalog.db``."""
-    env = os.environ if environ is None else environ
-    url = (env.get(ENV_DATABASE_URL) or "").strip()
-    if url:
-        return url
-    data_dir = Path(env.get(ENV_DATA_DIR) or DEFAULT_DATA_DIR).expanduser().resolve()
-    return f"sqlite:///{data_dir / SQLITE_FILENAME}"
+def catalog_url(database_url: str = "", data_dir: str | Path = "data") -> str:
+    """``database_url`` if set, else SQLite at ``<data_dir>/catalog.db``."""
+    if database_url.strip():
+        return database_url.strip()
+    return f"sqlite:///{Path(data_dir).expanduser().resolve() / SQLITE_FILENAME}"
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -168,13 +162,11 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 __all__ = [
-    "ENV_DATABASE_URL",
-    "ENV_DATA_DIR",
     "advisory_xact_lock",
     "create_catalog_engine",
     "normalize_url",
     "safe_url",
     "sqlite_path",
-    "url_from_env",
+    "catalog_url",
     "writer",
 ]

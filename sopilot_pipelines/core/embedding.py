@@ -12,7 +12,7 @@ import numpy as np
 from .embedders import Embedder, get_embedder
 from .embedders.base import CHUNK_FRAMES, ArraySource, FrameSource
 from .files import atomic_write_json, atomic_write_npy
-from .video import ClipSettings, FrameStats, VideoStream, clip_spans, clips_from_stats, frame_buffer_size
+from .video import ClipSettings, DecodeSettings, FrameStats, VideoStream, clip_spans, clips_from_stats
 
 
 @dataclass
@@ -78,22 +78,22 @@ def embed_video(
     path: str | Path,
     settings: ClipSettings | None = None,
     embedder: Embedder | None = None,
-    *,
-    frame_buffer_bytes: int | None = None,
+    decode: DecodeSettings | None = None,
 ) -> EmbeddedVideo:
     """Decode (ffmpeg samples and scales), cut clips, embed. Raises VideoDecodeError on bad files.
 
-    A video whose sampled frames fit in ``frame_buffer_bytes`` (default: env
-    SOPILOT_FRAME_BUFFER_MB, 1024 MB), or whose container states no duration, is decoded whole
-    first; a longer one streams through the embedder chunk by chunk, so memory holds per-frame
-    features, not frames (an embedder that cannot stream, e.g. vjepa2, still gets every frame at
-    once).
+    Defaults: ClipSettings(), the default embedder, DecodeSettings(). A video whose sampled
+    frames fit in ``decode.frame_buffer_mb``, or whose container states no duration, is decoded
+    whole first; a longer one streams through the embedder chunk by chunk, so memory holds
+    per-frame features, not frames (an embedder that cannot stream, e.g. vjepa2, still gets every
+    frame at once).
     """
-    settings = settings or ClipSettings.from_env()
+    settings = settings or ClipSettings()
     embedder = embedder or get_embedder()
-    budget = frame_buffer_bytes if frame_buffer_bytes is not None else frame_buffer_size()
+    decode = decode or DecodeSettings()
+    budget = decode.frame_buffer_bytes
     t0 = time.perf_counter()
-    stream = VideoStream(path, sample_fps=settings.sample_fps, frame_size=embedder.frame_size)
+    stream = VideoStream(path, settings.sample_fps, embedder.frame_size, decode.threads)
     # A container that states no duration is read whole, as before streaming existed: a
     # streaming embedder needs the length to spread its reference frames over the video.
     fits = stream.n_hint * stream.frame_bytes <= budget

@@ -13,74 +13,19 @@
 
 from __future__ import annotations
 
-import os
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import align
 from .embedders import check_compatible
 from .embedding import EmbeddedVideo
+from .scoring_config import ScoringConfig
 from .sop import StepSpec
 from .steps import (
     OTHER, Run, absorb_short_runs, label_trainee, reassign_lookalikes, runs_of, segment_steps, step_of_clip, step_similarity,
 )  # fmt: skip
-
-DECISIONS = ("pass", "needs_review", "retrain", "fail")
-
-
-@dataclass(frozen=True)
-class ScoringConfig:
-    pass_score: float = 85.0  # >= this (and no critical deviation): pass
-    review_score: float = 70.0  # >= this: needs_review
-    retrain_score: float = 50.0  # >= this: retrain; below: fail
-    min_step_seconds: float = 2.0  # shortest gold step the segmentation may cut
-    over_time_ratio: float = 1.6  # step duration over the trainee's own tempo that counts as over time
-    min_extra_seconds: float = 2.5  # unexplained activity shorter than this is transition, not an extra step
-    # a step matching this far below the trainee's typical step, as a share of the way down to the
-    # pair's non-match level, was done differently (set on the tuning styles, bench/README.md)
-    execution_drop: float = 0.35
-    # The engine's rules below are in units of the pair's spread (its match level less its
-    # non-match level), so they hold for any embedder, person and camera; set on the benchmark's
-    # tuning styles (bench/README.md).
-    step_cost: float = 0.2  # labelling: going on to another step in order (or skipping one)
-    repeat_cost: float = 0.5  # labelling: the same step again after something else
-    jump_cost: float = 1.0  # labelling: going back to an earlier step
-    repeat_fit: float = 0.1  # a long run fitting the gold step twice over this much better (mean cost) is a repeat
-    slot_level: float = 0.15  # an unexplained stretch where a missing step belongs, this far above non-match: done differently
-    prior_cap: float = 0.3  # the positional prior's largest penalty, well below a match's margin
-    min_spread_share: float = 0.25  # the pair's spread is at least this share of the gold's own
-    # Durations, as shares of a gold step's expected length at the trainee's tempo.
-    attempt_share: float = 0.5  # a run this long is a real attempt (a later one: a repeat)
-    slot_share: float = 0.4  # an unexplained stretch this long can stand in for a missing step
-    glimpse_share: float = 0.25  # a step seen for less than this was only glimpsed, not done
-    prior_reach_seconds: float = 20.0  # the positional prior reaches its cap this far from the step
-    min_run_seconds: float = 1.0  # shortest run of clips that counts as a stretch of activity
-    # penalty per deviation, in units of one gold step's share of the score
-    weight_missing: float = 1.0
-    weight_swap: float = 0.8
-    weight_execution: float = 0.5
-    weight_extra: float = 0.35
-    weight_repeated: float = 0.3
-    weight_over_time: float = 0.25
-
-    @classmethod
-    def from_env(cls) -> "ScoringConfig":
-        """Each field from SOPILOT_<FIELD> (e.g. SOPILOT_PASS_SCORE=80)."""
-        values = {}
-        for f in fields(cls):
-            raw = os.environ.get(f"SOPILOT_{f.name.upper()}")
-            if raw is not None:
-                try:
-                    values[f.name] = float(raw)
-                except ValueError:
-                    raise ValueError(f"SOPILOT_{f.name.upper()} must be a number, got {raw!r}") from None
-        cfg = cls(**values)
-        if not cfg.pass_score >= cfg.review_score >= cfg.retrain_score:
-            raise ValueError("decision thresholds must satisfy pass_score >= review_score >= retrain_score")
-        return cfg
-
 
 @dataclass
 class ScoreOutcome:

@@ -42,7 +42,7 @@ __all__ = [
     "decode",
     "VideoStream",
     "FrameStats",
-    "frame_buffer_size",
+    "DecodeSettings",
     "cut_clips",
     "clips_from_stats",
     "clip_spans",
@@ -122,34 +122,21 @@ class ClipSettings:
                 f"({self.clip_seconds}): clips would leave gaps between them"
             )
 
-    @classmethod
-    def from_env(cls) -> "ClipSettings":
-        """Read SOPILOT_SAMPLE_FPS, SOPILOT_CLIP_SECONDS, SOPILOT_CLIP_STRIDE_SECONDS.
 
-        Unset (or empty) variables take the defaults. Invalid values raise ValueError naming
-        the variable.
-        """
-        env = {
-            "sample_fps": "SOPILOT_SAMPLE_FPS",
-            "clip_seconds": "SOPILOT_CLIP_SECONDS",
-            "stride_seconds": "SOPILOT_CLIP_STRIDE_SECONDS",
-        }
-        kwargs: dict[str, float] = {}
-        for field_name, var in env.items():
-            raw = os.environ.get(var, "").strip()
-            if raw:
-                try:
-                    kwargs[field_name] = _positive_finite(var, raw)
-                except ValueError:
-                    raise ValueError(f"{var} must be a finite number > 0, got {raw!r}") from None
-        clip = kwargs.get("clip_seconds", cls.clip_seconds)
-        stride = kwargs.get("stride_seconds", cls.stride_seconds)
-        if stride > clip:
-            raise ValueError(
-                f"SOPILOT_CLIP_STRIDE_SECONDS ({stride}) must not exceed SOPILOT_CLIP_SECONDS "
-                f"({clip}): clips would leave gaps between them"
-            )
-        return cls(**kwargs)
+@dataclass(frozen=True)
+class DecodeSettings:
+    threads: int = 0  # ffmpeg decoder threads; 0: ffmpeg picks (one per core + 1, as a plain `ffmpeg -i`)
+    frame_buffer_mb: float = 1024.0  # a video whose sampled frames fit in this is decoded whole; a longer one streams
+
+    def __post_init__(self) -> None:
+        if int(self.threads) != self.threads or self.threads < 0:
+            raise ValueError(f"threads must be an integer >= 0, got {self.threads!r}")
+        if not math.isfinite(self.frame_buffer_mb) or self.frame_buffer_mb < 0:
+            raise ValueError(f"frame_buffer_mb must be a number >= 0, got {self.frame_buffer_mb!r}")
+
+    @property
+    def frame_buffer_bytes(self) -> int:
+        return int(self.frame_buffer_mb * (1 << 20))
 
 
 @dataclass(frozen=True)
@@ -374,36 +361,9 @@ def probe(path) -> VideoInfo:
     return _probe(path).info
 
 
-def _threads() -> str:
-    """Decoder threads for ffmpeg's ``-threads``.
-
-    "0" (the default) lets ffmpeg pick: one frame thread per core plus one, the same as a plain
-    ``ffmpeg -i FILE`` and the fastest measured on 2 cores. SOPILOT_FFMPEG_THREADS=1 keeps
-    decoding to one core when other stages run alongside.
-    """
-    raw = os.environ.get("SOPILOT_FFMPEG_THREADS", "").strip() or "0"
-    if not raw.isdigit():
-        raise ValueError(f"SOPILOT_FFMPEG_THREADS must be an integer >= 0, got {raw!r}")
-    return str(int(raw))
-
-
 def _fps_arg(fps: float) -> str:
     frac = Fraction(fps).limit_denominator(1001000)
     return f"{frac.numerator}/{frac.denominator}"
-
-
-def frame_buffer_size() -> int:
-    """How many bytes of sampled frames a video may hold in memory at once (env
-    SOPILOT_FRAME_BUFFER_MB, default 1024). A longer video is streamed: embedders that can
-    work chunk by chunk then keep per-frame features, never all the frames."""
-    raw = os.environ.get("SOPILOT_FRAME_BUFFER_MB", "").strip() or "1024"
-    try:
-        mb = float(raw)
-    except ValueError:
-        mb = -1.0
-    if not math.isfinite(mb) or mb < 0:
-        raise ValueError(f"SOPILOT_FRAME_BUFFER_MB must be a number >= 0, got {raw!r}")
-    return int(mb * (1 << 20))
 
 
 class VideoStream:
@@ -416,8 +376,9 @@ class VideoStream:
     the stream reaches it (an embedder's reference frames).
     """
 
-    def __init__(self, path, sample_fps: float = 8.0, frame_size: tuple[int, int] = (160, 120)):
+    def __init__(self, path, sample_fps: float = 8.0, frame_size: tuple[int, int] = (160, 120), threads: int = 0):
         self.sample_fps = _positive_finite("sample_fps", sample_fps)
+        self.threads = str(int(DecodeSettings(threads=threads).threads))
         width, height = (int(v) for v in frame_size)
         if width <= 0 or height <= 0:
             raise ValueError(f"frame_size must be positive (width, height), got {frame_size!r}")
@@ -434,7 +395,7 @@ class VideoStream:
         """ffmpeg reading the sampled stream; with ``seek_sec``, the source frames from there on
         (up to ``until_sec`` after it, or just the first one)."""
         vf = f"scale={self.width}:{self.height}:flags=area"
-        cmd = [_ffmpeg(), "-hide_banner", "-nostdin", "-nostats", "-v", "error", "-threads", _threads()]
+        cmd = [_ffmpeg(), "-hide_banner", "-nostdin", "-nostats", "-v", "error", "-threads", self.threads]
         if seek_sec is None:
             vf = f"fps=fps={_fps_arg(self.sample_fps)}:round=up," + vf
         else:
@@ -553,14 +514,14 @@ class VideoStream:
         return DecodedVideo(info=self.info, frames=frames, sampled_fps=self.sample_fps)
 
 
-def decode(path, sample_fps: float = 8.0, frame_size: tuple[int, int] = (160, 120)) -> DecodedVideo:
+def decode(path, sample_fps: float = 8.0, frame_size: tuple[int, int] = (160, 120), threads: int = 0) -> DecodedVideo:
     """Decode ``path`` to upright RGB frames sampled at ``sample_fps`` and scaled to ``frame_size``.
 
     ``frame_size`` is (width, height); the frame is scaled to exactly that size (no letterbox).
     Sampling, rotation and scaling all happen inside ffmpeg. All frames are held in memory: for
     long videos use :class:`VideoStream`.
     """
-    return VideoStream(path, sample_fps, frame_size).read_all()
+    return VideoStream(path, sample_fps, frame_size, threads).read_all()
 
 
 def _enlarge_pipe(pipe) -> None:

@@ -13,7 +13,7 @@ import argparse
 
 from alembic import command
 
-from sopilot_pipelines.catalog.engine import create_catalog_engine, normalize_url, url_from_env
+from sopilot_pipelines.catalog.engine import catalog_url, create_catalog_engine, normalize_url
 from sopilot_pipelines.catalog.migrations import (
     alembic_config,
     current_revisions,
@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     rev.add_argument("--autogenerate", action="store_true")
     args = parser.parse_args(argv)
 
-    url = normalize_url(args.url or url_from_env())
+    from sopilot_pipelines.settings import settings
+
+    url = normalize_url(args.url or catalog_url(settings().database_url, settings().data_dir))
     if args.cmd == "upgrade":
         ran = upgrade(url)
         print("migrated to head" if ran else "already at head")

@@ -34,9 +34,9 @@ def run_migrations_online() -> None:
             context.run_migrations()
         return
 
-    from sopilot_pipelines.catalog.engine import create_catalog_engine, url_from_env, writer
+    from sopilot_pipelines.catalog.engine import create_catalog_engine, writer
 
-    engine = create_catalog_engine(config.get_main_option("sqlalchemy.url") or url_from_env())
+    engine = create_catalog_engine(config.get_main_option("sqlalchemy.url") or _configured_url())
     try:
         with writer(engine).begin() as conn:
             _configure(conn)
@@ -45,11 +45,18 @@ def run_migrations_online() -> None:
         engine.dispose()
 
 
+def _configured_url() -> str:
+    from sopilot_pipelines.catalog.engine import catalog_url
+    from sopilot_pipelines.settings import settings
+
+    return catalog_url(settings().database_url, settings().data_dir)
+
+
 def run_migrations_offline() -> None:
-    from sopilot_pipelines.catalog.engine import normalize_url, url_from_env
+    from sopilot_pipelines.catalog.engine import normalize_url
 
     context.configure(
-        url=normalize_url(config.get_main_option("sqlalchemy.url") or url_from_env()),
+        url=normalize_url(config.get_main_option("sqlalchemy.url") or _configured_url()),
         target_metadata=metadata,
         version_table=VERSION_TABLE,
         literal_binds=True,

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import dataclass
 
 from .base import Embedder, EmbedderError, check_compatible, l2_normalize_rows, validate_inputs
 
 __all__ = [
     "DEFAULT_EMBEDDER",
     "Embedder",
+    "EmbedderOptions",
     "EmbedderError",
     "check_compatible",
     "get_embedder",
@@ -37,8 +39,6 @@ __all__ = [
     "validate_inputs",
 ]
 
-ENV_EMBEDDER = "SOPILOT_EMBEDDER"
-ENV_VJEPA2_CHECKPOINT = "SOPILOT_VJEPA2_CHECKPOINT"
 DEFAULT_EMBEDDER = "deep+builtin"  # chosen by bench/accuracy.py on the held-out styles (bench/README.md)
 
 _KINDS = ("builtin", "deep", "hands", "vjepa2")
@@ -46,7 +46,16 @@ _cache: dict[tuple[str, str], Embedder] = {}
 _lock = threading.Lock()
 
 
-def _build(kind: str, key: str) -> Embedder:
+@dataclass(frozen=True)
+class EmbedderOptions:
+    """How embedders are built (the settings' `embedder` group gives them)."""
+
+    vjepa2_checkpoint: str = ""  # local V-JEPA 2 checkpoint directory (never downloaded)
+    vjepa2_frames: int | None = None  # frames per clip; None: the checkpoint's, else 16
+    torch_threads: int | None = None  # intra-op threads for torch models; None: half the CPUs (1 to 8)
+
+
+def _build(kind: str, key: str, options: EmbedderOptions) -> Embedder:
     if kind == "builtin":
         from .builtin import BuiltinEmbedder
 
@@ -54,29 +63,30 @@ def _build(kind: str, key: str) -> Embedder:
     if kind == "deep":
         from .deep import DeepEmbedder
 
-        return DeepEmbedder()
+        return DeepEmbedder(threads=options.torch_threads)
     if kind == "hands":
         from .hands import HandsEmbedder
 
         return HandsEmbedder()
     from .vjepa2 import VJEPA2Embedder
 
-    return VJEPA2Embedder(key)
+    return VJEPA2Embedder(key, threads=options.torch_threads, frames_per_clip=options.vjepa2_frames)
 
 
-def get_embedder(name: str | None = None) -> Embedder:
-    """The embedder called ``name`` (``None``: env ``SOPILOT_EMBEDDER``, default ``DEFAULT_EMBEDDER``).
+def get_embedder(name: str = DEFAULT_EMBEDDER, options: EmbedderOptions | None = None) -> Embedder:
+    """The embedder called ``name`` (a kind, a recorded name, or a fusion ``a+b``).
 
-    Models are loaded once per process and shared (they are read-only after loading).
-    Raises EmbedderError for an unknown name, a missing optional package, or (vjepa2) a missing
-    or unusable checkpoint directory.
+    Models are loaded once per process and shared (they are read-only after loading); ``options``
+    apply when a model is first built. Raises EmbedderError for an unknown name, a missing
+    optional package, or (vjepa2) a missing or unusable checkpoint directory.
     """
-    raw = name if name is not None else os.environ.get(ENV_EMBEDDER, "").strip() or DEFAULT_EMBEDDER
+    options = options or EmbedderOptions()
+    raw = name
     spec = raw.strip()
     if "+" in spec:  # a fusion, e.g. "deep+builtin" (or the recorded names joined by "+")
         from .fusion import FusionEmbedder
 
-        parts = [get_embedder(p) for p in spec.split("+")]
+        parts = [get_embedder(p, options) for p in spec.split("+")]
         with _lock:
             return _cache.setdefault(("fusion", "+".join(p.name for p in parts)), FusionEmbedder(parts))
     kind = spec.split(":", 1)[0].lower()
@@ -84,21 +94,21 @@ def get_embedder(name: str | None = None) -> Embedder:
         raise EmbedderError(f"unknown embedder {raw!r}: choose one of {', '.join(_KINDS)}")
     key = ""
     if kind == "vjepa2":
-        ckpt = os.environ.get(ENV_VJEPA2_CHECKPOINT, "").strip()
+        ckpt = options.vjepa2_checkpoint.strip()
         if not ckpt:
             raise EmbedderError(
-                f"the vjepa2 embedder needs {ENV_VJEPA2_CHECKPOINT} set to a local V-JEPA 2 checkpoint "
-                f"directory (config.json + weights, as written by save_pretrained); nothing is downloaded"
+                "the vjepa2 embedder needs SOPILOT_VJEPA2_CHECKPOINT set to a local V-JEPA 2 checkpoint "
+                "directory (config.json + weights, as written by save_pretrained); nothing is downloaded"
             )
         key = os.path.realpath(os.path.expanduser(ckpt))
     with _lock:
         emb = _cache.get((kind, key))
         if emb is None:
-            emb = _build(kind, key)
+            emb = _build(kind, key, options)
             _cache[(kind, key)] = emb
     if ":" in spec and spec != emb.name:
         raise EmbedderError(
             f"embedder {raw!r} is not available here: the {kind} embedder found is {emb.name!r}"
-            + (f" (from {ENV_VJEPA2_CHECKPOINT}={key})" if kind == "vjepa2" else "")
+            + (f" (from the checkpoint {key})" if kind == "vjepa2" else "")
         )
     return emb

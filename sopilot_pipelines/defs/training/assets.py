@@ -20,6 +20,7 @@ from ... import telemetry
 from ...ids import TAG_JOB_ID, TAG_REQUESTED_BY, TAG_TRIGGER, new_job_id, video_key
 from ...logs import job_transition
 from ...resources import CatalogResource, StorageResource
+from ...settings import settings
 from ..policy import RETRY, TRAINING_QUEUE
 from .live import LiveAdapter, live_adapter, live_adapter_name
 
@@ -97,14 +98,13 @@ def training_videos(cat, store, ready: list[dict], live: LiveAdapter) -> list:
     with the gold segmented as it is in the live space (otherwise they would name other steps)."""
     from ...core.adapter_training import TrainingVideo, gold_steps
     from ...core.embedding import EmbeddedVideo
-    from ...core.scoring import ScoringConfig
 
     evs = {v["video_id"]: EmbeddedVideo.load(*(store.embeddings(v["video_id"])[k] for k in ("raw", "meta"))) for v in ready}
     golds = {}
     for v in sorted(ready, key=lambda v: v["video_id"]):
         if v["role"] == "gold":
             golds[v["task_id"]] = v["video_id"]  # the newest gold of the task
-    config = ScoringConfig.from_env()
+    config = settings().scoring.config()
     gold_labels = {gid: gold_steps(evs[gid], live.adapter, config) for gid in golds.values()}
     labels: dict[int, np.ndarray] = {}
     for job in cat.list_scores(limit=None, status="completed"):  # newest first
