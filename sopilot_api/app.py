@@ -12,7 +12,7 @@ from sopilot_pipelines.logs import configure
 from sopilot_pipelines.settings import settings as all_settings
 from sopilot_pipelines.storage import DataStore
 
-from .routes import audit, ops, score, search, train, videos
+from .routes import audit, ops, score, search, tasks, train, videos
 from .runs import Dagster, DagsterUnavailable
 from .settings import ApiSettings, get_settings
 
@@ -43,6 +43,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             "duration_ms": round((time.perf_counter() - start) * 1000, 1)}})  # fmt: skip
         return response
 
-    for module in (ops, videos, score, search, train, audit):
+    for module in (ops, videos, score, search, train, audit, tasks):
         app.include_router(module.router)
     return app

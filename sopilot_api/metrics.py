@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from sopilot_pipelines.telemetry import GPU_MEMORY, GPU_MEMORY_HELP
+from sopilot_pipelines.telemetry import BUCKETS, GPU_MEMORY, GPU_MEMORY_HELP, HISTOGRAMS
 
 from .runs import DagsterUnavailable, JOB_TYPES
 
@@ -57,6 +57,24 @@ class _NoGpuSeen:
         yield gpu
 
 
+class _NotYetObserved:
+    """The run-side histograms before any run observed them: listed from the start (at 0 for
+    the label values known in advance), so an alert on them is defined on a fresh stack."""
+
+    def __init__(self, runs: multiprocess.MultiProcessCollector | None):
+        self.runs = runs
+
+    def collect(self):
+        seen = {f.name for f in self.runs.collect() if f.samples} if self.runs is not None else set()
+        for name, help_, label, known in HISTOGRAMS.values():
+            if name in seen:
+                continue
+            fam = HistogramMetricFamily(name, help_, labels=[label])
+            for value in known:
+                fam.add_metric([value], buckets=[(str(float(b)), 0) for b in BUCKETS] + [("+Inf", 0)], sum_value=0)
+            yield fam
+
+
 def render(door, metrics_dir: Path | None = None) -> tuple[bytes, str]:
     registry = CollectorRegistry()
     registry.register(_DagsterCollector(door))
@@ -65,4 +83,5 @@ def render(door, metrics_dir: Path | None = None) -> tuple[bytes, str]:
         # timings and GPU memory observed inside Dagster run processes (sopilot_pipelines/telemetry.py)
         runs = multiprocess.MultiProcessCollector(registry, path=str(metrics_dir))
     registry.register(_NoGpuSeen(runs))
+    registry.register(_NotYetObserved(runs))
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -15,8 +15,9 @@ MAX_ID = 2**31 - 1  # ids and indexes are 32-bit in the catalog; larger numbers 
 
 
 class Health(BaseModel):
-    status: str
+    status: str  # ok | degraded (a part of the stack is being restarted) | unavailable
     db: bool
+    down: dict[str, str] = {}  # part of the stack -> why it is down (from `sopilot up`'s supervisor)
 
 
 class UploadForm(BaseModel):

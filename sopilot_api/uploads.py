@@ -16,6 +16,7 @@ from sopilot_pipelines.catalog.models import ID_PATTERN
 from sopilot_pipelines.catalog.tables import LABEL_LEN, ROLES
 
 FIELD_LIMIT = 4096  # bytes for a plain form field
+FIELD_LIMITS = {"steps": 1024 * 1024}  # a gold's steps (JSON) may be long
 
 
 @dataclass
@@ -42,6 +43,8 @@ UPLOAD_OPENAPI = {
                         "site_id": {"type": "string", "maxLength": LABEL_LEN},
                         "camera_id": {"type": "string", "maxLength": LABEL_LEN},
                         "operator_id_hash": {"type": "string", "maxLength": LABEL_LEN},
+                        "steps": {"type": "string", "description": 'a gold\'s steps, JSON: [{"name", "start_sec", '
+                                  '"end_sec", "optional", "group"}, ...]; the task\'s SOP once the gold is ingested'},
                     },
                 }
             }
@@ -91,7 +94,7 @@ async def receive_upload(request: Request, spool_dir: Path, max_bytes: int) -> U
             state["fh"].write(chunk)
         else:
             state["buf"] += chunk
-            if len(state["buf"]) > FIELD_LIMIT:
+            if len(state["buf"]) > FIELD_LIMITS.get(state["name"], FIELD_LIMIT):
                 raise HTTPException(400, f"form field {state['name']!r} is too long")
 
     def on_part_end():

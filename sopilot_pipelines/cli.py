@@ -35,29 +35,29 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def format_result(result: dict, gold_name: str, trainee_name: str) -> str:
-    """A supervisor-readable summary of one score result."""
+    """A supervisor-readable summary of one score result (steps numbered from 1, with names)."""
+    from .core.sop import deviation_step, step_title
+
     lines = [
         f"gold:     {gold_name} ({result['clip_count']['gold']} clips)",
         f"trainee:  {trainee_name} ({result['clip_count']['trainee']} clips)",
         f"score:    {result['score']:.1f}   decision: {result['decision']}",
-        "steps:    " + ", ".join(f"{st['name']} {st['start_sec']:.1f}-{st['end_sec']:.1f} s" for st in result["gold_steps"]),
+        "steps:    " + ", ".join(f"{step_title(st['index'], st['name'])} {st['start_sec']:.1f}-{st['end_sec']:.1f} s"
+                                 for st in result["gold_steps"]),  # fmt: skip
     ]
     devs = result["deviations"]
     if not devs:
         lines.append("deviations: none")
     else:
         lines.append("deviations:")
-        lines.append(f"  {'type':<20} {'step':>4}  {'gold time':>13}  {'trainee time':>13}  {'conf':>4}  reason")
+        width = max(4, *(len(deviation_step(d)) for d in devs))
+        lines.append(f"  {'type':<20} {'step':<{width}}  {'gold time':>13}  {'trainee time':>13}  {'conf':>4}  reason")
         for d in devs:
             lines.append(
-                f"  {d['type']:<20} {_s(d['gold_step']):>4}  {_span(d['gold_time']):>13}  "
+                f"  {d['type']:<20} {deviation_step(d):<{width}}  {_span(d['gold_time']):>13}  "
                 f"{_span(d['trainee_time']):>13}  {d['confidence']:>4.2f}  {d['reason']}"
             )
     return "\n".join(lines)
-
-
-def _s(v) -> str:
-    return "-" if v is None else str(v)
 
 
 def _span(t: dict) -> str:

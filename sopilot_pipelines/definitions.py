@@ -5,8 +5,9 @@ import dagster as dg
 from .defs.ingest.assets import CLIPS, EMBEDDINGS, ingest_video
 from .defs.ingest.sensors import inbox_sensor
 from .defs.policy import TRAINING_QUEUE
-from .defs.scoring.assets import score_report, score_result
+from .defs.scoring.assets import SCORE_REPORT, SCORE_RESULT, score_assets
 from .defs.scoring.sensors import auto_score_sensor
+from .defs.scoring.sop import TASK_SOP, task_sop
 from .defs.search.assets import task_index
 from .defs.search.sensors import index_sensor
 from .defs.training.assets import feature_adapter
@@ -18,8 +19,10 @@ from .resources import default_resources
 # backfill (Dagster's implicit asset job) runs exactly like the named jobs.
 ingest_job = dg.define_asset_job("ingest_job", selection=dg.AssetSelection.assets(CLIPS, EMBEDDINGS),
                                  description="Ingest one video: clips, raw and adapted embeddings")  # fmt: skip
-score_job = dg.define_asset_job("score_job", selection=[score_result, score_report],
-                                description="Score a trainee video against the gold, with its PDF report")  # fmt: skip
+score_job = dg.define_asset_job("score_job", selection=dg.AssetSelection.assets(SCORE_RESULT, SCORE_REPORT),
+                                description="Score trainee videos against the gold, with their PDF reports (one score job, or a re-score's range)")  # fmt: skip
+sop_job = dg.define_asset_job("sop_job", selection=dg.AssetSelection.assets(TASK_SOP),
+                              description="Record a new version of a task's SOP and carry it to the task's other golds")  # fmt: skip
 index_job = dg.define_asset_job("index_job", selection=[task_index],
                                 description="Build a new version of a task's clip index")  # fmt: skip
 # the queue tag lets dagster.yaml's tag_concurrency_limits run one training at a time (the asset
@@ -31,8 +34,8 @@ train_job = dg.define_asset_job("train_job", selection=[feature_adapter], tags=T
 def build_defs(resources: dict | None = None) -> dg.Definitions:
     """The whole location; tests pass resources pointing at their own data dir."""
     return dg.Definitions(
-        assets=[ingest_video, score_result, score_report, task_index, feature_adapter],
-        jobs=[ingest_job, score_job, index_job, train_job],
+        assets=[ingest_video, score_assets, task_sop, task_index, feature_adapter],
+        jobs=[ingest_job, score_job, sop_job, index_job, train_job],
         sensors=[inbox_sensor, auto_score_sensor, index_sensor],
         schedules=[build_nightly_schedule()],
         resources=resources or default_resources(),

@@ -27,15 +27,6 @@ def prepare_home(data_dir: str | Path, backend: str | None = None) -> Path:
     return home
 
 
-def init_storage(home: str | Path) -> None:
-    """Create (or migrate) Dagster's storage once, before the webserver and the daemon start:
-    started together on an empty home, both try to create the schema and one fails."""
-    from dagster import DagsterInstance
-
-    with DagsterInstance.from_config(str(home)) as instance:
-        instance.get_runs_count()
-
-
 def stack_env(data_dir: str | Path, backend: str | None = None) -> dict[str, str]:
     """Environment for Dagster processes (webserver, daemon, runs) serving this data dir."""
     env = dict(os.environ)
@@ -48,4 +39,4 @@ def stack_env(data_dir: str | Path, backend: str | None = None) -> dict[str, str
     return env
 
 
-__all__ = ["init_storage", "prepare_home", "stack_env"]
+__all__ = ["prepare_home", "stack_env"]

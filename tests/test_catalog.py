@@ -25,7 +25,7 @@ from sopilot_pipelines.catalog.migrations import upgrade
 
 from conftest import fresh_postgres_databases
 
-TABLES = {"videos", "clips", "score_results", "training_results", "index_versions", "audit_exports"}
+TABLES = {"videos", "clips", "score_results", "training_results", "index_versions", "audit_exports", "task_sops"}
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -137,6 +137,85 @@ def test_migrations_from_four_processes_at_once(url):
     assert _versions_rows(url) == list(head_revisions())  # single head row, no duplicates
     with Catalog(url) as catalog:
         assert catalog.add_video("t", "trainee") == 1
+
+
+def test_upgrade_from_the_previous_release_keeps_everything(url):
+    """A catalog as the release before task SOPs (revision 0002) wrote it, with a row in every
+    table, upgraded to head: every row is still there and reads back through the catalog; the new
+    columns take their defaults (a score was asked for, its SOP version unknown)."""
+    from sqlalchemy import MetaData, insert
+
+    assert upgrade(url, "0002") is True
+    engine = create_engine(normalize_url(url))
+    old = MetaData()
+    old.reflect(engine)
+    assert "task_sops" not in old.tables and "trigger" not in old.tables["score_results"].c
+    at = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+    with engine.begin() as conn:
+        for vid, role in ((1, "gold"), (2, "trainee")):
+            conn.execute(insert(old.tables["videos"]).values(
+                id=vid, task_id="line_1", role=role, original_filename=f"v{vid}.mp4", status="ready", num_clips=2,
+                embedding_model="builtin:v1", duration_sec=8.0, gold_version=1 if role == "gold" else None,
+                created_at=at, updated_at=at))  # fmt: skip
+            conn.execute(insert(old.tables["clips"]), [{"video_id": vid, "clip_idx": i, "start_sec": 4.0 * i,
+                                                        "end_sec": 4.0 * i + 4} for i in range(2)])  # fmt: skip
+        conn.execute(insert(old.tables["score_results"]).values(
+            job_id="score_old", task_id="line_1", gold_video_id=1, trainee_video_id=2, status="completed", score=91.5,
+            decision="pass", result_path="/s/score_old.json", requested_by="token:operator", created_at=at, finished_at=at))  # fmt: skip
+        conn.execute(insert(old.tables["training_results"]).values(
+            job_id="train_old", trigger="nightly", status="rejected", figures={"recall": 0.9}, created_at=at))  # fmt: skip
+        conn.execute(insert(old.tables["index_versions"]).values(
+            task_id="line_1", version=1, path="/i/1", clips_indexed=4, videos=2, fingerprint="f", adapter="identity",
+            created_at=at))  # fmt: skip
+        conn.execute(insert(old.tables["audit_exports"]).values(
+            export_id="exp_1", file_path="/a/1.json", item_count=1, generated_at=at, key_id="k", payload_sha256="a" * 64,
+            signature_hex="b" * 64))  # fmt: skip
+    engine.dispose()
+
+    assert upgrade(url) is True
+    with Catalog(url) as cat:
+        gold, trainee = cat.get_video(1), cat.get_video(2)
+        assert (gold["original_filename"], gold["gold_version"], gold["upload_steps"], gold["auto_steps"]) == ("v1.mp4", 1, None, None)
+        assert trainee["created_at"] == at and len(cat.clips_of(2)) == 2
+        score = cat.get_score("score_old")
+        assert (score["score"], score["decision"], score["requested_by"]) == (91.5, "pass", "token:operator")
+        assert (score["trigger"], score["previous_job_id"], score["sop_version"]) == ("request", None, None)
+        assert cat.get_training("train_old")["figures"] == {"recall": 0.9}
+        assert cat.current_index_version("line_1")["fingerprint"] == "f"
+        assert cat.get_export("exp_1")["payload_sha256"] == "a" * 64
+        assert cat.list_tasks() == [{"task_id": "line_1", "gold_video_ids": [1], "sop_version": 0, "sop_source": "auto",
+                                     "video_count": 2, "score_count": 1, "last_scored_at": at}]  # fmt: skip
+        assert cat.sop_view("line_1")["version"] == 0
+        # and the new tables work on the upgraded catalog
+        sop = cat.add_sop("line_1", gold_video_id=1, steps=[{"name": "A", "start_sec": 0.0, "end_sec": 4.0}])
+        assert sop["version"] == 1 and cat.list_tasks()[0]["sop_source"] == "user"
+    assert _versions_rows(url) == list(head_revisions())
+
+
+def test_sop_versions_per_gold_and_latest_scores(cat):
+    gold = cat.add_video("t", "gold")
+    _ready(cat, gold)
+    steps = [{"name": "A", "start_sec": 0.0, "end_sec": 4.0}, {"name": "B", "start_sec": 4.0, "end_sec": 8.0, "optional": True}]
+    assert cat.current_sop("t") is None and cat.sop_view("t")["source"] == "auto"
+    first = cat.add_sop("t", gold_video_id=gold, steps=steps, requested_by="token:admin")
+    second = cat.add_sop("t", gold_video_id=gold, steps=steps[:1])
+    assert (first["version"], second["version"]) == (1, 2) and cat.current_sop("t")["steps"] == second["steps"]
+    assert cat.get_sop("t", 1)["steps"][1]["optional"] is True and cat.get_sop("t", 1)["requested_by"] == "token:admin"
+    assert cat.set_sop_per_gold("t", 2, {7: [[0.5, 3.0]]})["per_gold"] == {"7": [[0.5, 3.0]]}
+    with pytest.raises(ValueError):
+        cat.add_sop("t", gold_video_id=gold, steps=[])
+    with pytest.raises(NotFoundError):
+        cat.set_sop_per_gold("t", 9, {})
+    t0 = datetime(2027, 1, 1, tzinfo=timezone.utc)
+    for i, (trainee, status) in enumerate([(5, "completed"), (5, "completed"), (6, "completed"), (6, "failed")]):
+        cat.record_score(f"score_{i}", task_id="t", gold_video_id=gold, trainee_video_id=trainee, status=status,
+                         created_at=t0 + timedelta(minutes=i))  # fmt: skip
+    assert [j["job_id"] for j in cat.latest_scores_by_trainee("t")] == ["score_1", "score_2"]
+    again = cat.record_score("score_9", task_id="t", gold_video_id=gold, trainee_video_id=5, trigger="sop_change",
+                             previous_job_id="score_1")  # fmt: skip
+    assert (again["trigger"], again["previous_job_id"]) == ("sop_change", "score_1")
+    with pytest.raises(ValueError, match="trigger"):
+        cat.record_score("score_10", task_id="t", gold_video_id=gold, trainee_video_id=5, trigger="whim")
 
 
 def test_tables_match_migrations(cat):

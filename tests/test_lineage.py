@@ -24,12 +24,14 @@ def test_asset_graph_edges(env):
         "video_embeddings": ["feature_adapter", "video_clips"],
         "feature_adapter": ["video_clips"],
         "task_index": ["feature_adapter", "video_embeddings"],
-        "score_result": ["feature_adapter", "video_embeddings"],
+        "task_sop": [],
+        "score_result": ["feature_adapter", "task_sop", "video_embeddings"],
         "score_report": ["score_result"],
     }
     # a built-in mapping: the only kind Dagster's remote asset graph (UI, daemon) keeps
     assert isinstance(graph.get_partition_mapping(INDEX, EMB), dg.AllPartitionMapping)
     assert isinstance(graph.get_partition_mapping(dg.AssetKey("score_result"), EMB), dg.AllPartitionMapping)
+    assert isinstance(graph.get_partition_mapping(dg.AssetKey("score_result"), dg.AssetKey("task_sop")), dg.AllPartitionMapping)
     # one behaviour however launched: the implicit asset job (UI, backfills) runs in process
     assert env.defs.resolve_implicit_global_asset_job_def().executor_def is dg.in_process_executor
     assert graph.get(dg.AssetKey("feature_adapter")).tags.get("sopilot/queue") == "training"

@@ -63,3 +63,15 @@ def test_a_run_on_a_gpu_reports_what_torch_allocated(tmp_path):
     gpu = _gpu(_scrape(tmp_path))
     assert gpu[("0", "allocated")] >= 64 * 2**20 and gpu[("0", "reserved")] >= gpu[("0", "allocated")]
     assert gpu[("0", "total")] > gpu[("0", "reserved")]
+
+
+def test_histograms_are_listed_before_any_run_observed_them(tmp_path):
+    fresh = _scrape(tmp_path)
+    for name in ("sopilot_job_duration_seconds", "sopilot_dtw_execution_seconds", "sopilot_embedding_generation_seconds"):
+        assert f"# TYPE {name} histogram" in fresh, name
+    assert 'sopilot_job_duration_seconds_count{job_type="score"} 0.0' in fresh
+    # once a run observed one, its real figures are served, once
+    _in_a_run(tmp_path, "from sopilot_pipelines import telemetry; telemetry.observe_job('score', 0.25)")
+    after = _scrape(tmp_path)
+    assert re.findall(r'^sopilot_job_duration_seconds_count\{job_type="score"\} (\S+)$', after, re.M) == ["1.0"]
+    assert after.count("# TYPE sopilot_job_duration_seconds histogram") == 1

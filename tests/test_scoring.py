@@ -15,7 +15,7 @@ from sopilot_pipelines.core.scoring_config import DECISIONS
 CORRECT = ("gold", "correct_slower", "correct_faster")
 ERRORS = ("missing", "swap", "over_time", "wrong_execution", "extra_step", "repeated", "two_errors")
 RESULT_KEYS = {"score", "metrics", "step_boundaries", "deviations", "alignment_preview", "clip_count", "step_map_preview",
-               "gold_steps"}
+               "gold_steps", "trainee_steps"}
 METRIC_KEYS = {
     "miss", "swap", "deviation", "over_time", "temporal_warp", "path_stretch", "duplicate_ratio",
     "order_violation_ratio", "temporal_drift", "confidence_loss", "local_similarity_gap",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
 from fastapi import APIRouter
@@ -16,11 +17,21 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/health", response_model=Health, responses={503: {"model": Health, "description": "Database unavailable"}})
-def health(cat: CatalogDep, door: DagsterDep):
-    """200 when the catalog and Dagster's storage (through the webserver) answer; 503 otherwise."""
+def health(cat: CatalogDep, door: DagsterDep, store: StoreDep):
+    """200 when the catalog and Dagster's storage (through the webserver) answer, `degraded` while
+    `sopilot up` is restarting a part of the stack (`down` says which, and why); 503 otherwise."""
     ok = cat.ping() and door.ping()
-    body = {"status": "ok" if ok else "unavailable", "db": ok}
+    down = stack_down(store)
+    body = {"status": ("degraded" if down else "ok") if ok else "unavailable", "db": ok, "down": down}
     return JSONResponse(body, status_code=200 if ok else 503)
+
+
+def stack_down(store) -> dict[str, str]:
+    """The parts of the stack its supervisor reports down (`<data dir>/stack/status.json`)."""
+    try:
+        return dict(json.loads((store.root / "stack" / "status.json").read_text()).get("down") or {})
+    except (OSError, ValueError, AttributeError):
+        return {}
 
 
 @router.get("/ops/queue", response_model=OpsQueue)

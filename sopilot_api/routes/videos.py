@@ -1,5 +1,6 @@
 """Video ingest and management: POST /videos, POST /gold, GET /videos/jobs/{id}, GET/DELETE /videos/{id}."""
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,8 @@ from ..schemas import MAX_ID, IngestJob, IngestQueued, UploadForm, Video, VideoD
 from ..uploads import UPLOAD_OPENAPI, receive_upload
 
 router = APIRouter(tags=["videos"])
-VIDEO_KEYS = ("video_id", "task_id", "role", "site_id", "camera_id", "num_clips", "embedding_model", "created_at")
+VIDEO_KEYS = ("video_id", "task_id", "role", "site_id", "camera_id", "num_clips", "embedding_model", "created_at",
+              "original_filename")  # fmt: skip
 
 
 def _video(row: dict) -> Video:
@@ -46,6 +48,7 @@ class _Upload:
             fields = {k: v for k, v in up.fields.items() if v}  # a blank field is one not sent
             if forced_role:
                 fields["role"] = forced_role
+            upload_steps = _upload_steps(fields.pop("steps", None), fields.get("role"))
             try:
                 form = check(UploadForm, **fields)
             except ValueError as exc:
@@ -61,6 +64,7 @@ class _Upload:
                 # the client's name for the file, kept as a label: what the catalog cannot store is dropped
                 original_filename=os.path.basename((up.filename or "").replace("\x00", ""))[:200] or None,
                 requested_by=principal.requested_by,
+                upload_steps=upload_steps,
             )
             dest = store.raw_video(video_id, Path(up.filename or "").suffix)
             os.replace(up.file_path, dest)
@@ -79,6 +83,24 @@ class _Upload:
             raise
         cat.set_ingest_run(video_id, run_id)
         return IngestQueued(ingest_job_id=run_id, status="queued")
+
+
+def _upload_steps(text: str | None, role: str | None) -> list[dict] | None:
+    """The optional `steps` form field: the gold's SOP (JSON), checked now except against the
+    gold's duration, which its ingest checks."""
+    from sopilot_pipelines.core.sop import StepsError, parse_steps
+
+    if text is None:
+        return None
+    if role != "gold":
+        raise HTTPException(400, "steps: only a gold video carries the task's steps")
+    try:
+        steps = parse_steps(json.loads(text), source="steps")
+    except json.JSONDecodeError as exc:
+        raise HTTPException(400, f"steps: not valid JSON ({exc})") from None
+    except StepsError as exc:
+        raise HTTPException(400, str(exc)) from None
+    return [st.as_dict() for st in steps]
 
 
 UPLOAD_RESPONSES = {400: {"description": "Invalid file or parameters"}, 413: {"description": "Exceeds SOPILOT_UPLOAD_MAX_MB"}}

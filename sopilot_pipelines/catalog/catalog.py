@@ -12,7 +12,7 @@ domain's own record (what the run reported), used by the audit trail and by the 
 
 One module per concept; ``Catalog`` puts them together:
 videos.py (videos, clips, gold versions), jobs.py (score and training jobs, one table helper),
-index_versions.py, adapters.py (the live adapter), audit.py (trail and signed exports).
+sops.py (a task's versioned SOP, task summaries), index_versions.py, adapters.py (the live adapter), audit.py (trail and signed exports).
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from sopilot_pipelines.catalog.audit import AuditMixin
 from sopilot_pipelines.catalog.base import NotFoundError
 from sopilot_pipelines.catalog.index_versions import IndexVersionsMixin
 from sopilot_pipelines.catalog.jobs import JobsMixin
+from sopilot_pipelines.catalog.sops import SopsMixin
 from sopilot_pipelines.catalog.videos import VideosMixin, validate_task_id
 
 
-class Catalog(VideosMixin, JobsMixin, IndexVersionsMixin, AdaptersMixin, AuditMixin):
+class Catalog(VideosMixin, JobsMixin, SopsMixin, IndexVersionsMixin, AdaptersMixin, AuditMixin):
     """The SOPilot catalog on SQLite (embedded default) or PostgreSQL (by URL).
 
     Construction applies migrations (idempotent, safe from several processes at once).

@@ -29,6 +29,7 @@ WRITE_OPTION = "sopilot_catalog_write"
 LOCK_MIGRATE = 0x50C0_0001
 LOCK_GOLD_VERSION = 0x50C0_0002
 LOCK_INDEX_VERSION = 0x50C0_0003
+LOCK_SOP_VERSION = 0x50C0_0004
 
 
 def catalog_url(database_url: str = "", data_dir: str | Path = "data") -> str:

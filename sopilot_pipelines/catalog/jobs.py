@@ -107,9 +107,12 @@ class JobsMixin(CatalogBase):
         status: str = "queued",
         created_at: datetime | None = None,
         exist_ok: bool = False,
+        trigger: str = "request",
+        previous_job_id: str | None = None,
     ) -> dict:
         """Record a score job (e.g. when it is submitted). With ``exist_ok`` an existing job is
-        returned unchanged instead of raising ValueError (re-tried runs)."""
+        returned unchanged instead of raising ValueError (re-tried runs). ``trigger``: request,
+        or sop_change for a re-run of ``previous_job_id`` against a new SOP version."""
         return SCORES.record(
             self,
             exist_ok,
@@ -121,11 +124,13 @@ class JobsMixin(CatalogBase):
             run_id=run_id,
             status=status,
             created_at=created_at,
+            trigger=trigger,
+            previous_job_id=previous_job_id,
         )
 
     def update_score(self, job_id: str, **fields: Any) -> dict:
         """Update a score job's fields (run_id, status, score, decision, result_path,
-        report_path, error_message, started_at, finished_at); returns the job.
+        report_path, sop_version, error_message, started_at, finished_at); returns the job.
 
         Moving to ``running`` stamps started_at, to a terminal status stamps finished_at,
         unless given or already set.
@@ -136,10 +141,11 @@ class JobsMixin(CatalogBase):
         return SCORES.get(self, job_id)
 
     def list_scores(
-        self, limit: int | None = 50, *, task_id: str | None = None, status: str | None = None
+        self, limit: int | None = 50, *, task_id: str | None = None, status: str | None = None,
+        trainee_video_id: int | None = None, trigger: str | None = None,
     ) -> list[dict]:
         """Score jobs, newest first."""
-        return SCORES.list(self, limit, task_id=task_id, status=status)
+        return SCORES.list(self, limit, task_id=task_id, status=status, trainee_video_id=trainee_video_id, trigger=trigger)
 
     # -- training jobs
 

@@ -113,6 +113,7 @@ class NewVideo(BaseModel):
     original_filename: FileName = None
     raw_path: PathText | None = None
     requested_by: Label = None
+    upload_steps: list[SopStep] | None = None
 
 
 class VideoPaths(BaseModel):
@@ -175,6 +176,8 @@ class NewScore(_NewJob):
     gold_video_id: VideoId
     trainee_video_id: VideoId
     status: t.JobStatus
+    trigger: t.ScoreTrigger = "request"
+    previous_job_id: JobId | None = None
 
 
 class NewTraining(_NewJob):
@@ -198,6 +201,7 @@ class ScoreUpdate(_JobUpdate, total=False):
     decision: t.Decision | None
     result_path: PathText | None
     report_path: PathText | None
+    sop_version: Count | None
 
 
 class TrainingUpdate(_JobUpdate, total=False):
@@ -217,12 +221,42 @@ class ScoreFilter(TypedDict, total=False):
     __pydantic_config__ = STRICT  # type: ignore[misc]
     task_id: TaskId
     status: t.JobStatus
+    trainee_video_id: VideoId
+    trigger: t.ScoreTrigger
 
 
 class TrainingFilter(TypedDict, total=False):
     __pydantic_config__ = STRICT  # type: ignore[misc]
     status: t.TrainingStatus
     trigger: t.TrainingTrigger
+
+
+# --------------------------------------------------------------------------- task SOPs
+
+
+class SopStep(BaseModel):
+    """One stored step (core.sop.parse_steps has checked the list as a whole: order, overlaps,
+    names, the gold's duration)."""
+
+    model_config = STRICT
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200), NO_NUL]
+    start_sec: Seconds
+    end_sec: Seconds
+    optional: bool = False
+    group: Annotated[str, StringConstraints(max_length=t.LABEL_LEN), NO_NUL] | None = None
+
+
+class NewSop(BaseModel):
+    model_config = STRICT
+    task_id: TaskId
+    source: t.SopSource
+    gold_video_id: VideoId
+    steps: Annotated[list[SopStep], Field(min_length=1)]
+    requested_by: Label = None
+
+
+# {gold video id (as text: JSON keys): [[start_sec, end_sec], ...]}
+PerGold = dict[Annotated[str, StringConstraints(pattern=r"^[0-9]{1,10}$")], list[Annotated[list[Seconds], Field(min_length=2, max_length=2)]]]
 
 
 # --------------------------------------------------------------------------- index versions, exports

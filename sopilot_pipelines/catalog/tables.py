@@ -39,6 +39,9 @@ JobStatus = Literal["queued", "running", "completed", "failed", "skipped", "canc
 TrainingStatus = Literal[JobStatus, "rejected"]
 Decision = Literal["pass", "needs_review", "retrain", "fail"]
 TrainingTrigger = Literal["manual", "nightly"]
+# why a score job exists: asked for (API, auto-score), or re-run because the task's SOP changed
+ScoreTrigger = Literal["request", "sop_change"]
+SopSource = Literal["auto", "user"]
 
 ROLES: tuple[str, ...] = get_args(Role)
 VIDEO_STATUSES: tuple[str, ...] = get_args(VideoStatus)
@@ -46,6 +49,8 @@ JOB_STATUSES: tuple[str, ...] = get_args(JobStatus)
 TRAINING_STATUSES: tuple[str, ...] = get_args(TrainingStatus)
 DECISIONS: tuple[str, ...] = get_args(Decision)
 TRAINING_TRIGGERS: tuple[str, ...] = get_args(TrainingTrigger)
+SCORE_TRIGGERS: tuple[str, ...] = get_args(ScoreTrigger)
+SOP_SOURCES: tuple[str, ...] = get_args(SopSource)
 
 # Lengths shared by the tables and the input models in models.py.
 TASK_ID_LEN = 64
@@ -126,6 +131,10 @@ videos = Table(
     Column("requested_by", String(LABEL_LEN)),
     # 1, 2, 3 ... per task among gold videos, assigned when a gold video first becomes ready.
     Column("gold_version", Integer),
+    # a gold's steps given at upload (POST /gold `steps`): the task's SOP once its ingest completes
+    Column("upload_steps", JSON(none_as_null=True)),
+    # a gold's automatic segmentation at ingest (the SOP's version 0 while no user defined one)
+    Column("auto_steps", JSON(none_as_null=True)),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     CheckConstraint(_in("role", ROLES), name="role"),
@@ -183,7 +192,11 @@ score_results = _job_table(
     Column("decision", String(32)),
     Column("result_path", Text),
     Column("report_path", Text),
+    Column("trigger", String(16), nullable=False, server_default="request"),
+    Column("previous_job_id", String(JOB_ID_LEN)),  # the score a sop_change re-run replaces
+    Column("sop_version", Integer),  # the task SOP version it was scored with (0: automatic)
     CheckConstraint(f"decision IS NULL OR {_in('decision', DECISIONS)}", name="decision"),
+    CheckConstraint(_in('"trigger"', SCORE_TRIGGERS), name="trigger"),
 )
 
 training_results = _job_table(
@@ -199,6 +212,25 @@ training_results = _job_table(
     Column("reindex", JSON(none_as_null=True)),  # old/new index version, clips indexed, tasks
     Column("skip_reason", Text),
     CheckConstraint(_in('"trigger"', TRAINING_TRIGGERS), name="trigger"),
+)
+
+# One row per version of a task's SOP (versions 1, 2, ... per task; 0 is the automatic
+# segmentation, never stored here). Steps are marked on one gold; per_gold holds them carried to
+# the task's other golds by alignment ({video_id: [[start, end], ...]}).
+task_sops = Table(
+    "task_sops",
+    metadata,
+    Column("task_id", String(TASK_ID_LEN), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("source", String(8), nullable=False),
+    Column("gold_video_id", Integer, nullable=False),
+    Column("steps", JSON, nullable=False),
+    Column("per_gold", JSON(none_as_null=True)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("requested_by", String(LABEL_LEN)),
+    PrimaryKeyConstraint("task_id", "version"),
+    CheckConstraint(_in("source", SOP_SOURCES), name="source"),
+    CheckConstraint("version >= 1", name="version"),
 )
 
 index_versions = Table(

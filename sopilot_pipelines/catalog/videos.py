@@ -53,8 +53,10 @@ class VideosMixin(CatalogBase):
         original_filename: str | None = None,
         raw_path: str | os.PathLike | None = None,
         requested_by: str | None = None,
+        upload_steps: list[dict] | None = None,
     ) -> int:
-        """Insert a pending video; returns its integer id (increasing, never reused)."""
+        """Insert a pending video; returns its integer id (increasing, never reused).
+        ``upload_steps``: a gold's steps given at upload, the task's SOP once it is ingested."""
         new = m.check(
             m.NewVideo,
             task_id=task_id,
@@ -65,7 +67,10 @@ class VideosMixin(CatalogBase):
             original_filename=original_filename,
             raw_path=raw_path,
             requested_by=requested_by,
+            upload_steps=upload_steps,
         )
+        if new.upload_steps is not None and new.role != "gold":
+            raise ValueError("upload_steps: only a gold video carries the task's steps")
         now = utcnow()
         with self._write() as conn:
             values = {**new.model_dump(), "status": "pending", "created_at": now, "updated_at": now}
@@ -156,6 +161,11 @@ class VideosMixin(CatalogBase):
             if clip_rows:
                 conn.execute(insert(t.clips), clip_rows)
             return written(self._get_video(conn, video_id))
+
+    def set_auto_steps(self, video_id: int, steps: list[dict]) -> dict:
+        """Record a gold's automatic segmentation (its steps as the SOP's version 0)."""
+        rows = [m.check(m.SopStep, **st).model_dump() for st in steps]
+        return self._update_video(_video_id(video_id), {"auto_steps": rows})
 
     def mark_video_failed(self, video_id: int, error: Any) -> dict:
         """Mark the video failed with an error message; returns the video."""

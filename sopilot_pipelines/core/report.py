@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .files import atomic_write_bytes
+from .sop import deviation_step, step_title
 
 _DECISION_COLOURS = {"pass": "#1b7f3b", "needs_review": "#b8860b", "retrain": "#c05000", "fail": "#b00020"}
 MAX_FRAME_ROWS = 6
@@ -135,6 +136,7 @@ def _frames_section(result: dict, gold: dict, trainee: dict, styles) -> list:
     from reportlab.lib.units import mm
     from reportlab.lib.utils import ImageReader
     from reportlab.platypus import Image, Paragraph, Table, TableStyle
+    from xml.sax.saxutils import escape
 
     devs = result["deviations"]
     if not devs:
@@ -169,7 +171,7 @@ def _frames_section(result: dict, gold: dict, trainee: dict, styles) -> list:
 
     rows = [["deviation", "gold", "trainee"]]
     for d in devs[:MAX_FRAME_ROWS]:
-        step = "-" if d["gold_step"] is None else str(d["gold_step"])
+        step = escape(deviation_step(d))
         rows.append([
             Paragraph(f"<b>{d['type']}</b><br/>step {step}<br/>gold {_span(d['gold_time'])}<br/>trainee {_span(d['trainee_time'])}", small),
             frame("gold", gold, d["gold_time"]), frame("trainee", trainee, d["trainee_time"]),
@@ -191,8 +193,9 @@ def _frames_section(result: dict, gold: dict, trainee: dict, styles) -> list:
     return out
 
 
-def render_report(path: str | Path, job_id: str, result: dict, gold: dict, trainee: dict) -> Path:
-    """Write the report atomically and return its path."""
+def render_report(path: str | Path, job_id: str, result: dict, gold: dict, trainee: dict, requested_by: str | None = None) -> Path:
+    """Write the report atomically and return its path. ``gold`` / ``trainee``: catalog rows
+    (their uploaded file names are shown); ``requested_by``: who asked for the score."""
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import getSampleStyleSheet
@@ -207,8 +210,10 @@ def render_report(path: str | Path, job_id: str, result: dict, gold: dict, train
     decision = result.get("decision", "")
 
     def name(v: dict) -> str:
-        p = v.get("raw_path")
-        return f" ({escape(os.path.basename(str(p)))})" if p else ""
+        p = v.get("original_filename") or (os.path.basename(str(v["raw_path"])) if v.get("raw_path") else None)
+        return f" ({escape(str(p))})" if p else ""
+
+    provenance = result.get("provenance") or {}
 
     story = [
         Paragraph(f"SOPilot score report &mdash; task {escape(str(gold.get('task_id', '?')))}", styles["Title"]),
@@ -216,7 +221,9 @@ def render_report(path: str | Path, job_id: str, result: dict, gold: dict, train
             f"Job {escape(job_id)} &middot; gold video {gold.get('video_id')}{name(gold)} vs trainee video "
             f"{trainee.get('video_id')}{name(trainee)} &middot; operator {escape(str(trainee.get('operator_id_hash') or '-'))} "
             f"&middot; embedder {escape(str(trainee.get('embedding_model') or '-'))} "
-            f"&middot; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+            f"&middot; requested by {escape(str(requested_by or '-'))} "
+            + (f"&middot; SOP version {provenance['sop_version']} " if "sop_version" in provenance else "")
+            + f"&middot; {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
             styles["Normal"],
         ),
         Spacer(1, 4 * mm),
@@ -229,18 +236,23 @@ def render_report(path: str | Path, job_id: str, result: dict, gold: dict, train
         Paragraph("Steps: gold (top) and what the trainee did (bottom)", styles["Heading3"]),
         Image(io.BytesIO(_timeline_png(result, float(gold.get("duration_sec") or 1), float(trainee.get("duration_sec") or 1))),
               width=180 * mm, height=45 * mm),  # fmt: skip
+        Paragraph("Gold steps: " + escape("; ".join(
+            f"{step_title(st['index'], st['name'])} {st['start_sec']:.1f}-{st['end_sec']:.1f} s"
+            + (" (optional)" if st.get("optional") else "") + (f" (any order: {st['group']})" if st.get("group") else "")
+            for st in result.get("gold_steps", []))), styles["BodyText"]),  # fmt: skip
         Paragraph("Deviations", styles["Heading3"]),
     ]
+    cell = styles["BodyText"].clone("cell", fontSize=8, leading=10)
     rows = [["type", "step", "gold time", "trainee time", "conf.", "reason"]]
     for d in result["deviations"]:
         rows.append([
-            d["type"], "-" if d["gold_step"] is None else str(d["gold_step"]), _span(d["gold_time"]),
+            d["type"], Paragraph(escape(deviation_step(d)), cell), _span(d["gold_time"]),
             _span(d["trainee_time"]), f"{d['confidence']:.2f}", Paragraph(escape(d["reason"]), styles["BodyText"]),
         ])  # fmt: skip
     if len(rows) == 1:
         story.append(Paragraph("None: the trainee followed the procedure.", styles["Normal"]))
     else:
-        table = Table(rows, colWidths=[32 * mm, 10 * mm, 24 * mm, 24 * mm, 12 * mm, 78 * mm], repeatRows=1)
+        table = Table(rows, colWidths=[32 * mm, 28 * mm, 22 * mm, 22 * mm, 12 * mm, 64 * mm], repeatRows=1)
         table.setStyle(TableStyle([
             ("FONT", (0, 0), (-1, 0), "Helvetica-Bold"), ("FONTSIZE", (0, 0), (-1, -1), 8),
             ("GRID", (0, 0), (-1, -1), 0.3, colors.grey), ("VALIGN", (0, 0), (-1, -1), "TOP"),

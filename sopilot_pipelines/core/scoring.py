@@ -22,7 +22,7 @@ from . import align
 from .embedders import check_compatible
 from .embedding import EmbeddedVideo
 from .scoring_config import ScoringConfig
-from .sop import StepSpec
+from .sop import MIN_ENVELOPE_RECORDINGS, Envelope, StepSpec
 from .steps import (
     OTHER, Run, absorb_short_runs, label_trainee, reassign_lookalikes, runs_of, segment_steps, step_of_clip, step_similarity,
 )  # fmt: skip
@@ -214,6 +214,11 @@ def _gold_steps(gold: EmbeddedVideo, gv: _Video, steps: list[StepSpec] | None, c
     return _GoldSteps(labels, steps, spans, starts)
 
 
+def auto_steps(gold: EmbeddedVideo, config: ScoringConfig | None = None) -> list[StepSpec]:
+    """The gold's steps as score() finds them when none are given ("Step 1", "Step 2", ...)."""
+    return _gold_steps(gold, _Video.of(gold), None, config or ScoringConfig()).steps
+
+
 class _Pair:
     """One gold and one trainee, their step similarities and this pair's own levels: what every
     stage below reads. Levels come from this pair's own similarities (Drop-DTW sets its drop
@@ -240,6 +245,7 @@ class _Pair:
         self.tau = non_match + 0.5 * self.spread  # the "looks like no step" level
         self.t_stride = float(trainee.settings.stride_seconds)
         self.min_run = max(2, int(round(cfg.min_run_seconds / self.t_stride)))
+        self.envelope: dict[str, Envelope] = {}  # per step name (score() sets it)
 
     def run_sim(self, r: Run, k: int) -> float:
         return float(self.step_sim[r.start : r.end, k].mean())
@@ -456,6 +462,21 @@ def _over_time(p: _Pair, lab: _Labelling) -> tuple[list[dict], dict[int, float]]
         ratio = r.length * p.t_stride / max(p.gold_dur[k], 1e-6)
         ratios[k] = ratio
         rel = ratio / max(lab.tempo, 1e-6)
+        env = p.envelope.get(p.names[k])
+        if env is not None and env.count >= MIN_ENVELOPE_RECORDINGS:
+            # enough recordings of the step: judged against how long it takes, not this trainee's pace
+            span = p.tv.span(r.start, r.end)
+            took, bound = span[1] - span[0], max(env.p90, limit * env.median)
+            if took > bound:
+                out.append(p.deviation(
+                    "over_time", k, span, _clip01(0.5 + (took / max(bound, 1e-6) - 1) / 2),
+                    f"{p.names[k]!r} took {took:.1f} s, over its duration envelope from {env.count} recordings "
+                    f"({env.golds} gold, {env.trainees} passing trainee): median {env.median:.1f} s, "
+                    f"90th percentile {env.p90:.1f} s",
+                    duration_ratio=round(ratio, 2), relative_ratio=round(rel, 2), judged_against="envelope",
+                    envelope=env.as_dict(),
+                ))  # fmt: skip
+            continue
         if rel >= limit:
             out.append(p.deviation(
                 "over_time", k, p.tv.span(r.start, r.end), _clip01(0.5 + (rel - limit) / (2 * (limit - 1))),
@@ -537,15 +558,20 @@ def _score_value(counts: dict[str, int], out_of_order: int, K: int, cfg: Scoring
 
 
 def score(
-    gold: EmbeddedVideo, trainee: EmbeddedVideo, config: ScoringConfig | None = None, steps: list[StepSpec] | None = None
+    gold: EmbeddedVideo, trainee: EmbeddedVideo, config: ScoringConfig | None = None, steps: list[StepSpec] | None = None,
+    envelope: dict[str, Envelope] | None = None,
 ) -> ScoreOutcome:
     """Score a trainee against the gold. `steps`: the gold's steps given by the user (gold
-    seconds); without them the gold is segmented automatically."""
+    seconds); without them the gold is segmented automatically. `envelope`: per step name, how
+    long the step takes across golds and passing trainees; a step with at least
+    MIN_ENVELOPE_RECORDINGS of them is over time against it, the others against the trainee's
+    own pace."""
     cfg = config or ScoringConfig()
     check_compatible(gold.model, trainee.model)
     if len(gold.embeddings) == 0 or len(trainee.embeddings) == 0:
         raise ValueError("both videos need at least one clip")
     p = _Pair(gold, trainee, steps, cfg)
+    p.envelope = dict(envelope or {})
     t_dtw = time.perf_counter()
     total_cost, path = align.dtw(p.cost)
     dtw_sec = time.perf_counter() - t_dtw
@@ -583,6 +609,11 @@ def score(
              "optional": st.optional, "group": st.group}
             for k, st in enumerate(p.gold.steps)
         ],  # fmt: skip
+        # where the trainee did each found step (its first real attempt), in trainee seconds
+        "trainee_steps": [
+            {"index": k, "name": p.names[k], **_time(p.tv.span(lab.primary[k].start, lab.primary[k].end))}
+            for k in sorted(lab.primary)
+        ],
         "step_map_preview": {
             "gold": _preview(p.gold.labels),
             "trainee": _preview(lab.labels),

@@ -88,3 +88,76 @@ def load_steps(path: str | Path, gold_duration: float | None = None) -> list[Ste
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise StepsError(f"{path}: not valid JSON ({exc})") from None
     return parse_steps(obj, gold_duration, source=str(path))
+
+
+def step_title(index: int, name: str | None) -> str:
+    """A step as a person reads it: numbered from 1 ("2. Torque the bolts"); JSON keeps 0-based."""
+    return f"{index + 1}. {name}" if name else f"{index + 1}"
+
+
+def deviation_step(d: dict) -> str:
+    """A deviation's step for a person: numbered from 1 with its name, "-" when it has none."""
+    return "-" if d.get("gold_step") is None else step_title(d["gold_step"], d.get("step_name"))
+
+
+def steps_from_rows(rows) -> list[StepSpec]:
+    """StepSpecs from stored step dicts (already validated when they were stored)."""
+    return [StepSpec(r["name"], float(r["start_sec"]), float(r["end_sec"]), bool(r.get("optional", False)), r.get("group"))
+            for r in rows]  # fmt: skip
+
+
+def transfer_steps(steps: list[StepSpec], src, dst) -> list[StepSpec]:
+    """The steps marked on gold ``src`` carried to gold ``dst`` (both ``EmbeddedVideo``) by
+    aligning the two (DTW over the centred clip embeddings): each boundary goes to the time of
+    ``dst`` its moment of ``src`` aligns with. Order is kept (the path is monotone); a step
+    never shrinks below one clip stride."""
+    import numpy as np
+
+    from .align import cost_matrix, dtw
+    from .scoring import centred
+
+    _, path = dtw(cost_matrix(centred(src.embeddings), centred(dst.embeddings)))
+    s_mid = (src.clip_starts + src.clip_ends)[path[:, 0]] / 2.0
+    d_mid = (dst.clip_starts + dst.clip_ends)[path[:, 1]] / 2.0
+    s_end, d_end = float(max(src.duration_sec, src.clip_ends[-1])), float(max(dst.duration_sec, dst.clip_ends[-1]))
+    xs, inverse = np.unique(s_mid, return_inverse=True)
+    ys = np.bincount(inverse, weights=d_mid) / np.bincount(inverse)  # where each src moment lands, on average
+    xs, ys = np.concatenate([[0.0], xs, [s_end]]), np.maximum.accumulate(np.concatenate([[0.0], ys, [d_end]]))
+    stride = float(dst.settings.stride_seconds)
+    out = []
+    for st in steps:
+        a, b = (round(float(np.interp(t, xs, ys)), 2) for t in (st.start_sec, st.end_sec))
+        a = max(a, out[-1].end_sec if out else 0.0)
+        b = min(max(b, a + stride), d_end)
+        out.append(StepSpec(st.name, a, b, st.optional, st.group))
+    return out
+
+
+MIN_ENVELOPE_RECORDINGS = 3  # below this many recordings of a step, over_time uses the trainee's own pace
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """How long a step takes: from every gold and every trainee scored ``pass``."""
+
+    median: float
+    p90: float
+    golds: int
+    trainees: int
+
+    @property
+    def count(self) -> int:
+        return self.golds + self.trainees
+
+    @classmethod
+    def of(cls, gold_seconds: list[float], trainee_seconds: list[float]) -> "Envelope":
+        import numpy as np
+
+        values = np.asarray([*gold_seconds, *trainee_seconds], dtype=float)
+        if not len(values):
+            return cls(0.0, 0.0, 0, 0)
+        return cls(round(float(np.median(values)), 2), round(float(np.percentile(values, 90)), 2),
+                   len(gold_seconds), len(trainee_seconds))  # fmt: skip
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "count": self.count}

@@ -175,9 +175,15 @@ def _embeddings(context, cat, store, key: str, live) -> dg.AssetMaterialization:
         current = live_adapter(cat)
         adapted, name = current.adapter.apply(ev.embeddings), current.name
         atomic_write_npy(paths["adapted"], adapted.astype(np.float32))
+    sop = {}
+    if row["role"] == "gold":
+        from ..scoring.sop import gold_ready
+
+        ev.embeddings = adapted
+        sop = gold_ready(cat, store, row, ev)
     job_transition("ingest", context.run.run_id, "completed", video_id=video_id, clips=int(adapted.shape[0]))
     md = {"video_id": video_id, "task_id": row["task_id"], "clips": int(adapted.shape[0]), "dim": int(adapted.shape[1]),
-          "adapter": name, "embedder": ev.model, "path": dg.MetadataValue.path(str(paths["adapted"]))}  # fmt: skip
+          "adapter": name, "embedder": ev.model, "path": dg.MetadataValue.path(str(paths["adapted"])), **sop}  # fmt: skip
     return embeddings_materialization(key, md, adapted, name)
 
 

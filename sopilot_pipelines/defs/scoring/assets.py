@@ -1,22 +1,25 @@
 """Per score job: the score result (scores/<job>.json) and its PDF report (reports/<job>.pdf)."""
 
 
+import json
 import time
 
 import dagster as dg
 
 from ... import telemetry
+from ...ids import TAG_TRIGGER
 from ...logs import job_transition
 from ...resources import CatalogResource, StorageResource
 from ...settings import settings
 from ..policy import RETRY
 from ..search.assets import ALL_VIDEOS
 from .partitions import score_jobs
+from .sop import ALL_TASK_SOPS
 
 
-def load_for_scoring(cat, store, video_id: int):
-    """A video's clips and embeddings through the *current* adapter, so both sides of a score
-    always share one embedding space even while a reindex is under way."""
+def load_for_scoring(cat, store, video_id: int, live=None):
+    """A video's clips and embeddings through the *current* adapter (or ``live``), so both sides
+    of a score always share one embedding space even while a reindex is under way."""
     from ...core.embedding import EmbeddedVideo
     from ..training.live import live_adapter
 
@@ -27,42 +30,102 @@ def load_for_scoring(cat, store, video_id: int):
         raise dg.Failure(f"video {video_id} is not ingested yet (status {row['status']})", allow_retries=False)
     paths = store.embeddings(video_id)
     ev = EmbeddedVideo.load(paths["raw"], paths["meta"])
-    ev.embeddings = live_adapter(cat).adapter.apply(ev.embeddings)
+    ev.embeddings = (live or live_adapter(cat)).adapter.apply(ev.embeddings)
     return row, ev
 
 
-# reads both videos' embeddings through the live adapter; which two videos is a catalog fact no
-# built-in partition mapping can express, hence every video partition (see ALL_VIDEOS)
-@dg.asset(partitions_def=score_jobs, group_name="scoring", kinds={"numpy"}, retry_policy=RETRY,
-          deps=[ALL_VIDEOS, dg.AssetKey("feature_adapter")],
-          description="Align the trainee with the gold: score, decision, steps and deviations")  # fmt: skip
-def score_result(context: dg.AssetExecutionContext, catalog: CatalogResource, storage: StorageResource):
+SCORE_RESULT, SCORE_REPORT = dg.AssetKey("score_result"), dg.AssetKey("score_report")
+TRIGGER_SOP_CHANGE = "sop_change"
+
+
+class ScoreFailed(Exception):
+    """A score job that cannot complete for a reason a retry will not change."""
+
+
+# One op for the result and its report, like ingest_video: a run over several score jobs (a
+# re-score after an SOP change) scores each on its own, logs each job's own materializations, and
+# fails only the jobs that fail. The result reads both videos' embeddings through the live
+# adapter (which two videos is a catalog fact no built-in partition mapping can express, hence
+# every video partition, see ALL_VIDEOS) and the task's SOP (ALL_TASK_SOPS).
+@dg.multi_asset(
+    name="score_result",
+    partitions_def=score_jobs,
+    group_name="scoring",
+    can_subset=True,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    retry_policy=RETRY,
+    specs=[
+        dg.AssetSpec(SCORE_RESULT, kinds={"numpy"}, skippable=True,
+                     deps=[ALL_VIDEOS, dg.AssetKey("feature_adapter"), ALL_TASK_SOPS],
+                     description="Align the trainee with the gold: score, decision, steps and deviations"),
+        dg.AssetSpec(SCORE_REPORT, kinds={"pdf"}, skippable=True, deps=[SCORE_RESULT],
+                     description="The supervisor's PDF report of a score job"),
+    ],
+)  # fmt: skip
+def score_assets(context: dg.AssetExecutionContext, catalog: CatalogResource, storage: StorageResource):
+    cat, store, selected = catalog.catalog, storage.store, context.selected_asset_keys
+    keys = context.partition_keys
+    rescore = context.run.tags.get(TAG_TRIGGER) == TRIGGER_SOP_CHANGE
+    failed = {}
+    for job_id in keys:
+        job = cat.get_score(job_id)
+        if job is None:
+            failed[job_id] = f"score job {job_id} is not in the catalog"
+            continue
+        if rescore and len(keys) > 1 and job["trigger"] != TRIGGER_SOP_CHANGE:
+            continue  # another job whose key landed inside this re-score's range: it has its own run
+        try:
+            if SCORE_RESULT in selected:
+                context.log_event(_score(context, cat, store, job))
+            if SCORE_REPORT in selected:
+                context.log_event(_report(cat, store, job_id))
+        except ScoreFailed as exc:
+            failed[job_id] = str(exc)
+            context.log.error(str(exc))
+    if failed:
+        summary = (next(iter(failed.values())) if len(keys) == 1
+                   else f"{len(failed)} of {len(keys)} score jobs failed: " + "; ".join(failed.values()))  # fmt: skip
+        raise dg.Failure(summary, allow_retries=False, metadata={"failed_keys": ", ".join(failed)})
+    yield from ()  # no outputs: every job's materializations are logged by themselves above
+
+
+def _score(context, cat, store, job: dict) -> dg.AssetMaterialization:
     from ...core.embedders import EmbedderError
     from ...core.scoring import score
+    from ...core.sop import steps_from_rows
     import numpy as np
 
     from ...storage import atomic_write_json, atomic_write_npz
+    from ..ingest.assets import versioned_materialization
+    from ..training.live import live_adapter
+    from .sop import envelopes, steps_on_gold
 
-    cat, store, job_id = catalog.catalog, storage.store, context.partition_key
-    job = cat.get_score(job_id)
-    if job is None:
-        raise dg.Failure(f"score job {job_id} is not in the catalog", allow_retries=False)
+    job_id = job["job_id"]
     cat.update_score(job_id, status="running", run_id=context.run.run_id)
     job_transition("score", job_id, "running", run_id=context.run.run_id)
     t0 = time.perf_counter()
     try:
-        gold_row, gold = load_for_scoring(cat, store, job["gold_video_id"])
-        trainee_row, trainee = load_for_scoring(cat, store, job["trainee_video_id"])
-        outcome = score(gold, trainee, settings().scoring.config())
-    except (EmbedderError, ValueError) as exc:
-        cat.update_score(job_id, status="failed", error_message=str(exc))
-        job_transition("score", job_id, "failed", error=str(exc))
-        raise dg.Failure(f"score job {job_id}: {exc}", allow_retries=False) from exc
-    except dg.Failure as exc:
-        cat.update_score(job_id, status="failed", error_message=exc.description)
-        job_transition("score", job_id, "failed", error=exc.description)
-        raise
+        live = live_adapter(cat)
+        gold_row, gold = load_for_scoring(cat, store, job["gold_video_id"], live)
+        trainee_row, trainee = load_for_scoring(cat, store, job["trainee_video_id"], live)
+        sop = cat.current_sop(job["task_id"])
+        version = sop["version"] if sop else 0
+        steps = steps_on_gold(cat, store, sop, gold_row["video_id"], gold) if sop else None
+        cfg = settings().scoring.config()
+        named = steps or (steps_from_rows(gold_row["auto_steps"]) if gold_row.get("auto_steps") else None)
+        envelope = envelopes(cat, job["task_id"], version, gold_row["video_id"], named) if named else None
+        outcome = score(gold, trainee, cfg, steps=steps, envelope=envelope)
+    except (EmbedderError, ValueError, dg.Failure) as exc:
+        message = exc.description if isinstance(exc, dg.Failure) else str(exc)
+        cat.update_score(job_id, status="failed", error_message=message)
+        job_transition("score", job_id, "failed", error=message)
+        raise ScoreFailed(f"score job {job_id}: {message}") from exc
     result = outcome.result
+    result["provenance"] = {"gold_video_id": gold_row["video_id"], "sop_version": version,
+                            "embedding_model": gold.model, "adapter_version": live.name}  # fmt: skip
+    previous = cat.get_score(job["previous_job_id"]) if job.get("previous_job_id") else None
+    if previous is not None:
+        result["previous"] = {"score_job_id": previous["job_id"], "score": previous["score"], "decision": previous["decision"]}
     telemetry.observe_dtw(False, outcome.extras["dtw_sec"])  # the numba kernel; the torch path is for CUDA
     path = atomic_write_json(store.score(job_id), result)
     # the per-clip step labels of both videos, beside the result: adapter training learns from them
@@ -70,36 +133,35 @@ def score_result(context: dg.AssetExecutionContext, catalog: CatalogResource, st
                      trainee_labels=outcome.trainee_labels.astype(np.int64))  # fmt: skip
     telemetry.observe_job("score", time.perf_counter() - t0)
     job_transition("score", job_id, "completed", score=result["score"], decision=result["decision"])
-    cat.update_score(job_id, status="completed", score=result["score"], decision=result["decision"], result_path=str(path))
-    return dg.MaterializeResult(
-        metadata={
-            "score": result["score"],
-            "decision": result["decision"],
-            "deviations": len(result["deviations"]),
-            "deviation_types": ", ".join(sorted({d["type"] for d in result["deviations"]})) or "none",
-            "gold_video_id": gold_row["video_id"],
-            "trainee_video_id": trainee_row["video_id"],
-            "task_id": gold_row["task_id"],
-            "embedder": gold.model,
-            "gold_steps": len(result["step_boundaries"]["gold"]) - 1,
-            "path": dg.MetadataValue.path(str(path)),
-        }
-    )
+    cat.update_score(job_id, status="completed", score=result["score"], decision=result["decision"], result_path=str(path),
+                     sop_version=version)  # fmt: skip
+    metadata = {
+        "score": result["score"],
+        "decision": result["decision"],
+        "deviations": len(result["deviations"]),
+        "deviation_types": ", ".join(sorted({d["type"] for d in result["deviations"]})) or "none",
+        "gold_video_id": gold_row["video_id"],
+        "trainee_video_id": trainee_row["video_id"],
+        "task_id": gold_row["task_id"],
+        "embedder": gold.model,
+        "gold_steps": len(result["gold_steps"]),
+        "sop_version": version,
+        "adapter_version": live.name,
+        "trigger": job["trigger"],
+        "path": dg.MetadataValue.path(str(path)),
+    }
+    return versioned_materialization(SCORE_RESULT, job_id, metadata, path.read_bytes())
 
 
-@dg.asset(partitions_def=score_jobs, group_name="scoring", deps=[score_result], kinds={"pdf"}, retry_policy=RETRY,
-          description="The supervisor's PDF report of a score job")  # fmt: skip
-def score_report(context: dg.AssetExecutionContext, catalog: CatalogResource, storage: StorageResource):
-    import json
-
+def _report(cat, store, job_id: str) -> dg.AssetMaterialization:
     from ...core.report import render_report
 
-    cat, store, job_id = catalog.catalog, storage.store, context.partition_key
     job = cat.get_score(job_id)
     if job is None or not job.get("result_path"):
-        raise dg.Failure(f"score job {job_id} has no result yet", allow_retries=False)
+        raise ScoreFailed(f"score job {job_id} has no result yet")
     result = json.loads(open(job["result_path"]).read())
     gold, trainee = cat.get_video(job["gold_video_id"]) or {}, cat.get_video(job["trainee_video_id"]) or {}
-    path = render_report(store.report(job_id), job_id, result, gold, trainee)
+    path = render_report(store.report(job_id), job_id, result, gold, trainee, requested_by=job["requested_by"])
     cat.update_score(job_id, report_path=str(path))
-    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path)), "bytes": path.stat().st_size})
+    return dg.AssetMaterialization(asset_key=SCORE_REPORT, partition=job_id,
+                                   metadata={"path": dg.MetadataValue.path(str(path)), "bytes": path.stat().st_size})  # fmt: skip
