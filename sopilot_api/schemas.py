@@ -104,6 +104,52 @@ class Video(BaseModel):
     num_clips: int | None
     embedding_model: str | None
     created_at: datetime
+    original_filename: str | None = None  # the uploaded file's name
+
+
+class TaskSummary(BaseModel):
+    task_id: str
+    gold_video_ids: list[int]
+    sop_version: int
+    sop_source: Literal["auto", "user"]
+    video_count: int
+    score_count: int
+    last_scored_at: datetime | None
+
+
+class TaskList(BaseModel):
+    items: list[TaskSummary]
+
+
+class SopStepOut(BaseModel):
+    index: int
+    name: str
+    start_sec: float
+    end_sec: float
+    optional: bool
+    group: str | None
+
+
+class Sop(BaseModel):
+    task_id: str
+    version: int
+    source: Literal["auto", "user"]
+    gold_video_id: int
+    steps: list[SopStepOut]
+    per_gold: dict[str, list[list[float]]]  # the steps carried to the task's other golds, by video id
+    updated_at: datetime | None
+    updated_by: str | None
+
+
+class SopPut(BaseModel):
+    gold_video_id: int | None = Field(None, ge=1, le=MAX_ID)
+    # checked by core.sop.parse_steps, whose messages name the step and the problem (400)
+    steps: Any = None
+    rescore: bool = True
+
+
+class SopStored(Sop):
+    rescore_job_ids: list[str]
 
 
 class VideoList(BaseModel):
