@@ -40,10 +40,15 @@ class _Upload:
     door: DagsterDep
 
     async def ingest(self, forced_role: str | None) -> IngestQueued:
+        up = await receive_upload(self.request, self.store.dir("uploads"), self.settings.upload_max_mb * 1024 * 1024)
+        # the catalog, ffmpeg's probe and Dagster's GraphQL block: off the event loop, so /health
+        # and other requests are answered while uploads are registered
+        return await run_in_threadpool(self._register, up, forced_role)
+
+    def _register(self, up, forced_role: str | None) -> IngestQueued:
         from sopilot_pipelines.core.video import VideoDecodeError, probe
 
         cat, store, door, principal = self.cat, self.store, self.door, self.principal
-        up = await receive_upload(self.request, store.dir("uploads"), self.settings.upload_max_mb * 1024 * 1024)
         try:
             fields = {k: v for k, v in up.fields.items() if v}  # a blank field is one not sent
             if forced_role:
@@ -55,7 +60,7 @@ class _Upload:
                 raise HTTPException(400, str(exc)) from None
             task_id = form.task_id
             try:
-                await run_in_threadpool(probe, up.file_path)
+                probe(up.file_path)
             except VideoDecodeError as exc:
                 reason = str(exc).split(": ", 1)[-1]
                 raise HTTPException(400, f"{up.filename or 'the file'} is not a readable video: {reason}") from None

@@ -11,6 +11,7 @@ total. A transient error (I/O, database) is not caught here: the retry policy re
 
 
 import hashlib
+import os
 import time
 
 import dagster as dg
@@ -37,6 +38,16 @@ _DATA_VERSION_TAG, _USER_PROVIDED_TAG = "dagster/data_version", "dagster/data_ve
 
 class VideoFailed(Exception):
     """A video that cannot be ingested for a reason that a retry will not change."""
+
+
+def uploader_facing(message: str, row: dict) -> str:
+    """An error as the uploader reads it: the file they uploaded by its name, never the server's
+    path to it (which says where the data lives)."""
+    raw = str(row.get("raw_path") or "")
+    if not raw:
+        return message
+    name = row.get("original_filename") or f"video {row['video_id']}"
+    return message.replace(raw, name).replace(os.path.basename(raw), name)
 
 
 def versioned_materialization(asset_key, partition: str, metadata: dict, content: bytes) -> dg.AssetMaterialization:
@@ -111,9 +122,10 @@ def _clips(context, cat, store, key: str) -> dg.AssetMaterialization:
         s = settings()
         ev = embed_video(row["raw_path"], s.video.clips(), s.embedding.build(), s.video.decode())
     except (VideoDecodeError, EmbedderError, FileNotFoundError) as exc:
-        cat.mark_video_failed(video_id, str(exc))
-        job_transition("ingest", context.run.run_id, "failed", video_id=video_id, error=str(exc))
-        raise VideoFailed(f"video {video_id} could not be ingested: {exc}") from exc
+        reason = uploader_facing(str(exc), row)
+        cat.mark_video_failed(video_id, reason)
+        job_transition("ingest", context.run.run_id, "failed", video_id=video_id, error=reason)
+        raise VideoFailed(f"video {video_id} could not be ingested: {reason}") from exc
     paths = store.embeddings(video_id)
     ev.save(paths["raw"], paths["meta"])
     telemetry.observe_embedding(ev.model, ev.timings.get("embed_sec", 0.0))
