@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, create_model, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -78,15 +78,13 @@ class EmbedderSettings(BaseSettings):
 # read one as the group's JSON.)
 
 # One field per ScoringConfig field (SOPILOT_PASS_SCORE, ...): the rules stay defined once, in the core.
-_ScoringFields = create_model(
-    "_ScoringFields",
-    __base__=BaseSettings,
-    __config__=None,
-    **{f.name: (float, Field(f.default, description=f.metadata.get("doc", ""))) for f in dataclasses.fields(ScoringConfig)},
-)
+_SCORING_FIELDS: dict[str, Any] = {
+    f.name: (float, Field(f.default, description=f.metadata.get("doc", ""))) for f in dataclasses.fields(ScoringConfig)
+}
+_ScoringFields: Any = create_model("_ScoringFields", __base__=BaseSettings, **_SCORING_FIELDS)
 
 
-class ScoringSettings(_ScoringFields):  # type: ignore[misc,valid-type]
+class ScoringSettings(_ScoringFields):
     model_config = _CONFIG
 
     @model_validator(mode="after")

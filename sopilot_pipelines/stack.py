@@ -28,6 +28,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -65,7 +66,7 @@ class Stack:
     env_extra: dict[str, str] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     pgid: int | None = None
-    _lock: object = None
+    _lock: IO[str] | None = None
     _watchdog: subprocess.Popen | None = None
     _env: dict[str, str] = field(default_factory=dict)
     _deaths: dict[str, deque] = field(default_factory=dict)
@@ -134,7 +135,7 @@ class Stack:
                                 process_group=0 if self.pgid is None else self.pgid)  # fmt: skip
 
     def _release_watchdog(self) -> None:
-        if self._watchdog is not None:
+        if self._watchdog is not None and self._watchdog.stdin is not None:
             self._watchdog.stdin.close()  # its group is gone already: its kill finds nothing
             self._watchdog.wait()
             self._watchdog = None

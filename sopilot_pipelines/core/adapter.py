@@ -58,6 +58,7 @@ class FeatureAdapter:
                 raise ValueError(f"{name} has non-finite values")
             setattr(self, name, value)
         if self.kind == "projection":
+            assert self.mean is not None and self.weight is not None and self.bias is not None  # checked above
             d, d_out = self.weight.shape
             if self.mean.shape != (d,) or self.bias.shape != (d_out,):
                 raise ValueError(
@@ -75,7 +76,7 @@ class FeatureAdapter:
     def embedding_dim(self, raw_dim: int) -> int:
         """Size of the adapted embeddings for raw embeddings of size raw_dim."""
         self._check_dim(raw_dim)
-        return int(self.weight.shape[1]) if self.kind == "projection" else int(raw_dim)
+        return int(self.weight.shape[1]) if self.weight is not None else int(raw_dim)
 
     def _check_dim(self, raw_dim: int) -> None:
         if self.dim_in is not None and raw_dim != self.dim_in:
@@ -87,7 +88,7 @@ class FeatureAdapter:
         if x.ndim != 2:
             raise ValueError(f"adapter input must be (clips, dim), got shape {x.shape}")
         self._check_dim(x.shape[1])
-        if self.kind == "projection":
+        if self.mean is not None and self.weight is not None and self.bias is not None:  # projection
             x = (x - self.mean[None, :]) @ self.weight + self.bias[None, :]
         return _normalise(x)
 

@@ -217,6 +217,8 @@ def projection_model(mean: np.ndarray):
         def __init__(self) -> None:
             super().__init__()
             d = len(mean)
+            self.mean: torch.Tensor
+            self.eye: torch.Tensor
             self.register_buffer("mean", torch.as_tensor(np.asarray(mean, dtype=np.float32)))
             self.register_buffer("eye", torch.eye(d))
             self.W = torch.nn.Parameter(torch.zeros(d, d))
@@ -318,7 +320,10 @@ def _recall_at_r(sim: np.ndarray, q_lab: np.ndarray, g_lab: np.ndarray) -> np.nd
 
 def _judge(adapter: FeatureAdapter, tasks: list[_JudgeTask], k: int) -> dict:
     """Held-out figures of one adapter, pooled over the labelled held-out clips of all tasks."""
-    recall, gold_recall, recall_k, separation = [], [], [], []
+    recall: list[float] = []
+    gold_recall: list[float] = []
+    recall_k: list[float] = []
+    separation: list[float] = []
     for jt in tasks:
         n_gold = len(jt.gold[0])
         g = adapter.apply(np.concatenate([jt.gold[0]] + [raw for raw, _ in jt.train]))
@@ -374,7 +379,8 @@ def _collect(videos: list[TrainingVideo], live: FeatureAdapter, cfg: TrainingCon
     by_task: dict[str, list[TrainingVideo]] = {}
     for v in sorted(videos, key=lambda v: v.video_id):
         by_task.setdefault(v.task_id, []).append(v)
-    c, ids = _Collected(tasks=len(by_task)), {}
+    c = _Collected(tasks=len(by_task))
+    ids: dict[tuple[str, int], int] = {}  # (task, gold step) -> global step id
     rows = c.rows
     for vids in by_task.values():
         golds = [v for v in vids if v.role == "gold"]
@@ -407,8 +413,9 @@ def _collect(videos: list[TrainingVideo], live: FeatureAdapter, cfg: TrainingCon
             rows.add(v, np.where(deviant, -1, lab), "score", ids)
         c.n_train += len(golds) + len(train)
         if held:
+            train_lab, held_lab = ([(v.ev.embeddings, fresh[v.video_id][0]) for v in vs] for vs in (train, held))
             c.judge.append(_JudgeTask(
-                (gold.ev.embeddings, g_lab), *[[(v.ev.embeddings, fresh[v.video_id][0]) for v in vs] for vs in (train, held)],
+                (gold.ev.embeddings, g_lab), train_lab, held_lab,
                 gold.ev, [(v, fresh[v.video_id][1]) for v in train + held],
             ))  # fmt: skip
             c.n_held += len(held)

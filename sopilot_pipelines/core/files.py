@@ -7,6 +7,7 @@ import json
 import os
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,7 @@ def atomic_write_npy(path: str | Path, array: np.ndarray) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def atomic_write_npz(path: str | Path, **arrays: np.ndarray) -> Path:
+def atomic_write_npz(path: str | Path, **arrays: Any) -> Path:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     return atomic_write_bytes(path, buf.getvalue())

@@ -19,6 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -198,11 +199,11 @@ def gpu_available() -> bool:
 
 @dataclass
 class OpenIndex:
-    index: object  # faiss.Index, on the GPU when device == "gpu"
+    index: Any  # faiss.Index, on the GPU when device == "gpu" (faiss ships no type stubs)
     ids: np.ndarray  # (n, 2) int64: row -> (video_id, clip_idx)
     meta: dict
     device: str = "cpu"
-    _cpu: object = field(default=None, repr=False)  # CPU index for reconstruct (a GPU index keeps one)
+    _cpu: Any = field(default=None, repr=False)  # CPU index for reconstruct (a GPU index keeps one)
     _gpu_res: object = field(default=None, repr=False)  # must outlive the GPU index
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _keys: tuple | None = field(default=None, repr=False)  # (row order, ids in that order) for row_of

@@ -124,7 +124,7 @@ def transfer_steps(steps: list[StepSpec], src, dst) -> list[StepSpec]:
     ys = np.bincount(inverse, weights=d_mid) / np.bincount(inverse)  # where each src moment lands, on average
     xs, ys = np.concatenate([[0.0], xs, [s_end]]), np.maximum.accumulate(np.concatenate([[0.0], ys, [d_end]]))
     stride = float(dst.settings.stride_seconds)
-    out = []
+    out: list[StepSpec] = []
     for st in steps:
         a, b = (round(float(np.interp(t, xs, ys)), 2) for t in (st.start_sec, st.end_sec))
         a = max(a, out[-1].end_sec if out else 0.0)

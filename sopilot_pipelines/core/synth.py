@@ -17,6 +17,7 @@ import subprocess
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -106,7 +107,7 @@ class Rendered:
         """Where each gold step was performed in this video (a list: a step may repeat)."""
         out: dict[int, list[tuple[float, float]]] = {}
         for s in self.segments:
-            if s.kind == "step":
+            if s.kind == "step" and s.gold_step is not None:
                 out.setdefault(s.gold_step, []).append((s.start_sec, s.end_sec))
         return out
 
@@ -236,7 +237,7 @@ def _hand_state(segs: list[Segment], t: float) -> tuple[tuple[float, float], int
         if t <= s.end_sec:
             if s.kind == "rest":
                 return REST, None, (0.0, 0.0)
-            dx, dy = _motion_offset(s.motion, t - s.start_sec)
+            dx, dy = _motion_offset(s.motion or "", t - s.start_sec)
             ax, ay = anchor(s)
             return (ax + dx, ay + dy), s.station, (0.6 * dx, 0.6 * dy)
         prev = s
@@ -353,6 +354,8 @@ def render_plan(
         "-movflags", "+faststart", str(path),
     ]  # fmt: skip
     proc_ff = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    stdin, stderr = proc_ff.stdin, proc_ff.stderr
+    assert stdin is not None and stderr is not None  # both PIPE
     try:
         for i in range(n_frames):
             t = i / fps
@@ -360,19 +363,19 @@ def render_plan(
             gain = 1.0 + nuisance.brightness_drift * np.sin(2 * np.pi * t / max(duration, 1.0) + phase)
             noise = noise_bank[i % len(noise_bank)] if noise_bank else None
             frame = scene.draw(hand, active, part_offset, shake[i], gain, noise)
-            proc_ff.stdin.write(frame.tobytes())
-        proc_ff.stdin.close()
+            stdin.write(frame.tobytes())
+        stdin.close()
     except BrokenPipeError:
         pass
-    err = proc_ff.stderr.read().decode(errors="replace")
+    err = stderr.read().decode(errors="replace")
     if proc_ff.wait() != 0:
         raise RuntimeError(f"ffmpeg failed writing {path}: {err.strip()}")
     return Rendered(path, variant, float(fps), size, n_frames / fps, segs, list(expected or []))
 
 
 # Gold and trainees differ in fps and resolution, as real recordings do.
-GOLD_FORMAT = {"fps": 24.0, "size": (320, 240)}
-TRAINEE_FORMAT = {"fps": 30.0, "size": (400, 300)}
+GOLD_FORMAT: dict[str, Any] = {"fps": 24.0, "size": (320, 240)}
+TRAINEE_FORMAT: dict[str, Any] = {"fps": 30.0, "size": (400, 300)}
 
 
 def render_suite(

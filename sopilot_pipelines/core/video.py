@@ -28,7 +28,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -225,7 +225,9 @@ def _ffmpeg_reason(stderr: str, path: str) -> str:
 
 def _split_top_level(text: str) -> list[str]:
     """Split a stream description on ', ' outside parentheses/brackets."""
-    parts, depth, cur = [], 0, []
+    parts: list[str] = []
+    cur: list[str] = []
+    depth = 0
     for ch in text:
         if ch in "([":
             depth += 1
@@ -422,14 +424,15 @@ class VideoStream:
             proc = subprocess.Popen(
                 self._cmd(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errfile, bufsize=0
             )
+            stdout: Any = proc.stdout  # an unbuffered FileIO (bufsize=0): readinto fills numpy's buffer
             try:
-                _enlarge_pipe(proc.stdout)
+                _enlarge_pipe(stdout)
                 while True:
                     buf = np.empty((chunk_frames, h, w, 3), dtype=np.uint8)
-                    view = memoryview(buf.reshape(-1))
+                    view = buf.reshape(-1).data
                     filled = 0
                     while filled < view.nbytes:
-                        got = proc.stdout.readinto(view[filled:])
+                        got = stdout.readinto(view[filled:])
                         if not got:
                             break
                         filled += got
@@ -445,7 +448,7 @@ class VideoStream:
                 proc.wait()
                 raise
             finally:
-                proc.stdout.close()
+                stdout.close()
             errfile.seek(0)
             stderr = errfile.read().decode("utf-8", "replace")
         path, info, fps = self.path, self.info, self.sample_fps

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from typing import Any
 
 import numpy as np
 
@@ -90,6 +91,8 @@ class VJEPA2Embedder(Embedder):
             raise EmbedderError(f"cannot read the V-JEPA 2 config in {directory}: {exc}") from exc
         if getattr(config, "model_type", None) != "vjepa2":
             raise EmbedderError(f"{directory} holds a {getattr(config, 'model_type', '?')!r} model, not vjepa2")
+        hf_logging: Any = None
+        bars = False
         try:
             from transformers.utils import logging as hf_logging
 
