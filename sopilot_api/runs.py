@@ -170,7 +170,7 @@ class Dagster:
         """(status, trigger) -> training runs, from the runs' sopilot/trigger tag."""
         filters = {f"{g}|{t}": {"pipelineName": JOB_TYPES["training"], "statuses": st, "tags": [{"key": "sopilot/trigger", "value": t}]}
                    for g, st in STATUS_GROUPS.items() for t in ("manual", "nightly")}  # fmt: skip
-        return {tuple(k.split("|")): n for k, n in self._counts(filters).items()}
+        return {(k.split("|")[0], k.split("|")[1]): n for k, n in self._counts(filters).items()}
 
     def daemon_health(self) -> dict:
         data = self._query(

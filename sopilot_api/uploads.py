@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,7 +63,8 @@ async def receive_upload(request: Request, spool_dir: Path, max_bytes: int) -> U
         raise HTTPException(413, f"upload exceeds SOPILOT_UPLOAD_MAX_MB ({max_bytes // (1024 * 1024)} MB)")
 
     spool_dir.mkdir(parents=True, exist_ok=True)
-    up, state = Upload(), {"name": None, "filename": None, "buf": bytearray(), "fh": None, "header_field": b"", "headers": {}}
+    up = Upload()
+    state: dict[str, Any] = {"name": None, "filename": None, "buf": bytearray(), "fh": None, "header_field": b"", "headers": {}}
 
     def on_header_field(data, start, end):
         state["header_field"] += data[start:end]

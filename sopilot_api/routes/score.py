@@ -25,9 +25,9 @@ def request_score(body: ScoreRequest, cat: CatalogDep, door: DagsterDep, princip
     ingested (completed) first: a video still ingesting answers 409, so a client polls its
     ingest job and retries rather than having a score fail later."""
     gold, trainee = cat.get_video(body.gold_video_id), cat.get_video(body.trainee_video_id)
-    for name, row, vid in (("gold", gold, body.gold_video_id), ("trainee", trainee, body.trainee_video_id)):
-        if row is None:
-            raise HTTPException(404, f"{name} video {vid} not found")
+    if gold is None or trainee is None:
+        name, vid = ("gold", body.gold_video_id) if gold is None else ("trainee", body.trainee_video_id)
+        raise HTTPException(404, f"{name} video {vid} not found")
     if gold["role"] != "gold":
         raise HTTPException(400, f"video {gold['video_id']} is a {gold['role']} video, not a gold video")
     if gold["task_id"] != trainee["task_id"]:

@@ -4,7 +4,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Any, Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -108,7 +108,7 @@ def _upload_steps(text: str | None, role: str | None) -> list[dict] | None:
     return [st.as_dict() for st in steps]
 
 
-UPLOAD_RESPONSES = {400: {"description": "Invalid file or parameters"}, 413: {"description": "Exceeds SOPILOT_UPLOAD_MAX_MB"}}
+UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {400: {"description": "Invalid file or parameters"}, 413: {"description": "Exceeds SOPILOT_UPLOAD_MAX_MB"}}
 
 
 @router.post("/videos", response_model=IngestQueued, openapi_extra=UPLOAD_OPENAPI, responses=UPLOAD_RESPONSES)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from alembic import command
 from alembic.config import Config
@@ -72,7 +72,7 @@ def upgrade(engine_or_url: Engine | str | URL, revision: str = "head") -> bool:
     Safe to call from several processes at once (see the module docstring).
     """
     own = not isinstance(engine_or_url, Engine)
-    engine = create_catalog_engine(engine_or_url) if own else engine_or_url
+    engine = engine_or_url if isinstance(engine_or_url, Engine) else create_catalog_engine(engine_or_url)
     try:
         to_head = revision == "head"
         if to_head and is_at_head(engine):
@@ -94,6 +94,7 @@ def upgrade(engine_or_url: Engine | str | URL, revision: str = "head") -> bool:
 def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
     """Exclusive lock on ``<db>.migrate.lock`` for SQLite files; nothing elsewhere."""
     path = sqlite_path(engine.url) if engine.dialect.name == "sqlite" else None
+    fcntl: Any
     try:
         import fcntl
     except ImportError:  # not POSIX: BEGIN IMMEDIATE alone serialises the migration

@@ -5,7 +5,8 @@ import dagster as dg
 
 from ...ids import video_key  # noqa: F401  (re-exported for the defs)
 
-videos = dg.DynamicPartitionsDefinition(name="videos")
+VIDEOS = "videos"  # partition keys "<task_id>:<video_id>"
+videos = dg.DynamicPartitionsDefinition(name=VIDEOS)
 
 
 def video_id_of(key: str) -> int:

@@ -23,8 +23,8 @@ from ...catalog import validate_task_id
 from ...ids import TAG_REQUESTED_BY, TAG_TASK_ID, TAG_VIDEO_ID
 from ...resources import CatalogResource, StorageResource
 from ...settings import settings
-from ..search.partitions import tasks
-from .partitions import video_key, videos
+from ..search.partitions import TASKS, tasks
+from .partitions import VIDEOS, video_key, videos
 
 REQUESTED_BY = "sensor:inbox"
 
@@ -69,7 +69,7 @@ def inbox_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResource, 
     for v in cat.list_videos(status="pending", limit=None):
         if v["requested_by"] == REQUESTED_BY and v["raw_path"] and Path(v["raw_path"]).exists():
             key = video_key(v["task_id"], v["video_id"])
-            if not context.instance.has_dynamic_partition(videos.name, key):
+            if not context.instance.has_dynamic_partition(VIDEOS, key):
                 requests.append(ingest_request(v, key))
                 keys.append(key)
                 task_keys.add(v["task_id"])
@@ -104,7 +104,7 @@ def inbox_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResource, 
             reasons.append(f"refused: {'; '.join(refused[:5])}")
         return dg.SkipReason(" | ".join(reasons) or f"no new files in {inbox}")
     state["ingested"] = state.get("ingested", 0) + len(requests)
-    new_tasks = [t for t in sorted(task_keys) if not context.instance.has_dynamic_partition(tasks.name, t)]
+    new_tasks = [t for t in sorted(task_keys) if not context.instance.has_dynamic_partition(TASKS, t)]
     return dg.SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[videos.build_add_request(keys)]

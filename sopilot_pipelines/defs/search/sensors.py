@@ -13,7 +13,7 @@ from ...resources import CatalogResource
 from ..policy import TRAINING_QUEUE
 from ..training.live import live_adapter_name
 from .assets import task_fingerprint
-from .partitions import tasks
+from .partitions import TASKS, tasks
 
 _ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 
@@ -37,7 +37,7 @@ def index_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResource):
         current = cat.current_index_version(task_id)
         if current is not None and current.get("fingerprint") == fp and current.get("adapter") == live:
             continue
-        if not context.instance.has_dynamic_partition(tasks.name, task_id):
+        if not context.instance.has_dynamic_partition(TASKS, task_id):
             new_tasks.append(task_id)
         # the run key makes one build per (videos, adapter) state, however many ticks see it stale
         requests.append(dg.RunRequest(run_key=f"index-{task_id}-{fp}-{live}", partition_key=task_id,

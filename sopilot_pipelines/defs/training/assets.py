@@ -12,6 +12,7 @@ Each run is a training job (catalog row `train_<...>`, id from the run's job-id 
 
 
 import time
+from typing import Any
 
 import dagster as dg
 import numpy as np
@@ -57,25 +58,26 @@ def feature_adapter(context: dg.AssetExecutionContext, catalog: CatalogResource,
     live = live_adapter(cat)
     outcome = train_and_judge(training_videos(cat, store, ready, live), live.adapter, TrainingConfig())
     dim = int(next(iter(dims)))
-    common = {"mode": MODE, "videos_used": len(ready), "clips_used": clips, "embedding_dim": dim, "figures": outcome.figures}
+    common: dict[str, Any] = {"mode": MODE, "videos_used": len(ready), "clips_used": clips, "embedding_dim": dim, "figures": outcome.figures}
     summary = {"job_id": job_id, "live_adapter": live.name, **_figure_metadata(outcome.figures)}
-    if outcome.accepted:
-        path = outcome.adapter.save(store.adapter(f"feature_adapter_{job_id}"))
-        common["embedding_dim"] = outcome.adapter.embedding_dim(dim)
+    candidate = outcome.adapter if outcome.accepted else None
+    if candidate is not None:
+        path = candidate.save(store.adapter(f"feature_adapter_{job_id}"))
+        common["embedding_dim"] = candidate.embedding_dim(dim)
         try:
-            reindex = reindex_all(context, cat, store, ready, LiveAdapter(outcome.adapter, job_id, str(path)), live)
+            reindex = reindex_all(context, cat, store, ready, LiveAdapter(candidate, job_id, str(path)), live)
         except ValueError as exc:  # the candidate gives unusable vectors for some video
             outcome.accepted, outcome.reason = False, f"rejected during reindex: {exc}"
             outcome.figures.update(accepted=False, reason=outcome.reason)
     telemetry.observe_job("training", time.perf_counter() - t0)
-    if not outcome.accepted:
+    if candidate is None or not outcome.accepted:
         cat.update_training(job_id, status="rejected", skip_reason=outcome.reason, **common)
         context.log.info(f"training {job_id} rejected, {live.name} stays live: {outcome.reason}")
         job_transition("training", job_id, "rejected", reason=outcome.reason)
         return dg.MaterializeResult(metadata={**summary, "status": "rejected", "reason": outcome.reason}, data_version=_live_version(cat))
     # the switch: from here on scoring, ingest and the index sensor use the new adapter
     cat.update_training(job_id, status="completed", adapter_path=str(path), reindex=reindex, **common)
-    late = _catch_up(cat, store, {v["video_id"] for v in ready}, LiveAdapter(outcome.adapter, job_id, str(path)))
+    late = _catch_up(cat, store, {v["video_id"] for v in ready}, LiveAdapter(candidate, job_id, str(path)))
     job_transition("training", job_id, "completed", videos_used=len(ready), clips_used=clips, late_videos=late)
     return dg.MaterializeResult(
         metadata={**summary, "status": "completed", "videos_used": len(ready), "clips_used": clips,
