@@ -62,6 +62,8 @@ def run_demo(data_dir: Path, port: int = 8000, dagster_port: int = 3000, wait: b
     rendered = synth.render_suite(videos_dir, variants=DEMO_VARIANTS)
     print("starting the stack (Dagster webserver, daemon, API) ...", flush=True)
     stack.start()
+    print(f"stack up. Dagster UI (runs, assets, lineage): {stack.dagster_url}   API docs: {stack.api_url}/docs\n"
+          f"API admin token for this session: {token}", flush=True)  # fmt: skip
     try:
         with httpx.Client(base_url=stack.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as api:
             jobs = {}
@@ -76,6 +78,7 @@ def run_demo(data_dir: Path, port: int = 8000, dagster_port: int = 3000, wait: b
                 if body["status"] != "completed":
                     raise RuntimeError(f"ingest of {name} failed: {body['error_message']}")
                 ids[name] = body["video_id"]
+                print(f"  ingested {len(ids)}/{len(jobs)}: {name}", flush=True)
             print(f"uploaded and ingested {len(ids)} videos of task {task} via POST /gold and /videos\n")
             print(f"{'trainee variant':<18} {'score':>6}  {'decision':<13} deviations (type@gold step)")
             scores = {}
