@@ -165,7 +165,13 @@ def test_empty_version_and_search_padding(tmp_path):
         opened.search(np.ones((1, 4), np.float32), 1)
 
 
-def test_no_gpu_here(tmp_path):
-    assert gpu_available() is False
-    x = unit(np.random.default_rng(0).standard_normal((10, 8)))
-    assert open_version(write_version(tmp_path / "v", x, np.stack([np.ones(10), np.arange(10)], 1), {})).device == "cpu"
+def test_an_index_opens_on_the_device_faiss_can_use_and_finds_the_same_neighbours(tmp_path):
+    import faiss
+
+    # a GPU build of faiss that sees a GPU: the index goes there; faiss-cpu (CI): never
+    assert gpu_available() == (hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0)
+    x = unit(np.random.default_rng(0).standard_normal((50, 8)))
+    opened = open_version(write_version(tmp_path / "v", x, np.stack([np.ones(50), np.arange(50)], 1), {}))
+    assert opened.device == ("gpu" if gpu_available() else "cpu")
+    sims, rows = opened.search(x[:5], 4)
+    np.testing.assert_array_equal(rows, np.argsort(-(x[:5] @ x.T), axis=1, kind="stable")[:, :4])
