@@ -12,6 +12,7 @@ from sopilot_pipelines.logs import configure
 from sopilot_pipelines.settings import settings as all_settings
 from sopilot_pipelines.storage import DataStore
 
+from . import ui
 from .routes import audit, ops, score, search, tasks, train, videos
 from .runs import Dagster, DagsterUnavailable
 from .settings import ApiSettings, get_settings
@@ -19,7 +20,7 @@ from .settings import ApiSettings, get_settings
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="SOPilot API", version="0.1.0",
+    app = FastAPI(title="SOPilot API", version="0.1.0", docs_url=None, redoc_url=None,  # served offline by ui.install
                   description="Scores trainee videos of a Standard Operating Procedure against a gold video.")  # fmt: skip
     app.state.settings = settings
     data_dir = settings.data_dir.resolve()
@@ -45,4 +46,5 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     for module in (ops, videos, score, search, train, audit, tasks):
         app.include_router(module.router)
+    ui.install(app)
     return app

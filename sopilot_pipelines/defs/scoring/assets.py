@@ -130,7 +130,8 @@ def _score(context, cat, store, job: dict) -> dg.AssetMaterialization:
     path = atomic_write_json(store.score(job_id), result)
     # the per-clip step labels of both videos, beside the result: adapter training learns from them
     atomic_write_npz(store.score_steps(job_id), gold_labels=outcome.gold_labels.astype(np.int64),
-                     trainee_labels=outcome.trainee_labels.astype(np.int64))  # fmt: skip
+                     trainee_labels=outcome.trainee_labels.astype(np.int64),
+                     alignment_path=np.asarray(outcome.path, dtype=np.int64))  # the review page's sync  # fmt: skip
     telemetry.observe_job("score", time.perf_counter() - t0)
     job_transition("score", job_id, "completed", score=result["score"], decision=result["decision"])
     cat.update_score(job_id, status="completed", score=result["score"], decision=result["decision"], result_path=str(path),

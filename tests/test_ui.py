@@ -1,0 +1,405 @@
+"""The review web app (/ui) in a real browser (Debian's chromium driven by Playwright) against
+the live stack: upload a gold and a trainee with a missing step through the UI, score, review
+with both videos in step, every page rendered, nothing fetched from another host, /docs offline.
+
+SOPILOT_UI_SCREENSHOTS=DIR keeps the screenshots (the README's come from there)."""
+
+import io
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+TOKENS = {"admin": "ui-adm-secret", "operator": "ui-op-secret", "viewer": "ui-view-secret"}
+TASK = "ui_task"
+STRIDE = 0.5  # SOPILOT_CLIP_STRIDE_SECONDS's default: "in step" means within one clip stride
+CHROMIUM = os.environ.get("SOPILOT_CHROMIUM", "/usr/bin/chromium")
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    """The real stack, started as tests/test_api.py starts it (sopilot up's Stack)."""
+    from sopilot_pipelines.stack import Stack
+
+    env = {"SOPILOT_API_ROLE_TOKENS": ",".join(f"{r}:{t}" for r, t in TOKENS.items()), "SOPILOT_AUTO_SCORE": "false"}
+    s = Stack(tmp_path_factory.mktemp("ui") / "data", port=_port(), dagster_port=_port(), env_extra=env)
+    s.start(timeout=180)
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no chromium at {CHROMIUM}: `apt-get install chromium` (make's set-up does it)", pytrace=False)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+class Tab:
+    """A browser tab on the stack; every request it makes is recorded, and any for another host
+    is refused and remembered (the app must work offline)."""
+
+    def __init__(self, browser, stack, shots: Path):
+        self.stack, self.shots = stack, shots
+        self.context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
+        self.page = self.context.new_page()
+        self.urls, self.foreign, self.console_errors = [], [], []
+        self.page.route("**/*", self._route)
+        # script errors (a refused request's "Failed to load resource" is the page showing it, not an error)
+        self.page.on("console", lambda m: m.type == "error" and "Failed to load resource" not in m.text
+                     and self.console_errors.append(m.text))  # fmt: skip
+        self.page.on("pageerror", lambda e: self.console_errors.append(str(e)))
+
+    def _route(self, route):
+        url = route.request.url
+        self.urls.append(url)
+        if url.startswith(self.stack.api_url + "/") or url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            self.foreign.append(url)
+            route.abort()
+
+    def goto(self, path: str):
+        self.page.goto(self.stack.api_url + path)
+
+    def login(self, role: str):
+        self.goto("/ui")
+        self.page.fill("#login-token", TOKENS[role])
+        self.page.click("#login-submit")
+        self.page.wait_for_selector(f"#who:has-text('({role})')")
+
+    def shot(self, name: str) -> bytes:
+        png = self.page.screenshot(full_page=True)
+        (self.shots / f"{name}.png").write_bytes(png)
+        keep = os.environ.get("SOPILOT_UI_SCREENSHOTS")
+        if keep:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            (Path(keep) / f"{name}.png").write_bytes(png)
+        return png
+
+    def js(self, expr: str, arg=None):
+        return self.page.evaluate(expr, arg)
+
+
+def not_blank(png: bytes):
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(io.BytesIO(png), format="png")[..., :3]
+    colours = len(np.unique((img * 255).astype(np.uint8).reshape(-1, 3), axis=0))
+    assert img.std() > 0.05 and colours > 30, (img.std(), colours)
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture(scope="module")
+def admin_tab(browser, stack, shots):
+    tab = Tab(browser, stack, shots)
+    yield tab
+    tab.context.close()
+
+
+def api(stack, role="admin") -> httpx.Client:
+    return httpx.Client(base_url=stack.api_url, headers={"Authorization": f"Bearer {TOKENS[role]}"}, timeout=60)
+
+
+def upload_through_ui(tab: Tab, path: Path, kind: str, site: str, camera: str) -> int:
+    page = tab.page
+    tab.goto("/ui/videos")
+    page.wait_for_selector("#upload-form")
+    page.set_input_files("#up-file", str(path))
+    page.select_option("#up-role", kind)
+    page.fill("#up-task", TASK)
+    page.fill("#up-site", site)
+    page.fill("#up-camera", camera)
+    # record what the two progress bars and their texts show, as the page changes them
+    tab.js("""() => { window.seen = []; const rec = () => window.seen.push([
+        document.getElementById('upload-progress')?.value, document.getElementById('upload-text')?.textContent,
+        document.getElementById('ingest-progress')?.value, document.getElementById('ingest-text')?.textContent]);
+      new MutationObserver(rec).observe(document.getElementById('main'), {subtree: true, childList: true, characterData: true, attributes: true});
+      document.getElementById('upload-progress').addEventListener('change', rec); }""")
+    page.click("#up-submit")
+    page.wait_for_selector("#videos-message:has-text('is ready')", timeout=300_000)
+    seen = tab.js("() => window.seen")
+    assert any(s[1] == "upload 100%" and s[0] == 1 for s in seen), seen
+    ingest = [s[3] for s in seen if s[3]]
+    assert ingest[-1] == "ingest completed" and any(t in ("ingest queued", "ingest running") for t in ingest), ingest
+    assert any(0 < s[2] < 1 for s in seen if s[2] is not None), seen  # the ingest bar moved before it was full
+    video_id = int(page.text_content("#videos-message").split()[1])
+    row = page.locator(f"#video-rows tr[data-video='{video_id}']")
+    assert row.count() == 1 and kind in row.inner_text() and site in row.inner_text()
+    return video_id
+
+
+@pytest.fixture(scope="module")
+def reviewed(admin_tab, stack, suite):
+    """Gold and a trainee missing a step, uploaded through the UI; scored with the Score button."""
+    tab = admin_tab
+    tab.login("admin")
+    gold_id = upload_through_ui(tab, suite["gold"].path, "gold", "factory_a", "cam_01")
+    trainee_id = upload_through_ui(tab, suite["missing"].path, "trainee", "factory_a", "cam_02")
+    tab.shot("videos")
+    page = tab.page
+    row = page.locator(f"#video-rows tr[data-video='{trainee_id}']")
+    assert row.locator("select.gold-pick").input_value() == str(gold_id)
+    row.locator("button.score-btn").click()  # the second click: Videos, then Score
+    page.wait_for_url("**/ui/scores/score_*")
+    job_id = page.url.rsplit("/", 1)[1]
+    page.wait_for_selector("#score-value", timeout=180_000)
+    with api(stack) as c:
+        job = c.get(f"/score/{job_id}").json()
+    assert job["status"] == "completed" and (job["gold_video_id"], job["trainee_video_id"]) == (gold_id, trainee_id)
+    return {"gold": gold_id, "trainee": trainee_id, "job": job}
+
+
+def engine_maps(suite):
+    """Trainee -> gold time through the engine's own full DTW path (independently of the page):
+    the gold clip centres aligned to the trainee clip whose centre is nearest t, averaged."""
+    from sopilot_pipelines.core.embedding import embed_video
+    from sopilot_pipelines.core.scoring import score
+
+    g, t = embed_video(suite["gold"].path), embed_video(suite["missing"].path)
+    outcome = score(g, t)
+    gc, tc = (g.clip_starts + g.clip_ends) / 2, (t.clip_starts + t.clip_ends) / 2
+
+    def to_gold(sec: float) -> float:
+        j = int(np.argmin(np.abs(tc - sec)))
+        return float(np.mean(gc[outcome.path[outcome.path[:, 1] == j, 0]]))
+
+    return outcome, to_gold
+
+
+def wait_ready(tab: Tab):
+    tab.page.wait_for_function("""() => ['gold-video', 'trainee-video'].every(id => {
+        const v = document.getElementById(id); return v && v.readyState >= 2 && v.duration > 0; })""", timeout=60_000)
+
+
+def times(tab: Tab):
+    return tab.js("() => [document.getElementById('gold-video').currentTime, document.getElementById('trainee-video').currentTime]")
+
+
+def settle(tab: Tab):
+    tab.page.wait_for_function("() => ['gold-video', 'trainee-video'].every(id => !document.getElementById(id).seeking)")
+    tab.page.wait_for_timeout(400)
+
+
+def test_review_page_plays_both_videos_in_step(admin_tab, reviewed, suite, stack):
+    tab, job = admin_tab, reviewed["job"]
+    page = tab.page
+    outcome, to_gold = engine_maps(suite)
+    same = lambda devs: [(d["type"], d["gold_step"]) for d in devs]  # noqa: E731
+    assert same(job["result"]["deviations"]) == same(outcome.result["deviations"]) == [("step_missing", 2)]
+    wait_ready(tab)
+    assert float(page.text_content("#score-value")) == job["score"]
+    assert page.text_content("#decision").replace(" ", "_") == job["result"]["decision"]
+    assert "deviation" in page.text_content("#why")
+    # both step timelines: one coloured segment per run, numbered from 1; deviations marked with text
+    gold_steps = {int(s) for s in page.locator("#gold-timeline .seg").evaluate_all("els => els.map(e => e.dataset.step)")}
+    assert gold_steps == set(range(len(job["result"]["gold_steps"])))
+    assert page.locator("#gold-timeline .seg").first.inner_text() == "1"
+    assert page.locator("#trainee-timeline .mark").count() + page.locator("#gold-timeline .mark").count() >= 1
+
+    # a seek of the trainee moves the gold to its aligned time (within one clip stride)
+    for t in (14.2, 6.0, 17.5):
+        tab.js("t => { document.getElementById('trainee-video').currentTime = t; }", t)
+        settle(tab)
+        g, tr = times(tab)
+        assert tr == pytest.approx(t, abs=0.05)
+        assert g == pytest.approx(to_gold(t), abs=STRIDE), (t, g, to_gold(t))
+    # from the keyboard: the trainee timeline is a slider; the arrow key seeks 1 s and the gold follows
+    page.focus("#trainee-timeline")
+    page.keyboard.press("ArrowRight")
+    settle(tab)
+    g, tr = times(tab)
+    assert tr == pytest.approx(18.5, abs=0.1) and g == pytest.approx(to_gold(tr), abs=STRIDE)
+
+    # the missing step's deviation: a click seeks both videos to it
+    missing = [d for d in job["result"]["deviations"] if d["type"] == "step_missing"]
+    assert len(missing) == 1, job["result"]["deviations"]
+    button = page.locator("button.dev[data-type='step_missing']")
+    assert "Missing step" in button.inner_text() and f"step {missing[0]['gold_step'] + 1}" in button.inner_text()
+    button.click()
+    settle(tab)
+    g, tr = times(tab)
+    assert g == pytest.approx(missing[0]["gold_time"]["start_sec"], abs=0.05)
+    # not done by the trainee: the trainee goes to where the step belonged, the gold's aligned time
+    assert to_gold(tr) == pytest.approx(missing[0]["gold_time"]["start_sec"], abs=2 * STRIDE), (g, tr)
+    tab.shot("score_review")
+
+    # play: both play and stay in step
+    tab.js("() => { document.getElementById('trainee-video').currentTime = 3; }")
+    settle(tab)
+    page.click("#play-both")
+    page.wait_for_timeout(2500)
+    state = tab.js("""() => ['gold-video', 'trainee-video'].map(id => {
+        const v = document.getElementById(id); return [v.paused, v.currentTime]; })""")
+    (g_paused, g), (t_paused, tr) = state
+    assert not g_paused and not t_paused and tr > 4, state
+    assert g == pytest.approx(to_gold(tr), abs=2 * STRIDE), (g, tr, to_gold(tr))
+    page.click("text=Pause")
+    # PDF and JSON: fetched with the header, offered as downloads
+    with page.expect_download() as dl:
+        page.click("#pdf-link")
+    assert Path(dl.value.path()).read_bytes()[:4] == b"%PDF"
+    with page.expect_download() as dl:
+        page.click("#json-link")
+    assert '"score_job_id"' in Path(dl.value.path()).read_text()
+    assert not tab.foreign and not tab.console_errors, (tab.foreign, tab.console_errors)
+
+
+def test_video_bytes_are_seekable_and_credentials_never_in_a_url(admin_tab, reviewed, suite, stack):
+    tab = admin_tab
+    raw = suite["gold"].path.read_bytes()
+    cookies = {c["name"]: c for c in tab.context.cookies()}
+    session = cookies["sopilot_session"]
+    assert session["httpOnly"] and session["sameSite"] == "Strict"
+    assert tab.js("() => document.cookie") == ""  # not readable from scripts
+    url = f"{stack.api_url}/videos/{reviewed['gold']}/stream"
+    with httpx.Client(timeout=30) as c:
+        assert c.get(url).status_code == 401
+        r = c.get(url, headers={"Range": "bytes=100-1099"}, cookies={"sopilot_session": session["value"]})
+        assert r.status_code == 206 and r.content == raw[100:1100] and r.headers["content-type"] == "video/mp4"
+        assert r.headers["content-range"] == f"bytes 100-1099/{len(raw)}"
+        assert c.get(url, cookies={"sopilot_session": session["value"] + "x"}).status_code == 401
+    with api(stack, "viewer") as c:
+        r = c.get(f"/videos/{reviewed['gold']}/file", headers={"Range": "bytes=0-99"})
+        assert r.status_code == 206 and r.content == raw[:100]
+        assert c.get(url, headers={"Range": f"bytes={len(raw) - 10}-"}).content == raw[-10:]
+    for token in TOKENS.values():
+        assert not any(token in u for u in tab.urls)
+    assert not any("authorization" in u.lower() or "token=" in u.lower() for u in tab.urls)
+
+
+def test_tasks_sop_and_exemplar_pages(admin_tab, reviewed, stack):
+    tab, page, job = admin_tab, admin_tab.page, reviewed["job"]
+    steps = job["result"]["gold_steps"]
+    tab.goto("/ui")
+    card = page.locator(f"section.task[data-task='{TASK}']")
+    card.wait_for(timeout=30_000)
+    assert f"video {reviewed['gold']}" in card.inner_text()
+    assert card.locator(".pass-rate").inner_text() == "pass rate 0% (0/1)"
+    assert card.locator(f"a[href='/ui/scores/{job['score_job_id']}']").count() == 1
+    # the deviation chart has a bar for the missing step, labelled by type in its legend
+    assert card.locator(".deviation-chart rect").count() == len(job["result"]["deviations"])
+    assert "Missing step" in card.locator(".legend").first.inner_text()
+    assert card.locator(".duration-chart rect").count() >= len(steps) - 1  # the missing step has no duration
+    not_blank(tab.shot("tasks"))
+
+    tab.goto(f"/ui/tasks/{TASK}/sop")
+    page.wait_for_selector("#sop-steps tr")
+    assert page.locator("#sop-steps tr").count() == len(steps)
+    assert page.locator("#sop-steps tr").first.locator("td").first.inner_text() == "1"
+    with api(stack) as c:
+        has_sop_api = c.get(f"/tasks/{TASK}/sop").status_code != 404 or "/tasks/{task_id}/sop" in c.get("/openapi.json").text
+    if not has_sop_api:
+        assert "Read-only" in page.text_content("#sop-readonly")
+    not_blank(tab.shot("sop"))
+
+    # exemplars: the task's index is built by the index sensor after ingest
+    with api(stack, "viewer") as c:
+        deadline = time.monotonic() + 90
+        while c.get("/search", params={"task_id": TASK, "video_id": reviewed["gold"], "clip_idx": 0, "k": 3}).json()["items"] == []:
+            assert time.monotonic() < deadline, "no index built"
+            time.sleep(1)
+    tab.goto(f"/ui/exemplars?task={TASK}&step=2")
+    page.wait_for_selector(".exemplar", timeout=30_000)
+    assert page.locator(".exemplar").count() >= 3
+    assert f"step 2 · {steps[1]['name']}" in page.text_content("#ex-message")
+    page.locator(".exemplar video").first.evaluate("v => new Promise(r => v.readyState >= 1 ? r() : v.addEventListener('loadedmetadata', r))")
+    not_blank(tab.shot("exemplars"))
+    assert not tab.foreign and not tab.console_errors, (tab.foreign, tab.console_errors)
+
+
+def test_docs_render_offline(admin_tab, stack):
+    tab = admin_tab
+    tab.goto("/docs")
+    tab.page.wait_for_selector(".swagger-ui .info .title", timeout=30_000)
+    assert "SOPilot API" in tab.page.text_content(".swagger-ui .info .title")
+    tab.page.wait_for_selector(".opblock-tag", timeout=30_000)
+    assert tab.page.locator(".opblock").count() > 10
+    not_blank(tab.shot("docs"))
+    assert not tab.foreign, tab.foreign
+
+
+def test_roles_and_errors_shown(browser, stack, reviewed, shots):
+    tab = Tab(browser, stack, shots)
+    try:
+        page = tab.page
+        tab.goto("/ui")
+        page.fill("#login-token", "wrong-token")
+        page.click("#login-submit")
+        page.wait_for_selector("#login-error:has-text('401')")
+        tab.login("viewer")
+        tab.goto("/ui/videos")
+        page.wait_for_selector("#video-rows tr")
+        assert page.locator("#upload-form").count() == 0 and "operator role" in page.text_content("main")
+        assert page.locator(".score-btn").count() == 0 and page.locator(".delete-btn").count() == 0
+        tab.goto("/ui/scores/score_20990101_000000_ffffff")
+        page.wait_for_selector("main .error:has-text('404')")
+        tab.login("operator")
+        tab.goto("/ui/videos")
+        page.wait_for_selector("#video-rows tr")
+        assert page.locator(".score-btn").count() >= 1 and page.locator(".delete-btn").count() == 0
+    finally:
+        tab.context.close()
+
+
+def test_admin_deletes_a_video(admin_tab, reviewed, suite, stack):
+    tab, page = admin_tab, admin_tab.page
+    with api(stack, "operator") as c, open(suite["swap"].path, "rb") as f:
+        r = c.post("/videos", files={"file": ("swap.mp4", f, "video/mp4")}, data={"task_id": TASK})
+        victim = c.get(f"/videos/jobs/{r.json()['ingest_job_id']}").json()["video_id"]
+    tab.goto("/ui/videos")
+    row = page.locator(f"#video-rows tr[data-video='{victim}']")
+    row.wait_for()
+    page.once("dialog", lambda d: d.accept())
+    row.locator(".delete-btn").click()
+    page.wait_for_selector(f"#videos-message:has-text('Video {victim} deleted')")
+    assert page.locator(f"#video-rows tr[data-video='{victim}']").count() == 0
+    with api(stack) as c:
+        assert c.get(f"/videos/{victim}").status_code == 404
+
+
+def test_score_page_shows_live_status_and_failure(admin_tab, reviewed, stack):
+    """A score whose run fails (its trainee's embeddings are gone) shows queued/running, then the error."""
+    tab, page = admin_tab, admin_tab.page
+    with api(stack, "operator") as c, open(reviewed_path := Path(stack.data_dir) / "raw" / f"video_{reviewed['trainee']}.mp4", "rb") as f:
+        up = c.post("/videos", files={"file": ("again.mp4", f, "video/mp4")}, data={"task_id": TASK}).json()
+        deadline = time.monotonic() + 120
+        while (j := c.get(f"/videos/jobs/{up['ingest_job_id']}").json())["status"] not in ("completed", "failed"):
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        assert reviewed_path.exists() and j["status"] == "completed"
+        emb = Path(stack.data_dir) / "embeddings" / f"video_{j['video_id']}.raw.npy"
+        shutil.move(emb, emb.with_suffix(".gone"))
+        r = c.post("/score", json={"gold_video_id": reviewed["gold"], "trainee_video_id": j["video_id"]})
+        assert r.status_code == 200, r.text
+    tab.goto(f"/ui/scores/{r.json()['score_job_id']}")
+    page.wait_for_selector("#score-status .badge")
+    first = page.text_content("#score-status")
+    page.wait_for_selector("#score-error", timeout=120_000)
+    assert first.startswith("Status: queued") or first.startswith("Status: running") or "failed" in first
+    assert page.text_content("#score-error").strip()
+    assert "failed" in page.text_content("#score-status")
