@@ -287,7 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     from sopilot_pipelines.core.embedders import get_embedder
     from sopilot_pipelines.core.scoring import ScoringConfig
 
-    embedder = get_embedder(args.embedder).name
+    from sopilot_pipelines.settings import settings
+
+    embedder = get_embedder(args.embedder or settings().embedding.embedder).name
     cfg = ScoringConfig()
     variants = tuple(v for v in args.variants.split(",") if v)
     styles = [s for s in args.styles.split(",") if s]
