@@ -95,7 +95,24 @@ def _cmd_audit_verify(args: argparse.Namespace) -> int:
 def _cmd_up(args: argparse.Namespace) -> int:
     from .stack import Stack, run_forever
 
-    return run_forever(Stack(Path(args.data_dir), port=args.port, dagster_port=args.dagster_port))
+    if args.workers:
+        from .settings import settings
+
+        try:
+            executor = settings().executor
+        except ValueError as exc:
+            print(f"sopilot up: {exc}", file=sys.stderr)
+            return 2
+        if executor != "celery":
+            print("sopilot up: --workers needs SOPILOT_EXECUTOR=celery (with SOPILOT_CELERY_BROKER and PostgreSQL)", file=sys.stderr)
+            return 2
+    return run_forever(Stack(Path(args.data_dir), port=args.port, dagster_port=args.dagster_port, workers=args.workers))
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from .workers import run_worker
+
+    return run_worker(args.name, args.concurrency, args.loglevel)
 
 
 def _cmd_ui(args: argparse.Namespace) -> int:
@@ -134,7 +151,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", default=None, help="data dir (default: SOPILOT_DATA_DIR, ./data)")
     p.add_argument("--port", type=int, default=8000, help="API port (default 8000)")
     p.add_argument("--dagster-port", type=int, default=3000, help="Dagster UI port (default 3000)")
+    p.add_argument("--workers", type=int, default=0, help="also start this many local Celery workers (SOPILOT_EXECUTOR=celery)")
     p.set_defaults(func=_cmd_up)
+    p = sub.add_parser("worker", help="run one Celery worker for the jobs' steps (SOPILOT_EXECUTOR=celery), on any host")
+    p.add_argument("--name", default=None, help="worker name (default sopilot); the node is <name>@<host>")
+    p.add_argument("--concurrency", type=int, default=1, help="steps run at once (default 1)")
+    p.add_argument("--loglevel", default="INFO")
+    p.set_defaults(func=_cmd_worker)
     p = sub.add_parser("ui", help="open the Dagster UI (webserver + daemon) on the data dir's instance")
     p.add_argument("--data-dir", default=None, help="data dir (default: SOPILOT_DATA_DIR, ./data)")
     p.add_argument("--port", type=int, default=3000)

@@ -13,6 +13,7 @@ from .defs.search.sensors import index_sensor
 from .defs.training.assets import feature_adapter
 from .defs.training.schedules import build_nightly_schedule
 from .resources import default_resources
+from .settings import settings
 
 # The executor and the retry policy are not set per job: the executor is the location's default
 # (Definitions below) and the retry policy sits on each asset, so a UI materialization or a
@@ -39,9 +40,21 @@ def build_defs(resources: dict | None = None) -> dg.Definitions:
         sensors=[inbox_sensor, auto_score_sensor, index_sensor],
         schedules=[build_nightly_schedule()],
         resources=resources or default_resources(),
-        # small runs in one process: a subprocess per step costs ~2 s here
-        executor=dg.in_process_executor,
+        executor=build_executor(),
     )
+
+
+def build_executor() -> dg.ExecutorDefinition:
+    """SOPILOT_EXECUTOR: `in_process` (default: small runs in one process; a subprocess per step
+    costs ~2 s here) or `celery` (each step a task on `sopilot worker` processes, workers.py)."""
+    s = settings()
+    if s.executor == "celery":
+        from dagster_celery import celery_executor
+
+        from .workers import executor_config
+
+        return celery_executor.configured(executor_config(s), name="celery")
+    return dg.in_process_executor
 
 
 defs = build_defs()

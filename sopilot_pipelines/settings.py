@@ -25,6 +25,7 @@ from .core.index import APPROX_MIN_CLIPS  # numpy only; faiss is imported when a
 from .core.scoring_config import ScoringConfig
 from .core.video import ClipSettings, DecodeSettings
 
+CELERY_BROKER_SCHEMES = ("amqp://", "pyamqp://", "amqps://", "redis://", "rediss://")
 _CONFIG = SettingsConfigDict(env_prefix="SOPILOT_", extra="ignore", hide_input_in_errors=True)
 
 
@@ -232,6 +233,15 @@ class Settings(BaseSettings):
     index_approx_min_clips: int = Field(APPROX_MIN_CLIPS, ge=1, description="a task index with at least this many clips is "
                                         "approximate (IVF), measured in bench_search.py")  # fmt: skip
     index_versions_kept: int = Field(3, ge=1, description="older index version directories are deleted")
+    executor: Literal["in_process", "celery"] = Field("in_process", description="where the jobs' steps run: `in_process` (in "
+                                                      "the run's process) or `celery` (on `sopilot worker` processes, any host; "
+                                                      "needs SOPILOT_CELERY_BROKER and PostgreSQL for both databases)")  # fmt: skip
+    celery_broker: str = Field("", description="the Celery broker: RabbitMQ `amqp://guest:guest@127.0.0.1:5672//` or Redis "
+                               "`redis://127.0.0.1:6379/0`")  # fmt: skip
+    celery_backend: str = Field("", description="where Celery keeps step results; empty: `db+` SOPILOT_DAGSTER_PG_URL "
+                                "(PostgreSQL: results survive a broker restart)")  # fmt: skip
+    celery_visibility_timeout: int = Field(3600, ge=10, description="Redis broker: a task not acknowledged this long (its "
+                                           "worker died) is delivered again; must exceed the longest step")  # fmt: skip
     video: VideoSettings = Field(default_factory=VideoSettings)
     embedding: EmbedderSettings = Field(default_factory=EmbedderSettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
@@ -247,6 +257,19 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {v!r} (use an IANA name such as Europe/Berlin)") from None
         return v
+
+    @model_validator(mode="after")
+    def _celery_needs_shared_services(self) -> Settings:
+        if self.executor != "celery":
+            return self
+        if not self.celery_broker.startswith(CELERY_BROKER_SCHEMES):
+            raise ValueError("SOPILOT_EXECUTOR=celery needs SOPILOT_CELERY_BROKER, a RabbitMQ (amqp://) or Redis (redis://) "
+                             "URL; it is " + (f"a {self.celery_broker.partition(':')[0]}: URL" if self.celery_broker else "not set"))  # fmt: skip
+        sqlite = [name for name in ("database_url", "dagster_pg_url") if not getattr(self, name).startswith("postgresql")]
+        if sqlite:
+            raise ValueError("SOPILOT_EXECUTOR=celery needs PostgreSQL for " + " and ".join(f"SOPILOT_{n.upper()}" for n in sqlite)
+                             + " (postgresql+psycopg2://...): workers on several hosts cannot share SQLite")  # fmt: skip
+        return self
 
     @property
     def data_path(self) -> Path:

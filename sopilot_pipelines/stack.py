@@ -63,6 +63,7 @@ class Stack:
     data_dir: Path
     port: int = 8000
     dagster_port: int = 3000
+    workers: int = 0  # local Celery workers (`sopilot up --workers N`, SOPILOT_EXECUTOR=celery)
     env_extra: dict[str, str] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     pgid: int | None = None
@@ -91,6 +92,8 @@ class Stack:
             "daemon": [str(bin_dir / "dagster-daemon"), "run", "-w", workspace],
             "api": [sys.executable, "-m", "uvicorn", "sopilot_api.main:app", "--host", "127.0.0.1", "--port", str(self.port),
                     "--no-access-log"],
+            **{f"worker{i}": [sys.executable, "-m", "sopilot_pipelines.cli", "worker", "--name", f"worker{i}"]
+               for i in range(1, self.workers + 1)},
         }  # fmt: skip
 
     def _take_lock(self) -> None:

@@ -23,6 +23,7 @@ from ...logs import job_transition
 from ...resources import CatalogResource, StorageResource
 from ...settings import settings
 from ...storage import atomic_write_npy
+from ...workers import where
 from ..policy import RETRY
 from ..training.live import live_adapter, live_adapter_name
 from .partitions import video_id_of, videos
@@ -63,7 +64,9 @@ def versioned_materialization(asset_key, partition: str, metadata: dict, content
     partitions_def=videos,
     group_name="ingest",
     can_subset=True,  # video_embeddings alone re-adapts from the raw files (and breaks the cycle via feature_adapter)
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    # on Celery workers one video per run, so a backfill's videos spread over the workers (N runs
+    # under the run queue's limits); in process one range run
+    backfill_policy=dg.BackfillPolicy.multi_run(1) if settings().executor == "celery" else dg.BackfillPolicy.single_run(),
     retry_policy=RETRY,
     specs=[
         dg.AssetSpec(CLIPS, kinds={"ffmpeg", "numpy"}, skippable=True,
@@ -146,6 +149,7 @@ def _clips(context, cat, store, key: str) -> dg.AssetMaterialization:
         "total_sec": round(time.perf_counter() - t0, 3),
         "quality_flagged_clips": sum(bool(q) for q in ev.quality),
         "path": dg.MetadataValue.path(str(paths["raw"])),
+        **where(),  # the worker, host and pid that ran it (the Dagster UI shows where each video went)
     }
     context.log.info(f"{key}: {ev.n_clips} clips, {ev.model}, {md['total_sec']}s")
     return versioned_materialization(CLIPS, key, md, ev.embeddings.astype(np.float32).tobytes() + ev.model.encode())
@@ -195,7 +199,7 @@ def _embeddings(context, cat, store, key: str, live) -> dg.AssetMaterialization:
         sop = gold_ready(cat, store, row, ev)
     job_transition("ingest", context.run.run_id, "completed", video_id=video_id, clips=int(adapted.shape[0]))
     md = {"video_id": video_id, "task_id": row["task_id"], "clips": int(adapted.shape[0]), "dim": int(adapted.shape[1]),
-          "adapter": name, "embedder": ev.model, "path": dg.MetadataValue.path(str(paths["adapted"])), **sop}  # fmt: skip
+          "adapter": name, "embedder": ev.model, "path": dg.MetadataValue.path(str(paths["adapted"])), **sop, **where()}  # fmt: skip
     return embeddings_materialization(key, md, adapted, name)
 
 

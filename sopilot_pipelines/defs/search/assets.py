@@ -12,6 +12,7 @@ import numpy as np
 
 from ...resources import CatalogResource, StorageResource
 from ...settings import settings
+from ...workers import where
 from ..policy import RETRY
 from ..training.live import LiveAdapter, live_adapter
 from .partitions import tasks
@@ -90,6 +91,7 @@ def index_metadata(built: dict) -> dict:
     md = {k: v for k, v in built.items() if v is not None and k != "path"}
     md["previous_version"] = built["previous_version"] or "none"
     md["path"] = dg.MetadataValue.path(built["path"])
+    md.update(where())  # the worker, host and pid that built it
     return md
 
 
