@@ -52,9 +52,58 @@ def _rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
 
 
+class RedisServer:
+    """A redis-server of the test's own on a free port (append-only file, fsync on every write),
+    so that it can be killed and restarted without disturbing anyone else's Redis."""
+
+    def __init__(self, tmp: Path):
+        from conftest import free_port
+
+        self.port, self.dir, self.proc = free_port(), tmp / "redis", None
+        self.dir.mkdir()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        exe = shutil.which("redis-server")
+        if exe is None:
+            pytest.fail("redis-server not found: the broker-restart test starts one of its own", pytrace=False)
+        self.proc = subprocess.Popen([exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+                                      "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+                                     stdout=open(self.dir / "redis.log", "ab"), stderr=subprocess.STDOUT)  # fmt: skip
+        import redis
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                redis.Redis(port=self.port, socket_connect_timeout=1).ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()  # a crash, not a clean shutdown: only the append-only file survives
+            self.proc.wait()
+
+
 @pytest.fixture()
-def broker():
-    """A vhost of this test's own on the shared RabbitMQ server (other users' queues untouched)."""
+def broker(request, tmp_path):
+    """RabbitMQ (default): a vhost of this test's own on the shared server (other users' queues
+    untouched); ``redis`` (indirect parameter): a redis-server of the test's own."""
+    if getattr(request, "param", "rabbitmq") == "redis":
+        server = RedisServer(tmp_path)
+        server.start()
+        request.node.redis_server = server
+        try:
+            yield server.url
+        finally:
+            server.kill()
+        return
     if shutil.which("rabbitmqctl") is None:
         pytest.fail("rabbitmqctl not found: the Celery tests need RabbitMQ on 127.0.0.1:5672 (.ci/run starts it)", pytrace=False)
     vhost = f"sopilot_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
@@ -220,9 +269,9 @@ def _check_exactly_once(c: Cluster, videos, runs, backfill) -> None:
     assert not leftovers, leftovers
 
 
-def _start_with_two_workers(c: Cluster, rendered) -> list[tuple[int, str]]:
-    """VIDEOS registered videos, the daemon and workers wa and wb up."""
-    videos = _register(c, rendered, VIDEOS)
+def _start_with_two_workers(c: Cluster, rendered, n: int = VIDEOS) -> list[tuple[int, str]]:
+    """n registered videos, the daemon and workers wa and wb up."""
+    videos = _register(c, rendered, n)
     c.start()
     c.start_worker("wa")
     c.start_worker("wb")
@@ -284,6 +333,37 @@ def test_a_worker_killed_mid_step_loses_nothing(cluster, rendered):
     mats = [(k, a) for r, a, k, _ in _materializations(c, runs)
             if r.status == DagsterRunStatus.SUCCESS and a in ("video_clips", "video_embeddings")]
     assert sorted(set(mats)) == sorted((k, a) for _, k in videos for a in ("video_clips", "video_embeddings"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("broker", ["redis"], indirect=True)
+def test_a_broker_restart_mid_backfill_loses_no_run(request, cluster, rendered):
+    """The broker (Redis, append-only) killed while runs are queued and steps in flight, back
+    after 5 s: workers reconnect, queued tasks survive, results are in PostgreSQL; every video
+    is ingested once."""
+    c, server = cluster, request.node.redis_server
+    videos = _start_with_two_workers(c, rendered, 6)
+    state = {"restarted_at": None, "in_flight": 0}
+
+    def restart_once():
+        if state["restarted_at"]:
+            return
+        runs = c.instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+        done = [r for r in runs if r.status in TERMINAL]
+        if done and len(done) < len(videos):
+            state["in_flight"] = len(runs) - len(done)
+            server.kill()
+            time.sleep(5)
+            server.start()
+            state["restarted_at"] = time.monotonic()
+
+    with WorkspaceProcessContext(c.instance, WorkspaceFileTarget(paths=[str(ROOT / "workspace.yaml")])) as ctx:
+        backfill_id = _launch_backfill(ctx, [k for _, k in videos])
+        backfill, runs = _wait_backfill(c, backfill_id, on_tick=restart_once)
+    assert state["restarted_at"], "the backfill finished before the broker could be restarted"
+    print(f"\n[celery] redis killed and restarted with {state['in_flight']} run(s) in flight; "
+          f"backfill done {time.monotonic() - state['restarted_at']:.1f}s later; runs {[r.status.value for r in runs]}")
+    _check_exactly_once(c, videos, runs, backfill)
 
 
 def test_worker_says_what_is_missing(tmp_path):
