@@ -84,6 +84,9 @@ class Tab:
 
     def login(self, role: str):
         self.goto("/ui")
+        self.page.wait_for_selector("#login-token, #who button:has-text('Log out')")
+        if self.page.locator("#login-token").count() == 0:  # logged in already: log out first
+            self.page.click("#who button:has-text('Log out')")
         self.page.fill("#login-token", TOKENS[role])
         self.page.click("#login-submit")
         self.page.wait_for_selector(f"#who:has-text('({role})')")
@@ -141,7 +144,9 @@ def upload_through_ui(tab: Tab, path: Path, kind: str, site: str, camera: str) -
       new MutationObserver(rec).observe(document.getElementById('main'), {subtree: true, childList: true, characterData: true, attributes: true});
       document.getElementById('upload-progress').addEventListener('change', rec); }""")
     page.click("#up-submit")
-    page.wait_for_selector("#videos-message:has-text('is ready')", timeout=300_000)
+    # ready, or the page's error (a failed ingest, a refused upload): either ends the wait
+    page.wait_for_selector("#videos-message:has-text('is ready'), #videos-message.error", timeout=300_000)
+    assert "is ready" in page.text_content("#videos-message"), page.text_content("#videos-message")
     seen = tab.js("() => window.seen")
     assert any(s[1] == "upload 100%" and s[0] == 1 for s in seen), seen
     ingest = [s[3] for s in seen if s[3]]
@@ -308,13 +313,14 @@ def test_tasks_sop_and_exemplar_pages(admin_tab, reviewed, stack):
     not_blank(tab.shot("tasks"))
 
     tab.goto(f"/ui/tasks/{TASK}/sop")
-    page.wait_for_selector("#sop-steps tr")
+    page.wait_for_selector("#sop-steps tr[data-step]")
+    with api(stack) as c:
+        sop = c.get(f"/tasks/{TASK}/sop").json()
+    assert sop["version"] == 0 and sop["source"] == "auto" and len(sop["steps"]) == len(steps)
+    assert page.text_content("#sop-version").startswith(f"Version 0 (automatic), marked on gold video {reviewed['gold']}")
     assert page.locator("#sop-steps tr").count() == len(steps)
     assert page.locator("#sop-steps tr").first.locator("td").first.inner_text() == "1"
-    with api(stack) as c:
-        has_sop_api = c.get(f"/tasks/{TASK}/sop").status_code != 404 or "/tasks/{task_id}/sop" in c.get("/openapi.json").text
-    if not has_sop_api:
-        assert "Read-only" in page.text_content("#sop-readonly")
+    assert page.locator("#sop-steps .sop-name").evaluate_all("els => els.map(e => e.value)") == [s["name"] for s in sop["steps"]]
     not_blank(tab.shot("sop"))
 
     # exemplars: the task's index is built by the index sensor after ingest
@@ -356,8 +362,16 @@ def test_roles_and_errors_shown(browser, stack, reviewed, shots):
         page.wait_for_selector("#video-rows tr")
         assert page.locator("#upload-form").count() == 0 and "operator role" in page.text_content("main")
         assert page.locator(".score-btn").count() == 0 and page.locator(".delete-btn").count() == 0
+        tab.goto(f"/ui/tasks/{TASK}/sop")
+        page.wait_for_selector("#sop-steps tr[data-step]")
+        assert "needs the admin role" in page.text_content("#sop-readonly") and page.locator("#sop-save").count() == 0
         tab.goto("/ui/scores/score_20990101_000000_ffffff")
         page.wait_for_selector("main .error:has-text('404')")
+        # a new tab has the session cookie but not the header: the page asks for the credentials
+        other = tab.context.new_page()
+        other.goto(stack.api_url + "/ui/videos")
+        other.wait_for_selector("#login-token")
+        other.close()
         tab.login("operator")
         tab.goto("/ui/videos")
         page.wait_for_selector("#video-rows tr")
@@ -403,3 +417,64 @@ def test_score_page_shows_live_status_and_failure(admin_tab, reviewed, stack):
     assert first.startswith("Status: queued") or first.startswith("Status: running") or "failed" in first
     assert page.text_content("#score-error").strip()
     assert "failed" in page.text_content("#score-status")
+
+
+def mss(sec: float) -> str:
+    return f"{int(sec // 60)}:{sec % 60:04.1f}"
+
+
+def test_admin_edits_and_saves_the_sop(admin_tab, reviewed, stack):
+    """The SOP editor against PUT /tasks/{task_id}/sop: a refused save shows the API's 400 and
+    stores nothing; a save sends the edited steps and the page shows the stored version."""
+    tab, page = admin_tab, admin_tab.page
+    with api(stack) as c:
+        before = c.get(f"/tasks/{TASK}/sop").json()
+    assert before["version"] == 0 and len(before["steps"]) >= 3
+    tab.goto(f"/ui/tasks/{TASK}/sop")
+    page.wait_for_selector("#sop-steps tr[data-step]")
+    rows = page.locator("#sop-steps tr[data-step]")
+    assert rows.count() == len(before["steps"]) and page.input_value("#sop-gold") == str(before["gold_video_id"])
+
+    rows.nth(0).locator(".sop-name").fill("  ")
+    page.click("#sop-save")
+    page.wait_for_selector("#sop-message.error")
+    assert "400" in page.text_content("#sop-message") and "name" in page.text_content("#sop-message")
+    with api(stack) as c:
+        assert c.get(f"/tasks/{TASK}/sop").json()["version"] == 0
+
+    # rename step 1, move step 2's start to the playhead, mark the last step optional, steps 2 and 3 any order
+    rows.nth(0).locator(".sop-name").fill("Pick up the part")
+    s2 = before["steps"][1]
+    t = round(s2["start_sec"] + 0.5, 1)
+    assert t < s2["end_sec"]
+    page.evaluate("""t => new Promise(r => { const v = document.getElementById('sop-video');
+        const go = () => { v.addEventListener('seeked', r, {once: true}); v.currentTime = t; };
+        v.readyState >= 1 ? go() : v.addEventListener('loadedmetadata', go, {once: true}); })""", t)
+    rows.nth(1).locator(".sop-set-start").click()
+    assert rows.nth(1).locator(".sop-seek").inner_text() == mss(t)
+    rows.nth(1).locator(".sop-group").fill("g1")
+    rows.nth(2).locator(".sop-group").fill("g1")
+    rows.last.locator(".sop-optional").check()
+    with page.expect_request(lambda r: r.method == "PUT" and r.url.endswith(f"/tasks/{TASK}/sop")) as req:
+        page.click("#sop-save")
+    sent = req.value.post_data_json
+    assert sent["gold_video_id"] == before["gold_video_id"] and sent["rescore"] is True
+    assert [s["name"] for s in sent["steps"]] == ["Pick up the part"] + [s["name"] for s in before["steps"][1:]]
+    assert sent["steps"][1]["start_sec"] == pytest.approx(t, abs=0.01)
+    assert [s["group"] for s in sent["steps"][:3]] == [None, "g1", "g1"] and sent["steps"][-1]["optional"] is True
+    page.wait_for_selector("#sop-message:has-text('Saved version 1.')")
+    with api(stack) as c:
+        after = c.get(f"/tasks/{TASK}/sop").json()
+        assert after["version"] == 1 and after["source"] == "user" and after["steps"][0]["name"] == "Pick up the part"
+        assert after["steps"][1]["start_sec"] == pytest.approx(t, abs=0.01) and after["steps"][-1]["optional"] is True
+        assert [s["group"] for s in after["steps"][1:3]] == ["g1", "g1"]
+        # re-scored: the trainee's latest score, linked from the message
+        links = page.locator("#sop-message a.rescore-link").evaluate_all("els => els.map(e => e.textContent.trim())")
+        assert links and all(c.get(f"/score/{j}").status_code == 200 for j in links)
+    # what the page shows after a reload is the stored version
+    tab.goto(f"/ui/tasks/{TASK}/sop")
+    page.wait_for_selector("#sop-steps tr[data-step]")
+    assert page.text_content("#sop-version").startswith("Version 1 (saved)")
+    assert page.locator("#sop-steps .sop-name").first.input_value() == "Pick up the part"
+    assert page.locator("#sop-steps .sop-optional").last.is_checked()
+    assert not tab.foreign and not tab.console_errors, (tab.foreign, tab.console_errors)

@@ -110,10 +110,13 @@ def login(request: Request, principal: Annotated[Principal, Depends(_viewer_or_c
 
 @router.get("/ui/session")
 def whoami(request: Request):
-    """Who the caller is; ``role`` null (and why, in ``detail``) when the credentials are missing
-    or refused, so the page can ask for them (a 200: the browser logs no failed request)."""
+    """Who the caller is, by the Authorization header alone; ``role`` null (and why, in ``detail``)
+    when it is missing or refused, so the page can ask for the credentials (a 200: the browser logs
+    no failed request). The session cookie is not asked: it opens only the video bytes, so a tab
+    that has the cookie but not the header (a new tab) must log in; with SOPILOT_AUTH_REQUIRED=false
+    no header is the default role."""
     try:
-        principal = _viewer_or_cookie(request)
+        principal = authenticate(request.app.state.settings, request.headers.get("authorization"))
     except HTTPException as exc:
         if exc.status_code != 401:
             raise

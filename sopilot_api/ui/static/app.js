@@ -107,9 +107,9 @@ function stream(videoId) { return `/videos/${videoId}/stream`; }
 // ---- login --------------------------------------------------------------------------------------
 
 async function whoami() {
-  const me = await api("/ui/session");
+  const me = await api("/ui/session"); // by the header alone (the cookie opens only the video bytes)
   S.me = me.role ? me : null;
-  return !!me.role;
+  return !!S.me;
 }
 
 function drawWho() {
@@ -419,9 +419,9 @@ function uploadWithProgress(url, form, onProgress) {
   });
 }
 
-async function videosPage() {
+async function videosPage(note) { // note: {text, error} to show once the page is drawn again
   const params = new URLSearchParams(location.search);
-  const msg = el("p", { id: "videos-message", role: "status", "aria-live": "polite" });
+  const msg = el("p", { id: "videos-message", role: "status", "aria-live": "polite", class: note && note.error ? "error" : null }, note ? note.text : null);
   const all = await allVideos();
   const tasks = [...new Set(all.map((v) => v.task_id))].sort();
   const upload = can("operator") ? uploadForm(tasks, msg) : el("p", { class: "muted" }, "Uploading needs the operator role.");
@@ -457,7 +457,7 @@ function videoRow(v, all, msg) {
   if (can("admin")) {
     actions.append(el("button", { type: "button", class: "danger delete-btn", "data-video": v.video_id, onclick: async () => {
       if (!confirm(`Delete video ${v.video_id} and its files?`)) return;
-      try { await api(`/videos/${v.video_id}`, { method: "DELETE" }); msg.className = ""; msg.textContent = `Video ${v.video_id} deleted.`; await videosPage(); }
+      try { await api(`/videos/${v.video_id}`, { method: "DELETE" }); await videosPage({ text: `Video ${v.video_id} deleted.` }); }
       catch (e) { msg.className = "error"; msg.textContent = explain(e); }
     } }, "Delete"));
   }
@@ -494,17 +494,19 @@ function uploadForm(tasks, msg) {
       upBar.value = 1; upText.textContent = "upload 100%";
       let job = { status: r.status };
       const phase = { queued: 0.15, running: 0.55, completed: 1, failed: 1 };
-      while (true) {
-        job = await api(`/videos/jobs/${encodeURIComponent(r.ingest_job_id)}`);
+      for (let misses = 0; ; ) {
+        try { job = await api(`/videos/jobs/${encodeURIComponent(r.ingest_job_id)}`); misses = 0; }
+        catch (e) { // a busy server's 5xx or a dropped connection: ask again, a few times
+          if ((e instanceof ApiError && e.status < 500) || ++misses > 5) throw e;
+          await new Promise((res) => setTimeout(res, 2000)); continue;
+        }
         ingBar.value = phase[job.status] || 0; ingText.textContent = `ingest ${job.status}`;
         if (job.status === "completed" || job.status === "failed") break;
         await new Promise((res) => setTimeout(res, 700));
       }
-      if (job.status === "failed") { msg.className = "error"; msg.textContent = `Ingest failed: ${job.error_message}`; }
-      else { msg.className = ""; msg.textContent = `Video ${job.video_id} (${job.role}) is ready: ${job.num_clips} clips.`; }
-      const keep = msg.textContent, cls = msg.className;
-      await videosPage();
-      const m2 = document.getElementById("videos-message"); m2.textContent = keep; m2.className = cls;
+      // shown once the list holds the new video
+      await videosPage(job.status === "failed" ? { text: `Ingest failed: ${job.error_message}`, error: true }
+        : { text: `Video ${job.video_id} (${job.role}) is ready: ${job.num_clips} clips.` });
     } catch (e) { msg.className = "error"; msg.textContent = explain(e); submit.disabled = false; }
   }
   return el("section", { class: "card" }, el("h2", {}, "Upload a video"),
@@ -628,44 +630,83 @@ async function latestResult(taskId) {
 }
 
 async function sopPage(taskId) {
-  const vids = await allVideos(taskId);
-  const gold = vids.filter((v) => v.role === "gold" && v.num_clips).sort((a, b) => b.video_id - a.video_id)[0];
-  let sop = null, sopApi = true;
-  try { sop = await api(`/tasks/${encodeURIComponent(taskId)}/sop`); }
-  catch (e) { // 404 "Not Found" or 405: no such route (the SOP API of issue 11 is not there); other 404: no SOP yet
-    if (e.status === 405 || (e.status === 404 && e.detail === "Not Found")) sopApi = false; else if (e.status !== 404) throw e; }
-  let steps = sop && Array.isArray(sop.steps) ? sop.steps : null, source = "the SOP";
-  if (!steps) {
-    const latest = await latestResult(taskId);
-    steps = latest ? stepsOf(latest.result).map((s) => ({ name: s.name, start_sec: s.start_sec, end_sec: s.end_sec, optional: !!s.optional, group: s.group ?? null })) : [];
-    source = latest ? `the automatic steps of score ${latest.score_job_id}` : "no steps yet (score a trainee first)";
+  const path = `/tasks/${encodeURIComponent(taskId)}/sop`;
+  let sop;
+  try { sop = await api(path); }
+  catch (e) {
+    if (e.status !== 404) throw e;
+    setMain(el("h1", {}, `SOP: ${taskId}`), el("p", { class: "error", id: "sop-message" }, explain(e)),
+      el("p", {}, el("a", { href: "/ui/videos", "data-nav": "" }, "Upload a gold video"), " for this task first."));
+    return;
   }
-  const editable = sopApi && can("admin");
-  const video = gold ? el("video", { id: "sop-video", src: stream(gold.video_id), controls: true, muted: true, preload: "auto" }) : el("p", {}, "No ready gold video for this task.");
+  const golds = (await allVideos(taskId)).filter((v) => v.role === "gold" && v.num_clips).sort((a, b) => a.video_id - b.video_id);
+  const editable = can("admin");
+  let goldId = sop.gold_video_id, source = sop.source === "user" ? "the saved SOP" : "the gold's automatic segmentation";
+  // the draft: the stored steps (version 0 is the automatic segmentation); a gold ingested before
+  // segmentations were recorded has none, then the steps of the task's latest score start the draft
+  let steps = sop.steps.map((s) => ({ name: s.name, start_sec: s.start_sec, end_sec: s.end_sec, optional: !!s.optional, group: s.group ?? null }));
+  if (!steps.length) {
+    const latest = await latestResult(taskId);
+    if (latest) {
+      steps = stepsOf(latest.result).map((s) => ({ name: s.name, start_sec: s.start_sec, end_sec: s.end_sec, optional: !!s.optional, group: s.group ?? null }));
+      source = `the automatic steps of score ${latest.score_job_id}`;
+    } else source = "no steps yet";
+  }
+  const video = el("video", { id: "sop-video", src: stream(goldId), controls: true, muted: true, preload: "auto" });
   const msg = el("p", { id: "sop-message", role: "status", "aria-live": "polite" });
+  const version = el("p", { id: "sop-version", class: "muted" });
+  function drawVersion() {
+    version.textContent = `Version ${sop.version} (${sop.source === "user" ? "saved" : "automatic"}), marked on gold video ${sop.gold_video_id}` +
+      (sop.updated_by ? `, by ${sop.updated_by}` : "") + (sop.updated_at ? ` at ${new Date(sop.updated_at).toLocaleString()}` : "") + `. Steps from ${source}.`;
+  }
+  drawVersion();
   const body = el("tbody", { id: "sop-steps" });
+  const playhead = () => +(video.currentTime || 0).toFixed(2);
   function draw() {
-    body.replaceChildren(...steps.map((s, k) => el("tr", {},
+    body.replaceChildren(...steps.map((s, k) => el("tr", { "data-step": k },
       el("td", {}, String(k + 1)),
-      el("td", {}, editable ? el("input", { value: s.name || "", "aria-label": `name of step ${k + 1}`, oninput: (e) => { s.name = e.target.value; } }) : s.name || ""),
-      el("td", {}, el("button", { type: "button", onclick: () => { if (video.currentTime !== undefined) video.currentTime = s.start_sec; } }, mss(s.start_sec)),
-        editable ? el("button", { type: "button", onclick: () => { s.start_sec = +video.currentTime.toFixed(2); draw(); } }, "set start at playhead") : null),
-      el("td", {}, mss(s.end_sec), editable ? el("button", { type: "button", onclick: () => { s.end_sec = +video.currentTime.toFixed(2); draw(); } }, "set end at playhead") : null),
-      el("td", {}, editable ? el("input", { type: "checkbox", checked: !!s.optional, "aria-label": `step ${k + 1} optional`, onchange: (e) => { s.optional = e.target.checked; } }) : s.optional ? "optional" : ""),
-      el("td", {}, editable ? el("input", { value: s.group || "", size: "6", "aria-label": `any-order group of step ${k + 1}`, oninput: (e) => { s.group = e.target.value || null; } }) : s.group || ""),
+      el("td", {}, editable ? el("input", { class: "sop-name", value: s.name || "", "aria-label": `name of step ${k + 1}`, oninput: (e) => { s.name = e.target.value; } }) : s.name || ""),
+      el("td", {}, el("button", { type: "button", class: "sop-seek", "aria-label": `seek to the start of step ${k + 1}`, onclick: () => { video.currentTime = s.start_sec; } }, mss(s.start_sec)),
+        editable ? el("button", { type: "button", class: "sop-set-start", onclick: () => { s.start_sec = playhead(); draw(); } }, "set start at playhead") : null),
+      el("td", {}, el("span", { class: "sop-end" }, mss(s.end_sec)),
+        editable ? el("button", { type: "button", class: "sop-set-end", onclick: () => { s.end_sec = playhead(); draw(); } }, "set end at playhead") : null),
+      el("td", {}, editable ? el("input", { type: "checkbox", class: "sop-optional", checked: !!s.optional, "aria-label": `step ${k + 1} optional`, onchange: (e) => { s.optional = e.target.checked; } }) : s.optional ? "optional" : ""),
+      el("td", {}, editable ? el("input", { class: "sop-group", value: s.group || "", size: "6", "aria-label": `any-order group of step ${k + 1}`, oninput: (e) => { s.group = e.target.value.trim() || null; } }) : s.group || ""),
       el("td", {}, editable ? el("button", { type: "button", class: "danger", onclick: () => { steps.splice(k, 1); draw(); } }, "remove") : null))));
+    if (!steps.length) body.append(el("tr", {}, el("td", { colspan: "7", class: "muted" }, "No steps: add one at the playhead.")));
   }
   draw();
-  const tools = editable ? el("div", { class: "row" },
-    el("button", { type: "button", onclick: () => { const t = +video.currentTime.toFixed(2); steps.push({ name: `Step ${steps.length + 1}`, start_sec: t, end_sec: t + 2, optional: false, group: null }); steps.sort((a, b) => a.start_sec - b.start_sec); draw(); } }, "Add a step at the playhead"),
-    el("button", { type: "button", class: "primary", id: "sop-save", onclick: async () => {
-      try { await api(`/tasks/${encodeURIComponent(taskId)}/sop`, { method: "PUT", json: { steps } }); msg.className = ""; msg.textContent = "Saved."; }
-      catch (e) { msg.className = "error"; msg.textContent = explain(e); }
-    } }, "Save SOP")) :
-    el("p", { class: "notice", id: "sop-readonly" }, !sopApi
-      ? "Read-only: this server has no SOP API yet (GET/PUT /tasks/{task_id}/sop). These are " + source + "."
-      : "Read-only: saving the SOP needs the admin role.");
-  setMain(el("h1", {}, `SOP: ${taskId}`), el("p", { class: "muted" }, `Steps from ${source}.`),
+  let tools;
+  if (editable) {
+    const goldSel = el("select", { id: "sop-gold", "aria-label": "gold the steps are marked on", onchange: () => {
+      goldId = Number(goldSel.value); video.src = stream(goldId);
+      // the same steps at their times on that gold, where the SOP was carried to it
+      const carried = sop.per_gold && sop.per_gold[String(goldId)];
+      if (goldId !== sop.gold_video_id && carried && carried.length === steps.length) steps.forEach((s, k) => { [s.start_sec, s.end_sec] = carried[k]; });
+      else if (goldId === sop.gold_video_id && sop.steps.length === steps.length) steps.forEach((s, k) => { s.start_sec = sop.steps[k].start_sec; s.end_sec = sop.steps[k].end_sec; });
+      draw();
+    } }, golds.map((g) => el("option", { value: g.video_id, selected: g.video_id === goldId }, `gold ${g.video_id}`)));
+    const rescore = el("input", { type: "checkbox", id: "sop-rescore", checked: true });
+    const save = el("button", { type: "button", class: "primary", id: "sop-save", onclick: async () => {
+      save.disabled = true; msg.className = ""; msg.textContent = "Saving…";
+      const put = { gold_video_id: goldId, rescore: rescore.checked,
+        steps: steps.map((s) => ({ name: (s.name || "").trim(), start_sec: s.start_sec, end_sec: s.end_sec, optional: !!s.optional, group: s.group || null })) };
+      try {
+        const r = await api(path, { method: "PUT", json: put });
+        sop = r; source = "the saved SOP";
+        steps = r.steps.map((s) => ({ name: s.name, start_sec: s.start_sec, end_sec: s.end_sec, optional: !!s.optional, group: s.group ?? null }));
+        draw(); drawVersion();
+        msg.replaceChildren(`Saved version ${r.version}.`, r.rescore_job_ids.length ? ` Re-scoring ${r.rescore_job_ids.length} trainee(s): ` : " Nothing to re-score.",
+          ...r.rescore_job_ids.map((j) => el("a", { href: `/ui/scores/${encodeURIComponent(j)}`, "data-nav": "", class: "rescore-link" }, j, " ")));
+      } catch (e) { msg.className = "error"; msg.textContent = explain(e); }
+      save.disabled = false;
+    } }, "Save SOP");
+    tools = el("div", { class: "row" },
+      el("label", {}, "Gold", goldSel),
+      el("button", { type: "button", id: "sop-add", onclick: () => { const t = playhead(); steps.push({ name: `Step ${steps.length + 1}`, start_sec: t, end_sec: +(t + 2).toFixed(2), optional: false, group: null }); steps.sort((a, b) => a.start_sec - b.start_sec); draw(); } }, "Add a step at the playhead"),
+      el("label", { class: "inline" }, el("span", {}, "re-score the trainees"), rescore), save);
+  } else tools = el("p", { class: "notice", id: "sop-readonly" }, "Read-only: saving the SOP needs the admin role.");
+  setMain(el("h1", {}, `SOP: ${taskId}`), version,
     el("div", { class: "grid2" }, el("div", { class: "card" }, video),
       el("div", { class: "card" }, tools, msg,
         el("table", {}, el("thead", {}, el("tr", {}, ["#", "Name", "Start", "End", "Optional", "Any-order group", ""].map((h) => el("th", {}, h)))), body))));
