@@ -478,3 +478,41 @@ def test_admin_edits_and_saves_the_sop(admin_tab, reviewed, stack):
     assert page.locator("#sop-steps .sop-name").first.input_value() == "Pick up the part"
     assert page.locator("#sop-steps .sop-optional").last.is_checked()
     assert not tab.foreign and not tab.console_errors, (tab.foreign, tab.console_errors)
+
+
+def test_without_auth_required_no_login(browser, tmp_path, shots):
+    """SOPILOT_AUTH_REQUIRED=false: the page needs no login and acts as the default role (the real
+    app in-process, no pipeline: the Videos page and the video bytes need only the catalog)."""
+    import threading
+    from types import SimpleNamespace
+
+    import uvicorn
+
+    from sopilot_api.app import create_app
+    from sopilot_api.settings import ApiSettings
+
+    app = create_app(ApiSettings(data_dir=tmp_path, dagster_url=f"http://127.0.0.1:{_port()}", auth_required=False,
+                                 auth_default_role="operator", api_token="some-token"))  # fmt: skip
+    port = _port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
+        time.sleep(0.1)
+    tab = Tab(browser, SimpleNamespace(api_url=f"http://127.0.0.1:{port}"), shots)
+    try:
+        page = tab.page
+        tab.goto("/ui/videos")
+        page.wait_for_selector("#who:has-text('anonymous (operator)')")
+        page.wait_for_selector("#video-rows tr")
+        assert page.locator("#login-token").count() == 0 and page.locator("#who button").count() == 0  # nothing to log out of
+        assert page.locator("#upload-form").count() == 1  # operator: may upload
+        # the video bytes too answer the default role without a header or cookie (404: there is no video 1, not 401)
+        assert tab.js("() => fetch('/videos/1/stream').then(r => r.status)") == 404
+        assert not tab.foreign and not tab.console_errors, (tab.foreign, tab.console_errors)
+    finally:
+        tab.context.close()
+        server.should_exit = True
+        thread.join(timeout=30)
