@@ -74,7 +74,7 @@ def where() -> dict[str, str | int]:
     try:
         from celery import current_task
 
-        if current_task is not None and current_task.request.hostname:
+        if current_task and current_task.request.hostname:  # a proxy: falsy outside a Celery task
             worker = current_task.request.hostname
     except ImportError:
         pass
