@@ -95,6 +95,23 @@ class Dagster:
             {"name": partitions_def, "keys": [key], "repo": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}},
         )
 
+    def last_partition_keys(self, job_name: str, limit: int) -> list[str]:
+        """The newest ``limit`` partition keys of a partitioned job, in Dagster's order (the order
+        in which a run over a partition range takes the keys between its two ends)."""
+        data = self._query(
+            """query($repo: RepositorySelector!, $name: String!, $limit: Int!) {
+                 partitionSetOrError(repositorySelector: $repo, partitionSetName: $name) {
+                   __typename ... on Error { message }
+                   ... on PartitionSet { partitionsOrError(limit: $limit, reverse: true) {
+                     __typename ... on Partitions { results { name } } ... on PythonError { message } } } } }""",
+            {"repo": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}, "name": f"{job_name}_partition_set",
+             "limit": limit},
+        )["partitionSetOrError"]  # fmt: skip
+        parts = data.get("partitionsOrError") or {}
+        if data["__typename"] != "PartitionSet" or parts.get("__typename") != "Partitions":
+            raise DagsterUnavailable(f"could not read the partitions of {job_name}: {data.get('message') or parts.get('message')}")
+        return [p["name"] for p in parts["results"]]
+
     def launch(self, job_name: str, tags: dict[str, str], partition_key: str | None = None) -> str:
         """Submit a run (it enters the queue); returns the run id."""
         tags = dict(tags)

@@ -1,7 +1,11 @@
 import contextlib
 import os
+import socket
+import time
 import uuid
+from pathlib import Path
 
+import httpx
 import pytest
 
 # The pipeline, API, daemon and training tests exercise orchestration, not features: they embed
@@ -76,6 +80,58 @@ def fresh_postgres_databases(prefix: str, suffixes=("",)):
         conn.close()
 
 
+# The live stack of the REST tests (test_api, test_sop, test_api_fuzz): the API, the Dagster
+# webserver and daemon in real processes, one stack per test module, and how the tests talk to it.
+TOKENS = {"admin": "adm-secret-1", "operator": "op-secret-2", "viewer": "view-secret-3"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    from sopilot_pipelines.stack import Stack
+
+    data = tmp_path_factory.mktemp("api") / "data"
+    env = {
+        "SOPILOT_API_ROLE_TOKENS": ",".join(f"{r}:{t}" for r, t in TOKENS.items()),
+        "SOPILOT_BASIC_USER": "alice", "SOPILOT_BASIC_PASSWORD": "wonder-land", "SOPILOT_BASIC_ROLE": "operator",
+        "SOPILOT_UPLOAD_MAX_MB": "3", "SOPILOT_AUDIT_SIGNING_KEY": "audit-key", "SOPILOT_AUDIT_SIGNING_KEY_ID": "test",
+        "SOPILOT_AUTO_SCORE": "false",
+    }  # fmt: skip
+    s = Stack(data, port=free_port(), dagster_port=free_port(), env_extra=env)
+    s.start(timeout=180)
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+def client(stack, role: str | None = None, **kw) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {TOKENS[role]}"} if role else {}
+    return httpx.Client(base_url=stack.api_url, headers=headers, timeout=60, **kw)
+
+
+def wait(c: httpx.Client, url: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        r = c.get(url)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        if body["status"] in ("completed", "failed", "skipped", "rejected"):
+            return body
+        assert time.monotonic() < deadline, f"{url} still {body['status']}"
+        time.sleep(0.5)
+
+
+def upload(c: httpx.Client, path: Path, task: str, gold: bool = False, **fields) -> httpx.Response:
+    with open(path, "rb") as f:
+        return c.post("/gold" if gold else "/videos", files={"file": (path.name, f, "video/mp4")}, data={"task_id": task, **fields})
+
+
 TASK = "bench_assembly"
 
 
@@ -143,3 +199,4 @@ def env(tmp_path, monkeypatch):
     with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
         yield PipelineEnv(data, instance)
     settings.cache_clear()
+

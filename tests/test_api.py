@@ -2,7 +2,6 @@
 
 import base64
 import json
-import socket
 import time
 from pathlib import Path
 
@@ -12,64 +11,17 @@ import pytest
 from sopilot_api.runs import Dagster
 from sopilot_pipelines.settings import settings
 
+from conftest import TOKENS, client, upload, wait
 
-TOKENS = {"admin": "adm-secret-1", "operator": "op-secret-2", "viewer": "view-secret-3"}
 TASK = "api_task"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    from sopilot_pipelines.stack import Stack
-
-    data = tmp_path_factory.mktemp("api") / "data"
-    env = {
-        "SOPILOT_API_ROLE_TOKENS": ",".join(f"{r}:{t}" for r, t in TOKENS.items()),
-        "SOPILOT_BASIC_USER": "alice", "SOPILOT_BASIC_PASSWORD": "wonder-land", "SOPILOT_BASIC_ROLE": "operator",
-        "SOPILOT_UPLOAD_MAX_MB": "3", "SOPILOT_AUDIT_SIGNING_KEY": "audit-key", "SOPILOT_AUDIT_SIGNING_KEY_ID": "test",
-        "SOPILOT_AUTO_SCORE": "false",
-    }  # fmt: skip
-    s = Stack(data, port=_free_port(), dagster_port=_free_port(), env_extra=env)
-    s.start(timeout=180)
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-def client(stack, role: str | None = None, **kw) -> httpx.Client:
-    headers = {"Authorization": f"Bearer {TOKENS[role]}"} if role else {}
-    return httpx.Client(base_url=stack.api_url, headers=headers, timeout=60, **kw)
-
-
-def wait(c: httpx.Client, url: str, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        r = c.get(url)
-        assert r.status_code == 200, r.text
-        body = r.json()
-        if body["status"] in ("completed", "failed", "skipped", "rejected"):
-            return body
-        assert time.monotonic() < deadline, f"{url} still {body['status']}"
-        time.sleep(0.5)
-
-
-def upload(c: httpx.Client, path: Path, task: str = TASK, gold: bool = False, **fields) -> httpx.Response:
-    with open(path, "rb") as f:
-        return c.post("/gold" if gold else "/videos", files={"file": (path.name, f, "video/mp4")}, data={"task_id": task, **fields})
 
 
 @pytest.fixture(scope="module")
 def ingested(stack, suite):
     """A gold and a swapped trainee uploaded through the API and ingested."""
     with client(stack, "operator") as c:
-        g = upload(c, suite["gold"].path, gold=True, site_id="factory_a", camera_id="cam_01")
-        t = upload(c, suite["swap"].path, operator_id_hash="abc123")
+        g = upload(c, suite["gold"].path, TASK, gold=True, site_id="factory_a", camera_id="cam_01")
+        t = upload(c, suite["swap"].path, TASK, operator_id_hash="abc123")
         assert g.status_code == 200 and t.status_code == 200, g.text + t.text
         assert g.json()["status"] == "queued"
         jobs = {"gold": wait(c, f"/videos/jobs/{g.json()['ingest_job_id']}"),
@@ -136,17 +88,17 @@ def test_upload_errors(stack, suite, tmp_path):
     with client(stack, "operator") as c:
         big = tmp_path / "big.mp4"
         big.write_bytes(b"\0" * (4 * 1024 * 1024))
-        assert upload(c, big).status_code == 413
+        assert upload(c, big, TASK).status_code == 413
         empty = tmp_path / "empty.mp4"
         empty.write_bytes(b"")
-        assert upload(c, empty).status_code == 400
-        r = upload(c, suite["swap"].path, role="supervisor")
+        assert upload(c, empty, TASK).status_code == 400
+        r = upload(c, suite["swap"].path, TASK, role="supervisor")
         assert r.status_code == 400 and "role" in r.json()["detail"]
         r = upload(c, suite["swap"].path, task="../../etc")
         assert r.status_code == 400 and "task_id" in r.json()["detail"]
         notes = tmp_path / "notes.mp4"
         notes.write_text("not a video at all")
-        r = upload(c, notes)
+        r = upload(c, notes, TASK)
         assert r.status_code == 400 and "not a readable video" in r.json()["detail"]
         assert c.post("/videos", data={"task_id": TASK}).status_code == 400
         assert not list((stack.data_dir / "uploads").glob("*"))  # nothing left half-written
@@ -222,7 +174,7 @@ def test_ops_health_and_metrics(stack, ingested):
     with client(stack, "admin") as c:  # a training run, for the trigger label
         wait(c, f"/train/jobs/{c.post('/train/nightly').json()['training_job_id']}")
     with client(stack) as c:
-        assert c.get("/health").json() == {"status": "ok", "db": True}
+        assert c.get("/health").json() == {"status": "ok", "db": True, "down": {}}
         text = c.get("/metrics").text
         for name in ("sopilot_ingest_jobs_total", "sopilot_score_jobs_total", "sopilot_queue_depth"):
             assert name in text

@@ -7,14 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_api import TOKENS, stack  # noqa: F401  (the live stack of the API tests)
+from conftest import TOKENS
 
 
 import pytest
 
 
 @pytest.mark.parametrize("role", ["operator", "admin"])
-def test_openapi_fuzzing_finds_no_server_error(stack, role, tmp_path):  # noqa: F811
+def test_openapi_fuzzing_finds_no_server_error(stack, role, tmp_path):
     st = Path(sys.executable).with_name("st")
     cmd = [str(st), "run", f"{stack.api_url}/openapi.json", "--checks", "not_a_server_error",
            "-H", f"Authorization: Bearer {TOKENS[role]}", "--max-examples", "20",

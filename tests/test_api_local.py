@@ -5,17 +5,17 @@ from fastapi.testclient import TestClient
 
 from sopilot_api.app import create_app
 from sopilot_api.settings import ApiSettings
-from test_api import _free_port
+from conftest import free_port
 
 
 def _app(tmp_path, **settings):
-    return TestClient(create_app(ApiSettings(data_dir=tmp_path, dagster_url=f"http://127.0.0.1:{_free_port()}", **settings)))
+    return TestClient(create_app(ApiSettings(data_dir=tmp_path, dagster_url=f"http://127.0.0.1:{free_port()}", **settings)))
 
 
 def test_health_is_503_while_dagster_is_down(tmp_path):
     with _app(tmp_path, api_token="t") as c:
         r = c.get("/health")
-        assert r.status_code == 503 and r.json() == {"status": "unavailable", "db": False}
+        assert r.status_code == 503 and r.json() == {"status": "unavailable", "db": False, "down": {}}
         q = c.get("/ops/queue", headers={"Authorization": "Bearer t"})
         assert q.status_code == 200 and q.json()["queue"]["daemon_ok"] is False and "did not answer" in q.json()["queue"]["error"]
         assert q.json()["queue"]["redis_ok"] is None  # there is no Redis to be down
@@ -83,7 +83,7 @@ def test_an_internal_value_error_is_a_500_not_a_client_error(tmp_path, monkeypat
     catalog's column) is a 500 that the client is not told is its own fault."""
     monkeypatch.setenv("SOPILOT_AUDIT_SIGNING_KEY", "k")
     monkeypatch.setenv("SOPILOT_AUDIT_SIGNING_KEY_ID", "x" * 200)
-    app = create_app(ApiSettings(data_dir=tmp_path, dagster_url=f"http://127.0.0.1:{_free_port()}", api_token="t"))
+    app = create_app(ApiSettings(data_dir=tmp_path, dagster_url=f"http://127.0.0.1:{free_port()}", api_token="t"))
     with TestClient(app, raise_server_exceptions=False) as c:
         r = c.post("/audit/export", headers={"Authorization": "Bearer t"})
         assert r.status_code == 500, r.text

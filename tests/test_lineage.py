@@ -14,6 +14,7 @@ from sopilot_pipelines.defs.ingest.partitions import videos
 from conftest import TASK
 
 CLIPS, EMB, INDEX = dg.AssetKey("video_clips"), dg.AssetKey("video_embeddings"), dg.AssetKey("task_index")
+SOP, SCORE = dg.AssetKey("task_sop"), dg.AssetKey("score_result")
 
 
 def test_asset_graph_edges(env):
@@ -126,3 +127,33 @@ def test_a_training_that_changes_no_adapter_leaves_the_index_fresh(env, suite):
     assert _status(env, INDEX, TASK)[0] == StaleStatus.FRESH
     resolver = stale_resolver(env.instance, env.defs.resolve_asset_graph())
     assert resolver.get_current_data_version(dg.AssetKey("feature_adapter")) == dg.DataVersion("identity")
+
+
+def _sop_records(env) -> list[tuple]:
+    """The task's task_sop materializations, oldest first: (version, steps, per_gold, data version)."""
+    records = env.instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=SOP, asset_partitions=[TASK]),
+                                                  limit=100, ascending=True).records  # fmt: skip
+    mats = [r.asset_materialization for r in records]
+    return [(m.metadata["version"].value, m.metadata["steps"].value, m.metadata["per_gold"].value, m.tags["dagster/data_version"])
+            for m in mats]  # fmt: skip
+
+
+def test_a_gold_ingest_records_the_task_sop_and_stales_older_scores(env, suite):
+    gold, k1 = env.register(suite["gold"].path, "gold")
+    assert env.ingest(k1).success
+    [(version, steps, _, data_version)] = _sop_records(env)  # version 0: the gold's automatic steps
+    assert (version, data_version) == (0, f"v0@{gold}") and len(steps) >= 2 and steps[0]["name"] == "Step 1"
+    trainee, k2 = env.register(suite["swap"].path, "trainee")
+    assert env.ingest(k2).success
+    job_id, result = env.score(gold, trainee)
+    assert result.success and SOP not in {c.dependency.asset_key for c in _status(env, SCORE, job_id)[1]}
+
+    marked = [{**st, "name": f"Part {k + 1}"} for k, st in enumerate(env.cat.get_video(gold)["auto_steps"])]
+    env.cat.add_sop(TASK, gold_video_id=gold, steps=marked, requested_by="test")  # as a gold's upload steps store it
+    second, k3 = env.register(suite["correct_slower"].path, "gold")
+    assert env.ingest(k3).success  # a new gold: the SOP carried to it is recorded by the ingest itself, no PUT
+    version, steps, per_gold, data_version = _sop_records(env)[-1]
+    assert (version, data_version) == (1, f"v1@{gold}") and [s["name"] for s in steps] == [s["name"] for s in marked]
+    assert len(per_gold[str(second)]) == len(marked)
+    status, causes = _status(env, SCORE, job_id)  # the score made before is older than the SOP in force
+    assert status == StaleStatus.STALE and SOP in {c.dependency.asset_key for c in causes}

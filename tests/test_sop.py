@@ -2,7 +2,8 @@
 steps given at the gold's upload, PUT/GET round trip and every refusal, named deviations and
 the SOP version in each result, any-order groups and optional steps, re-scores in one run
 carrying `previous`, a second gold with carried boundaries, over_time against the duration
-envelope, step names and file names in the PDF."""
+envelope, step names and file names in the PDF. In process: version 0 computed for a gold whose
+automatic steps were never recorded, and a re-score's runs covering exactly its own jobs."""
 
 import json
 import shutil
@@ -10,7 +11,9 @@ import subprocess
 
 import pytest
 
-from test_api import client, stack, upload, wait  # noqa: F401  (stack: the same real stack, one per module)
+from sopilot_api.routes.tasks import RANGE_END, RANGE_START
+
+from conftest import TASK as ENV_TASK, client, upload, wait
 
 TASK = "sop_task"
 NAMES = ["Fit the gear", "Press the cover", "Slide the rail", "Tap the pin", "Turn the knob"]
@@ -77,7 +80,7 @@ def test_steps_given_at_upload_become_the_sop_and_bad_json_is_refused(stack, sui
         assert r.status_code == 400 and "only a gold" in r.json()["detail"]
 
 
-def test_a_task_without_a_stored_sop_serves_the_automatic_one(stack, suite):
+def test_a_task_without_a_stored_sop_serves_the_automatic_one(stack, suite, catalog):
     with client(stack, "operator") as c:
         r = upload(c, suite["gold"].path, task="auto_task", gold=True)
         gold = wait(c, f"/videos/jobs/{r.json()['ingest_job_id']}")
@@ -85,6 +88,11 @@ def test_a_task_without_a_stored_sop_serves_the_automatic_one(stack, suite):
     assert (sop["version"], sop["source"], sop["gold_video_id"]) == (0, "auto", gold["video_id"])
     assert len(sop["steps"]) >= 2 and sop["steps"][0]["name"] == "Step 1" and sop["steps"][1]["name"] == "Step 2"
     assert all(a["end_sec"] <= b["start_sec"] + 1e-6 for a, b in zip(sop["steps"], sop["steps"][1:]))
+    # a gold ingested before its automatic steps were recorded: computed from its stored embeddings
+    catalog.set_auto_steps(gold["video_id"], [])
+    with client(stack, "viewer") as c:
+        again = c.get("/tasks/auto_task/sop").json()
+    assert again["steps"] == sop["steps"] and catalog.get_video(gold["video_id"])["auto_steps"]
 
 
 @pytest.mark.parametrize("change, message", [
@@ -191,3 +199,57 @@ def test_the_pdf_names_steps_from_1_files_and_requester(stack, suite, videos, tm
     text = " ".join(subprocess.run(["pdftotext", str(tmp_path / "r.pdf"), "-"], capture_output=True, text=True).stdout.split())
     assert "4. Tap the pin" in text and "1. Fit the gear" in text
     assert "gold.mp4" in text and "trainee_over_time.mp4" in text and "token:operator" in text
+
+
+def test_version_0_of_a_gold_without_recorded_steps_is_its_automatic_segmentation(env, suite):
+    from sopilot_pipelines.sop_view import sop_in_force
+
+    gold, key = env.register(suite["gold"].path, "gold")
+    assert env.ingest(key).success
+    recorded = env.cat.get_video(gold)["auto_steps"]
+    env.cat.set_auto_steps(gold, [])  # as a gold ingested before the automatic steps were recorded
+    assert env.cat.sop_view(ENV_TASK)["steps"] == []
+    computed = sop_in_force(env.cat, env.store, ENV_TASK)["steps"]
+    assert [s["name"] for s in computed] == [s["name"] for s in recorded] and len(recorded) >= 2
+    bounds = [[s["start_sec"], s["end_sec"]] for s in recorded]
+    assert [b for s in computed for b in (s["start_sec"], s["end_sec"])] == pytest.approx([b for pair in bounds for b in pair])
+    assert env.cat.get_video(gold)["auto_steps"] == computed  # recorded, so computed once
+
+
+class _Door:
+    """The door to Dagster as a re-score uses it; ``between``: a score requested at the same
+    moment, whose key lands after the re-score's first key."""
+
+    def __init__(self, between: bool):
+        self.keys, self.runs, self.between = [], [], between
+
+    def add_partition(self, name: str, key: str) -> None:
+        self.keys.append(key)
+        if self.between and len(self.keys) == 1:
+            self.keys.append("score_requested_meanwhile")
+
+    def last_partition_keys(self, job_name: str, limit: int) -> list[str]:
+        return self.keys[-limit:]
+
+    def launch(self, job_name: str, tags: dict, partition_key: str | None = None) -> str:
+        a, b = (partition_key, partition_key) if partition_key else (tags[RANGE_START], tags[RANGE_END])
+        self.runs.append(self.keys[self.keys.index(a): self.keys.index(b) + 1])  # what the run covers
+        return f"run_{len(self.runs)}"
+
+
+@pytest.mark.parametrize("between", [False, True])
+def test_a_rescore_run_covers_exactly_its_own_jobs(tmp_path, between):
+    from sopilot_api.routes.tasks import _rescore
+    from sopilot_pipelines.catalog import Catalog
+
+    with Catalog.open(data_dir=tmp_path) as cat:
+        gold = cat.add_video("t", "gold", original_filename="gold.mp4")
+        for k in range(3):
+            trainee = cat.add_video("t", "trainee", original_filename=f"trainee_{k}.mp4")
+            cat.record_score(f"score_old_{k}", task_id="t", gold_video_id=gold, trainee_video_id=trainee)
+            cat.update_score(f"score_old_{k}", status="completed", score=90.0, decision="needs_review")
+        door = _Door(between)
+        job_ids = _rescore(cat, door, "t", "token:admin")
+        assert len(job_ids) == 3 and sorted(k for run in door.runs for k in run) == sorted(job_ids)
+        assert door.runs == ([job_ids[:1], job_ids[1:]] if between else [job_ids])  # one run when nothing came between
+        assert [cat.get_score(j)["run_id"] for j in job_ids] == (["run_1", "run_2", "run_2"] if between else ["run_1"] * 3)

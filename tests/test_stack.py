@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from test_api import _free_port
+from conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,7 +31,7 @@ def _processes_using(marker: str) -> list[int]:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_up_serves_and_stops_cleanly(tmp_path, sig):
     data = tmp_path / "stack-data"
-    port, dport = _free_port(), _free_port()
+    port, dport = free_port(), free_port()
     env = dict(os.environ, SOPILOT_API_TOKEN="t0ken", PYTHONUNBUFFERED="1")
     cmd = [str(Path(sys.executable).with_name("sopilot")), "up", "--data-dir", str(data), "--port", str(port),
            "--dagster-port", str(dport)]  # fmt: skip

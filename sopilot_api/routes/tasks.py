@@ -7,14 +7,15 @@ from fastapi import APIRouter, HTTPException, Path as PathParam
 from sopilot_pipelines.catalog import validate_task_id
 from sopilot_pipelines.catalog.models import ID_PATTERN
 from sopilot_pipelines.ids import TAG_JOB_ID, TAG_REQUESTED_BY, TAG_TASK_ID, TAG_TRIGGER, new_job_id
+from sopilot_pipelines.sop_view import sop_in_force
 
 from ..auth import Admin, Viewer
-from ..deps import CatalogDep, DagsterDep
+from ..deps import CatalogDep, DagsterDep, StoreDep
 from ..schemas import Sop, SopPut, SopStored, TaskList, TaskSummary
 
 router = APIRouter(tags=["tasks"])
 TaskIdPath = Annotated[str, PathParam(pattern=ID_PATTERN)]
-SOP_CHANGE = "sop_change"  # the trigger of a re-score after an SOP change (the pipelines' TRIGGER_SOP_CHANGE)
+SOP_CHANGE = "sop_change"  # the trigger of a re-score after an SOP change (the catalog's ScoreTrigger)
 # Dagster's tags for a run over a range of partitions (one run re-scores every affected job)
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
@@ -31,8 +32,8 @@ def _sop(sop: dict) -> dict:
 
 
 @router.get("/tasks/{task_id}/sop", response_model=Sop, responses={404: {"description": "The task has no gold video"}})
-def get_sop(task_id: TaskIdPath, cat: CatalogDep, _: Viewer):
-    sop = cat.sop_view(validate_task_id(task_id))
+def get_sop(task_id: TaskIdPath, cat: CatalogDep, store: StoreDep, _: Viewer):
+    sop = sop_in_force(cat, store, validate_task_id(task_id))
     if sop is None:
         raise HTTPException(404, f"task {task_id!r} has no gold video")
     return Sop(**_sop(sop))
@@ -69,8 +70,10 @@ def put_sop(task_id: TaskIdPath, body: SopPut, cat: CatalogDep, door: DagsterDep
 
 
 def _rescore(cat, door, task_id: str, requested_by: str) -> list[str]:
-    """A new score job (trigger sop_change) for the latest score of each trainee, all in one run
-    over their (consecutive) score_jobs partitions."""
+    """A new score job (trigger sop_change) for the latest score of each trainee. A run over a
+    range of score_jobs partitions takes every key between its two ends, and a score requested
+    meanwhile may have landed between them: so one run per block of these jobs that are adjacent
+    in Dagster's key order (one run when nothing came between), each covering exactly its jobs."""
     job_ids = []
     for prev in cat.latest_scores_by_trainee(task_id):
         job_id = new_job_id("score")
@@ -80,17 +83,37 @@ def _rescore(cat, door, task_id: str, requested_by: str) -> list[str]:
         job_ids.append(job_id)
     if not job_ids:
         return []
-    tags = {TAG_REQUESTED_BY: requested_by, TAG_TASK_ID: task_id, TAG_TRIGGER: SOP_CHANGE,
-            TAG_JOB_ID: job_ids[0] if len(job_ids) == 1 else f"{job_ids[0]}..{job_ids[-1]}"}  # fmt: skip
+    tags = {TAG_REQUESTED_BY: requested_by, TAG_TASK_ID: task_id, TAG_TRIGGER: SOP_CHANGE}
+    pending = list(job_ids)
     try:
-        if len(job_ids) == 1:
-            run_id = door.launch("score_job", partition_key=job_ids[0], tags=tags)
-        else:
-            run_id = door.launch("score_job", tags={**tags, RANGE_START: job_ids[0], RANGE_END: job_ids[-1]})
+        # keys added after ours come after them: the newest keys hold ours, with what came between
+        for block in adjacent_blocks(door.last_partition_keys("score_job", len(job_ids) + 100), job_ids):
+            if len(block) == 1:
+                run_id = door.launch("score_job", partition_key=block[0], tags={**tags, TAG_JOB_ID: block[0]})
+            else:
+                run_id = door.launch("score_job", tags={**tags, TAG_JOB_ID: f"{block[0]}..{block[-1]}",
+                                                        RANGE_START: block[0], RANGE_END: block[-1]})  # fmt: skip
+            for job_id in block:
+                cat.update_score(job_id, run_id=run_id)
+                pending.remove(job_id)
     except Exception as exc:
-        for job_id in job_ids:
+        for job_id in pending:
             cat.update_score(job_id, status="failed", error_message=f"could not queue the re-score run: {exc}")
         raise
-    for job_id in job_ids:
-        cat.update_score(job_id, run_id=run_id)
     return job_ids
+
+
+def adjacent_blocks(order: list[str], keys: list[str]) -> list[list[str]]:
+    """``keys`` grouped into runs of keys adjacent in ``order`` (a stretch of Dagster's key order),
+    in that order; a key not in ``order`` is a block of its own."""
+    wanted, blocks, block = set(keys), [], []
+    for key in order:
+        if key in wanted:
+            block.append(key)
+        elif block:
+            blocks.append(block)
+            block = []
+    if block:
+        blocks.append(block)
+    seen = {k for b in blocks for k in b}
+    return blocks + [[k] for k in keys if k not in seen]

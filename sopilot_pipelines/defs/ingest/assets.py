@@ -193,10 +193,13 @@ def _embeddings(context, cat, store, key: str, live) -> dg.AssetMaterialization:
         atomic_write_npy(paths["adapted"], adapted.astype(np.float32))
     sop = {}
     if row["role"] == "gold":
-        from ..scoring.sop import gold_ready
+        from ..scoring.sop import gold_ready, task_sop_materialization
 
         ev.embeddings = adapted
         sop = gold_ready(cat, store, row, ev)
+        # a new gold changes the SOP in force (steps given at upload, boundaries carried to it, or
+        # version 0 on it): recorded as a task_sop materialization, as a sop_job run records a PUT
+        context.log_event(task_sop_materialization(context, cat, store, row["task_id"]))
     job_transition("ingest", context.run.run_id, "completed", video_id=video_id, clips=int(adapted.shape[0]))
     md = {"video_id": video_id, "task_id": row["task_id"], "clips": int(adapted.shape[0]), "dim": int(adapted.shape[1]),
           "adapter": name, "embedder": ev.model, "path": dg.MetadataValue.path(str(paths["adapted"])), **sop, **where()}  # fmt: skip

@@ -7,7 +7,6 @@ import time
 import dagster as dg
 
 from ... import telemetry
-from ...ids import TAG_TRIGGER
 from ...logs import job_transition
 from ...resources import CatalogResource, StorageResource
 from ...settings import settings
@@ -35,7 +34,6 @@ def load_for_scoring(cat, store, video_id: int, live=None):
 
 
 SCORE_RESULT, SCORE_REPORT = dg.AssetKey("score_result"), dg.AssetKey("score_report")
-TRIGGER_SOP_CHANGE = "sop_change"
 
 
 class ScoreFailed(Exception):
@@ -65,15 +63,12 @@ class ScoreFailed(Exception):
 def score_assets(context: dg.AssetExecutionContext, catalog: CatalogResource, storage: StorageResource):
     cat, store, selected = catalog.catalog, storage.store, context.selected_asset_keys
     keys = context.partition_keys
-    rescore = context.run.tags.get(TAG_TRIGGER) == TRIGGER_SOP_CHANGE
     failed = {}
-    for job_id in keys:
+    for job_id in keys:  # a re-score's range holds only its own jobs (one run per adjacent block)
         job = cat.get_score(job_id)
         if job is None:
             failed[job_id] = f"score job {job_id} is not in the catalog"
             continue
-        if rescore and len(keys) > 1 and job["trigger"] != TRIGGER_SOP_CHANGE:
-            continue  # another job whose key landed inside this re-score's range: it has its own run
         try:
             if SCORE_RESULT in selected:
                 context.log_event(_score(context, cat, store, job))
@@ -91,7 +86,7 @@ def score_assets(context: dg.AssetExecutionContext, catalog: CatalogResource, st
 
 def _score(context, cat, store, job: dict) -> dg.AssetMaterialization:
     from ...core.embedders import EmbedderError
-    from ...core.scoring import score
+    from ...core.scoring import auto_steps, score
     from ...core.sop import steps_from_rows
     import numpy as np
 
@@ -112,8 +107,9 @@ def _score(context, cat, store, job: dict) -> dg.AssetMaterialization:
         version = sop["version"] if sop else 0
         steps = steps_on_gold(cat, store, sop, gold_row["video_id"], gold) if sop else None
         cfg = settings().scoring.config()
-        named = steps or (steps_from_rows(gold_row["auto_steps"]) if gold_row.get("auto_steps") else None)
-        envelope = envelopes(cat, job["task_id"], version, gold_row["video_id"], named) if named else None
+        # version 0: the gold's automatic steps (computed here for a gold ingested before they were recorded)
+        named = steps or (steps_from_rows(gold_row["auto_steps"]) if gold_row.get("auto_steps") else auto_steps(gold, cfg))
+        envelope = envelopes(cat, job["task_id"], version, gold_row["video_id"], named)
         outcome = score(gold, trainee, cfg, steps=steps, envelope=envelope)
     except (EmbedderError, ValueError, dg.Failure) as exc:
         message = exc.description if isinstance(exc, dg.Failure) else str(exc)

@@ -83,27 +83,44 @@ def envelopes(cat, task_id: str, sop_version: int, gold_id: int, steps) -> dict:
 @dg.asset(partitions_def=tasks, group_name="scoring", kinds={"json"},
           description="The task's SOP: named steps marked on a gold (one materialization per version), carried to its other golds")  # fmt: skip
 def task_sop(context: dg.AssetExecutionContext, catalog: CatalogResource, storage: StorageResource):
-    from ...core.sop import step_title
-
     cat, store, task_id = catalog.catalog, storage.store, context.partition_key
     if cat.current_sop(task_id) is not None:
         refresh_per_gold(cat, store, task_id)
-    sop = cat.sop_view(task_id)
+    metadata, version = _sop_record(cat, store, task_id)
+    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(version))
+
+
+def task_sop_materialization(context, cat, store, task_id: str) -> dg.AssetMaterialization:
+    """The task's SOP in force as a `task_sop` materialization logged by another run (a gold's
+    ingest: steps given at upload, boundaries carried to a new gold), as a sop_job run records it."""
+    from ..ingest.assets import _DATA_VERSION_TAG, _USER_PROVIDED_TAG
+
+    if not context.instance.has_dynamic_partition(tasks.name, task_id):
+        context.instance.add_dynamic_partitions(tasks.name, [task_id])
+    metadata, version = _sop_record(cat, store, task_id)
+    return dg.AssetMaterialization(asset_key=TASK_SOP, partition=task_id, metadata=metadata,
+                                   tags={_DATA_VERSION_TAG: version, _USER_PROVIDED_TAG: "true"})  # fmt: skip
+
+
+def _sop_record(cat, store, task_id: str) -> tuple[dict, str]:
+    """The metadata and data version of a `task_sop` materialization: the SOP in force."""
+    from ...core.sop import step_title
+    from ...sop_view import sop_in_force
+
+    sop = sop_in_force(cat, store, task_id)
     if sop is None:
         raise dg.Failure(f"task {task_id} has no gold video", allow_retries=False)
     steps = [{"index": k, **st} for k, st in enumerate(sop["steps"])]
-    return dg.MaterializeResult(
-        metadata={
-            "version": sop["version"],
-            "source": sop["source"],
-            "gold_video_id": sop["gold_video_id"],
-            "steps": dg.MetadataValue.json(steps),
-            "step_names": ", ".join(step_title(k, st["name"]) for k, st in enumerate(sop["steps"])),
-            "per_gold": dg.MetadataValue.json(sop["per_gold"]),
-            "updated_by": sop["requested_by"] or "-",
-        },
-        data_version=dg.DataVersion(f"v{sop['version']}@{sop['gold_video_id']}"),
-    )
+    metadata = {
+        "version": sop["version"],
+        "source": sop["source"],
+        "gold_video_id": sop["gold_video_id"],
+        "steps": dg.MetadataValue.json(steps),
+        "step_names": ", ".join(step_title(k, st["name"]) for k, st in enumerate(sop["steps"])),
+        "per_gold": dg.MetadataValue.json(sop["per_gold"]),
+        "updated_by": sop["requested_by"] or "-",
+    }
+    return metadata, f"v{sop['version']}@{sop['gold_video_id']}"
 
 
 def gold_ready(cat, store, video: dict, ev) -> dict:
