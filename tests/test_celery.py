@@ -400,3 +400,17 @@ def test_sqlite_with_celery_is_refused(monkeypatch, missing):
             settings()
     finally:
         settings.cache_clear()
+
+
+def test_where_outside_a_celery_task_is_in_process():
+    from sopilot_pipelines.workers import where
+
+    w = where()
+    assert w["worker"] == "in-process" and w["pid"] == os.getpid() and w["host"]
+
+
+def test_up_with_workers_needs_the_celery_executor(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOPILOT_")}
+    out = subprocess.run([sys.executable, "-m", "sopilot_pipelines.cli", "up", "--data-dir", str(tmp_path / "data"), "--workers", "2"],
+                         env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 2 and "--workers needs SOPILOT_EXECUTOR=celery" in out.stderr, out
