@@ -6,7 +6,7 @@
 
 const AUTH_KEY = "sopilot.auth";
 const RANK = { viewer: 0, operator: 1, admin: 2 };
-const S = { auth: sessionStorage.getItem(AUTH_KEY), me: null, timers: [] };
+const S = { auth: sessionStorage.getItem(AUTH_KEY), me: null, timers: [], gen: 0 };
 const DEV_LABEL = {
   step_missing: "Missing step", order_swap: "Steps swapped", execution_deviation: "Done differently",
   over_time: "Over time", extra_step: "Extra step", step_repeated: "Repeated step",
@@ -24,6 +24,9 @@ const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2
 class ApiError extends Error {
   constructor(status, detail) { super(`${status}: ${detail}`); this.status = status; this.detail = detail; }
 }
+// a call that returns after the page was left (another route began): what called it must not draw
+class Superseded extends Error {}
+const orNull = (e) => { if (e instanceof Superseded) throw e; return null; }; // a failed call as null, unless superseded
 
 function headers(extra) {
   const h = Object.assign({}, extra || {});
@@ -35,7 +38,9 @@ async function api(path, opts) {
   opts = opts || {};
   const init = { method: opts.method || "GET", headers: headers(opts.headers), credentials: "same-origin" };
   if (opts.json !== undefined) { init.body = JSON.stringify(opts.json); init.headers["Content-Type"] = "application/json"; }
+  const gen = S.gen;
   const r = await fetch(path, init);
+  if (gen !== S.gen) throw new Superseded(path);
   if (opts.raw) { if (!r.ok) throw new ApiError(r.status, await detailOf(r)); return r; }
   if (!r.ok) throw new ApiError(r.status, await detailOf(r));
   return r.json();
@@ -159,13 +164,15 @@ function loginPage(message) {
 
 async function route() {
   S.timers.forEach(clearInterval); S.timers = [];
+  const gen = ++S.gen;
   const path = location.pathname.replace(/\/+$/, "") || "/ui";
   if (!S.me) {
     let ok = false;
-    try { ok = await whoami(); } catch (e) { setMain(el("p", { class: "error", role: "alert" }, explain(e))); return; }
+    try { ok = await whoami(); } catch (e) { if (e instanceof Superseded) return; setMain(el("p", { class: "error", role: "alert" }, explain(e))); return; }
     if (!ok) { if (S.auth) { S.auth = null; sessionStorage.removeItem(AUTH_KEY); } drawWho(); loginPage(); return; }
     if (S.auth) { // renew the cookie for this tab's credentials (it may have expired)
       try { await fetch("/ui/session", { method: "POST", headers: headers(), credentials: "same-origin" }); } catch (e) { /* */ }
+      if (gen !== S.gen) return;
     }
   }
   drawWho();
@@ -178,6 +185,7 @@ async function route() {
     else if (path === "/ui" || path === "/ui/tasks") { await tasksPage(); }
     else setMain(el("h1", {}, "Page not found"), el("p", {}, el("a", { href: "/ui", "data-nav": "" }, "Tasks")));
   } catch (e) {
+    if (e instanceof Superseded) return;
     if (e instanceof ApiError && e.status === 401) { S.me = null; loginPage(explain(e)); return; }
     setMain(el("p", { class: "error", role: "alert" }, explain(e)));
   }
@@ -497,7 +505,7 @@ function uploadForm(tasks, msg) {
       for (let misses = 0; ; ) {
         try { job = await api(`/videos/jobs/${encodeURIComponent(r.ingest_job_id)}`); misses = 0; }
         catch (e) { // a busy server's 5xx or a dropped connection: ask again, a few times
-          if ((e instanceof ApiError && e.status < 500) || ++misses > 5) throw e;
+          if (e instanceof Superseded || (e instanceof ApiError && e.status < 500) || ++misses > 5) throw e;
           await new Promise((res) => setTimeout(res, 2000)); continue;
         }
         ingBar.value = phase[job.status] || 0; ingText.textContent = `ingest ${job.status}`;
@@ -529,9 +537,9 @@ async function tasksPage() {
     const golds = videos.filter((v) => v.task_id === id && v.role === "gold");
     const mine = jobs.filter((j) => j.task_id === id);
     const done = mine.filter((j) => j.status === "completed").slice(0, 20);
-    const details = await Promise.all(done.map((j) => api(`/score/${encodeURIComponent(j.job_id)}`).catch(() => null)));
+    const details = await Promise.all(done.map((j) => api(`/score/${encodeURIComponent(j.job_id)}`).catch(orNull)));
     const results = details.filter((d) => d && d.result);
-    const aligns = await Promise.all(results.map((d) => api(`/score/${encodeURIComponent(d.score_job_id)}/alignment`).catch(() => null)));
+    const aligns = await Promise.all(results.map((d) => api(`/score/${encodeURIComponent(d.score_job_id)}/alignment`).catch(orNull)));
     const passes = results.filter((d) => d.result.decision === "pass").length;
     const steps = results.length ? stepsOf(results[0].result) : [];
     const version = t.sop_version ?? t.version ?? (t.sop && t.sop.version) ?? (tasks.api ? "–" : "automatic steps");
@@ -623,7 +631,7 @@ function durationChart(results, aligns, steps) {
 
 async function latestResult(taskId) {
   for (const j of (await scoreJobs()).filter((x) => x.task_id === taskId && x.status === "completed")) {
-    const d = await api(`/score/${encodeURIComponent(j.job_id)}`).catch(() => null);
+    const d = await api(`/score/${encodeURIComponent(j.job_id)}`).catch(orNull);
     if (d && d.result) return d;
   }
   return null;
