@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTHON ?= python3
 
-.PHONY: demo test bench accuracy clean
+.PHONY: demo test test-fast lint bench accuracy clean distclean
 
 demo: $(STAMP)
 	$(VENV)/bin/sopilot demo
@@ -12,6 +12,17 @@ demo: $(STAMP)
 # pytest's own exit status: 5 (nothing collected) fails too, so a wrong PYTEST_ARGS never passes.
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Everything but the tests that start real servers or Dagster daemons (marked `integration`) and
+# the slow ones: the quick loop while editing.
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not integration and not slow" $(PYTEST_ARGS)
+
+# Format, lint and types (ruff.toml, mypy.ini); .ci/run runs it before the tests.
+lint: $(STAMP)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	$(PY) bench/bench_dtw.py && $(PY) bench/bench_alignment.py && $(PY) bench/bench_ingest.py && $(PY) bench/bench_score.py && $(PY) bench/bench_search.py
@@ -37,5 +48,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --no-deps mediapipe==0.10.14
 	touch $(STAMP)
 
+# What the demo and the benchmarks write (the data dir, renders, caches); distclean also the venv.
 clean:
-	rm -rf $(VENV) data/demo
+	rm -rf data bench/out
+
+distclean: clean
+	rm -rf $(VENV)

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.styles import plans  # noqa: E402
+from bench.styles import plans
 
 STYLES = ("bench", "fixture", "slides", "shapes", "photo", "handwash")
 TUNED = ("bench", "shapes")  # the protocol: rules are tuned on these two; the rest are held out
@@ -61,25 +61,38 @@ def load_task(style: str, seed: int, variants: tuple[str, ...], out_root: Path =
 
 
 def _video_json(v: plans.Video) -> dict:
-    return {"path": str(v.path), "variant": v.variant, "duration": v.timeline.duration_sec,
-            "segments": [[s.activity.kind, s.activity.step, s.activity.duration, s.activity.wrong, s.start_sec, s.end_sec]
-                         for s in v.timeline.segments],
-            "expected": [[e.type, e.gold_step, e.swapped_with] for e in v.expected]}  # fmt: skip
+    return {
+        "path": str(v.path),
+        "variant": v.variant,
+        "duration": v.timeline.duration_sec,
+        "segments": [
+            [s.activity.kind, s.activity.step, s.activity.duration, s.activity.wrong, s.start_sec, s.end_sec]
+            for s in v.timeline.segments
+        ],
+        "expected": [[e.type, e.gold_step, e.swapped_with] for e in v.expected],
+    }
 
 
 def _video_from(d: dict) -> plans.Video:
     segs = [plans.Segment(plans.Activity(k, st, du, w), a, b) for k, st, du, w, a, b in d["segments"]]
-    return plans.Video(Path(d["path"]), d["variant"], plans.Timeline(segs, d["duration"]),
-                       [plans.Expected(*e) for e in d["expected"]])  # fmt: skip
+    return plans.Video(
+        Path(d["path"]), d["variant"], plans.Timeline(segs, d["duration"]), [plans.Expected(*e) for e in d["expected"]]
+    )
 
 
 def _task_to_json(t: plans.Task) -> dict:
-    return {"style": t.style, "task_id": t.task_id, "gold": _video_json(t.gold),
-            "trainees": {k: _video_json(v) for k, v in t.trainees.items()}}  # fmt: skip
+    return {
+        "style": t.style,
+        "task_id": t.task_id,
+        "gold": _video_json(t.gold),
+        "trainees": {k: _video_json(v) for k, v in t.trainees.items()},
+    }
 
 
 def _task_from_json(d: dict) -> plans.Task:
-    return plans.Task(d["style"], d["task_id"], _video_from(d["gold"]), {k: _video_from(v) for k, v in d["trainees"].items()})
+    return plans.Task(
+        d["style"], d["task_id"], _video_from(d["gold"]), {k: _video_from(v) for k, v in d["trainees"].items()}
+    )
 
 
 def embed_cached(path: Path, embedder_name: str, out_root: Path = OUT):
@@ -90,7 +103,9 @@ def embed_cached(path: Path, embedder_name: str, out_root: Path = OUT):
 
     settings = ClipSettings()
     st = path.stat()
-    key = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{embedder_name}|{settings}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(
+        f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{embedder_name}|{settings}".encode()
+    ).hexdigest()[:16]
     npy, js = out_root / "emb" / f"{key}.npy", out_root / "emb" / f"{key}.json"
     if npy.exists() and js.exists():
         return EmbeddedVideo.load(npy, js)
@@ -157,8 +172,14 @@ def judge(task: plans.Task, video: plans.Video, result: dict) -> Judged:
     tp, missed = 0, []
     for e in video.expected:
         spans = expected_spans(task, video, e)
-        hit = next((i for i, d in enumerate(devs) if i not in used and d["type"] == e.type
-                    and any(time_matches(d, s) for s in spans)), None)  # fmt: skip
+        hit = next(
+            (
+                i
+                for i, d in enumerate(devs)
+                if i not in used and d["type"] == e.type and any(time_matches(d, s) for s in spans)
+            ),
+            None,
+        )
         if hit is None:
             missed.append(f"{e.type}@{e.gold_step}")
         else:
@@ -167,9 +188,20 @@ def judge(task: plans.Task, video: plans.Video, result: dict) -> Judged:
     alarm = False
     if video.correct:
         alarm = any(d["type"] in CRITICAL_ALARMS for d in devs) or (
-            video.variant == "correct_slower" and any(d["type"] == "over_time" for d in devs))
-    return Judged(video.variant, video.correct, float(result["score"]), result["decision"], tp, len(devs) - tp,
-                  len(video.expected) - tp, alarm, [f"{d['type']}@{d.get('gold_step')}" for d in devs], missed)  # fmt: skip
+            video.variant == "correct_slower" and any(d["type"] == "over_time" for d in devs)
+        )
+    return Judged(
+        video.variant,
+        video.correct,
+        float(result["score"]),
+        result["decision"],
+        tp,
+        len(devs) - tp,
+        len(video.expected) - tp,
+        alarm,
+        [f"{d['type']}@{d.get('gold_step')}" for d in devs],
+        missed,
+    )
 
 
 def boundary_f1(task: plans.Task, result: dict, tol: float = 1.0) -> tuple[int, int, int]:
@@ -240,35 +272,49 @@ def summarise(runs: list[dict]) -> dict:
         f = [x for x in r["judged"] if not x.correct]
         pairs += len(c) * len(f)
         ok_pairs += sum(a.score > b.score for a in c for b in f)
-        good = all(a.score >= 80 and a.decision == "pass" for a in c) and not any(b.decision == "pass" for b in f) \
-            and all(a.score > b.score for a in c for b in f)  # fmt: skip
+        good = (
+            all(a.score >= 80 and a.decision == "pass" for a in c)
+            and not any(b.decision == "pass" for b in f)
+            and all(a.score > b.score for a in c for b in f)
+        )
         task_ok += good
     btp, bfound, btrue = (sum(r["bounds"][i] for r in runs) for i in range(3))
     hits, clips = (sum(r["nearest"][i] for r in runs) for i in range(2))
     gold_self = [x for x in j if x.variant == "gold"]
     return {
-        "deviation_f1": round(f1, 3), "tp": tp, "fp": fp, "fn": fn,
-        "false_alarms": sum(x.false_alarm for x in j), "correct_variants": sum(x.correct for x in j),
-        "ranking_pairs": round(ok_pairs / pairs, 3) if pairs else 1.0, "tasks_ranked_ok": f"{task_ok}/{len(runs)}",
+        "deviation_f1": round(f1, 3),
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "false_alarms": sum(x.false_alarm for x in j),
+        "correct_variants": sum(x.correct for x in j),
+        "ranking_pairs": round(ok_pairs / pairs, 3) if pairs else 1.0,
+        "tasks_ranked_ok": f"{task_ok}/{len(runs)}",
         "faulty_passed": sum((not x.correct) and x.decision == "pass" for x in j),
         "gold_self_ok": f"{sum(x.score == 100 and not x.reported for x in gold_self)}/{len(gold_self)}",
         "boundary_f1": round(2 * btp / (bfound + btrue), 3) if (bfound + btrue) else 1.0,
         "nearest_step_accuracy": round(hits / clips, 3) if clips else None,
         "variants": [vars(x) for x in j],
-    }  # fmt: skip
+    }
 
 
 def markdown(report: dict) -> str:
-    rows = [f"embedder `{report['embedder']}`, tuned on {', '.join(report['tuned_on'])}", "",
-            "| style | | steps | deviation F1 (tp/fp/fn) | false alarms | ranking pairs | tasks ranked ok | faulty pass "
-            "| gold = gold | boundary F1 | nearest step |", "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    rows = [
+        f"embedder `{report['embedder']}`, tuned on {', '.join(report['tuned_on'])}",
+        "",
+        "| style | | steps | deviation F1 (tp/fp/fn) | false alarms | ranking pairs | tasks ranked ok | faulty pass "
+        "| gold = gold | boundary F1 | nearest step |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for style, modes in report["styles"].items():
         held = "tuned" if style in TUNED else ("real" if style == "handwash" else "held out")
         for mode, x in modes.items():
-            rows.append(f"| {style} | {held} | {mode} | {x['deviation_f1']:.2f} ({x['tp']}/{x['fp']}/{x['fn']}) | "
-                        f"{x['false_alarms']}/{x['correct_variants']} | {x['ranking_pairs']:.2f} | {x['tasks_ranked_ok']} | "
-                        f"{x['faulty_passed']} | {x['gold_self_ok']} | {x['boundary_f1']:.2f} | "
-                        f"{'' if x['nearest_step_accuracy'] is None else format(x['nearest_step_accuracy'], '.2f')} |")  # fmt: skip
+            rows.append(
+                f"| {style} | {held} | {mode} | {x['deviation_f1']:.2f} ({x['tp']}/{x['fp']}/{x['fn']}) | "
+                f"{x['false_alarms']}/{x['correct_variants']} | {x['ranking_pairs']:.2f} | {x['tasks_ranked_ok']} | "
+                f"{x['faulty_passed']} | {x['gold_self_ok']} | {x['boundary_f1']:.2f} | "
+                f"{'' if x['nearest_step_accuracy'] is None else format(x['nearest_step_accuracy'], '.2f')} |"
+            )
     return "\n".join(rows)
 
 
@@ -286,7 +332,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from sopilot_pipelines.core.embedders import get_embedder
     from sopilot_pipelines.core.scoring import ScoringConfig
-
     from sopilot_pipelines.settings import settings
 
     embedder = get_embedder(args.embedder or settings().embedding.embedder).name
@@ -306,15 +351,23 @@ def main(argv: list[str] | None = None) -> int:
             summary = summarise([run_task(t, embedder, mode, cfg) for t in tasks])
             report["styles"].setdefault(style, {})[mode] = summary
             held = "tuned" if style in TUNED else ("real" if style == "handwash" else "held-out")
-            print(f"{style:9s} {held:8s} steps {mode:5s}  F1 {summary['deviation_f1']:.2f} (tp {summary['tp']} fp {summary['fp']} "
-                  f"fn {summary['fn']})  false alarms {summary['false_alarms']}/{summary['correct_variants']}  "
-                  f"ranking {summary['ranking_pairs']:.2f} tasks ok {summary['tasks_ranked_ok']}  faulty pass "
-                  f"{summary['faulty_passed']}  gold=gold {summary['gold_self_ok']}  boundary F1 {summary['boundary_f1']:.2f}"
-                  + (f"  nearest step {summary['nearest_step_accuracy']:.2f}" if summary["nearest_step_accuracy"] is not None else ""),
-                  flush=True)  # fmt: skip
+            print(
+                f"{style:9s} {held:8s} steps {mode:5s}  F1 {summary['deviation_f1']:.2f} (tp {summary['tp']} fp {summary['fp']} "
+                f"fn {summary['fn']})  false alarms {summary['false_alarms']}/{summary['correct_variants']}  "
+                f"ranking {summary['ranking_pairs']:.2f} tasks ok {summary['tasks_ranked_ok']}  faulty pass "
+                f"{summary['faulty_passed']}  gold=gold {summary['gold_self_ok']}  boundary F1 {summary['boundary_f1']:.2f}"
+                + (
+                    f"  nearest step {summary['nearest_step_accuracy']:.2f}"
+                    if summary["nearest_step_accuracy"] is not None
+                    else ""
+                ),
+                flush=True,
+            )
             if args.verbose:
                 for x in summary["variants"]:
-                    print(f"    {x['variant']:20s} {x['score']:5.1f} {x['decision']:12s} reported {x['reported']} missed {x['missed']}")
+                    print(
+                        f"    {x['variant']:20s} {x['score']:5.1f} {x['decision']:12s} reported {x['reported']} missed {x['missed']}"
+                    )
     report["seconds"] = round(time.perf_counter() - t0, 1)
     if args.markdown:
         print(markdown(report))

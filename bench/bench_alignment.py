@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sopilot_pipelines.core.align import cost_matrix, dtw  # noqa: E402
+from sopilot_pipelines.core.align import cost_matrix, dtw
 
 
 def embeddings(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
@@ -91,19 +91,31 @@ def main() -> None:
                 cm_wall.append(cmw)
                 dtw_wall.append(dw)
         med = statistics.median
-        rows.append((k, med(g_wall), med(cm_wall), med(dtw_wall), med(a_wall),
-                     med(a / g for a, g in zip(a_wall, g_wall)), med(g_cpu), med(a_cpu)))
+        rows.append(
+            (
+                k,
+                med(g_wall),
+                med(cm_wall),
+                med(dtw_wall),
+                med(a_wall),
+                med(a / g for a, g in zip(a_wall, g_wall)),
+                med(g_cpu),
+                med(a_cpu),
+            )
+        )
 
-    print(f"alignment {args.n}x{args.m} clips, d={args.dim}, {args.repeats} interleaved repeats, "
-          "medians")
-    print(f"{'BLAS thr':>8} {'GEMM':>9} {'cost_mat':>9} {'dtw+path':>9} {'alignment':>10} "
-          f"{'align/GEMM':>10} {'pair-ratio':>10} {'GEMM cpu':>9} {'align cpu':>10} "
-          f"{'cpu ratio':>9}")
-    for (k, g, cm, d, a, pair, gc, ac) in rows:
-        print(f"{k:>8} {g*1e3:>7.1f}ms {cm*1e3:>7.1f}ms {d*1e3:>7.1f}ms {a*1e3:>8.1f}ms "
-              f"{a/g:>9.2f}x {pair:>9.2f}x {gc*1e3:>7.1f}ms {ac*1e3:>8.1f}ms {ac/gc:>8.2f}x")
-    print("align/GEMM = median alignment / median GEMM (wall); pair-ratio = median over "
-          "interleaved pairs")
+    print(f"alignment {args.n}x{args.m} clips, d={args.dim}, {args.repeats} interleaved repeats, medians")
+    print(
+        f"{'BLAS thr':>8} {'GEMM':>9} {'cost_mat':>9} {'dtw+path':>9} {'alignment':>10} "
+        f"{'align/GEMM':>10} {'pair-ratio':>10} {'GEMM cpu':>9} {'align cpu':>10} "
+        f"{'cpu ratio':>9}"
+    )
+    for k, g, cm, d, a, pair, gc, ac in rows:
+        print(
+            f"{k:>8} {g * 1e3:>7.1f}ms {cm * 1e3:>7.1f}ms {d * 1e3:>7.1f}ms {a * 1e3:>8.1f}ms "
+            f"{a / g:>9.2f}x {pair:>9.2f}x {gc * 1e3:>7.1f}ms {ac * 1e3:>8.1f}ms {ac / gc:>8.2f}x"
+        )
+    print("align/GEMM = median alignment / median GEMM (wall); pair-ratio = median over interleaved pairs")
 
 
 if __name__ == "__main__":

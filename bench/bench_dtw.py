@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sopilot_pipelines.core.align import cost_matrix, dtw  # noqa: E402
+from sopilot_pipelines.core.align import cost_matrix, dtw
 
 
 def random_walk(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
@@ -106,18 +106,38 @@ def main() -> None:
         theirs = med(theirs_t)
         pair = med(b / a for a, b in zip(ours_t, theirs_t))
         cpu_ratio = med(theirs_c) / med(ours_c)
-        rows.append((n, cold, ours, min(ours_t), theirs, min(theirs_t), theirs / ours, pair,
-                     cpu_ratio, convention, same_path, len(path)))
+        rows.append(
+            (
+                n,
+                cold,
+                ours,
+                min(ours_t),
+                theirs,
+                min(theirs_t),
+                theirs / ours,
+                pair,
+                cpu_ratio,
+                convention,
+                same_path,
+                len(path),
+            )
+        )
 
-    print(f"{'size':>11} {'ours 1st':>10} {'ours med':>9} {'ours min':>9} "
-          f"{'tslearn med':>12} {'tslearn min':>12} {'ratio':>6} {'pair-ratio':>10} "
-          f"{'cpu-ratio':>9}  tslearn value       same path  path len")
-    for (n, cold, ours, omin, theirs, tmin, ratio, pair, cpu, conv, same, plen) in rows:
-        print(f"{n:>5}x{n:<5} {cold*1e3:>8.1f}ms {ours*1e3:>7.1f}ms {omin*1e3:>7.1f}ms "
-              f"{theirs*1e3:>10.1f}ms {tmin*1e3:>10.1f}ms {ratio:>5.1f}x {pair:>9.1f}x "
-              f"{cpu:>8.1f}x  {conv:<19} {str(same):<10} {plen}")
-    print("ratio = tslearn median / ours median, wall (throughput ratio); pair-ratio = median "
-          "over interleaved pairs; cpu-ratio = the same with thread CPU time")
+    print(
+        f"{'size':>11} {'ours 1st':>10} {'ours med':>9} {'ours min':>9} "
+        f"{'tslearn med':>12} {'tslearn min':>12} {'ratio':>6} {'pair-ratio':>10} "
+        f"{'cpu-ratio':>9}  tslearn value       same path  path len"
+    )
+    for n, cold, ours, omin, theirs, tmin, ratio, pair, cpu, conv, same, plen in rows:
+        print(
+            f"{n:>5}x{n:<5} {cold * 1e3:>8.1f}ms {ours * 1e3:>7.1f}ms {omin * 1e3:>7.1f}ms "
+            f"{theirs * 1e3:>10.1f}ms {tmin * 1e3:>10.1f}ms {ratio:>5.1f}x {pair:>9.1f}x "
+            f"{cpu:>8.1f}x  {conv:<19} {str(same):<10} {plen}"
+        )
+    print(
+        "ratio = tslearn median / ours median, wall (throughput ratio); pair-ratio = median "
+        "over interleaved pairs; cpu-ratio = the same with thread CPU time"
+    )
 
 
 if __name__ == "__main__":

@@ -20,22 +20,42 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from imageio_ffmpeg import get_ffmpeg_exe  # noqa: E402
+from imageio_ffmpeg import get_ffmpeg_exe
 
-from sopilot_pipelines.core.embedders import get_embedder  # noqa: E402
-from sopilot_pipelines.core.embedding import embed_video  # noqa: E402
-from sopilot_pipelines.core.video import ClipSettings, DecodeSettings  # noqa: E402
+from sopilot_pipelines.core.embedders import get_embedder
+from sopilot_pipelines.core.embedding import embed_video
+from sopilot_pipelines.core.video import ClipSettings, DecodeSettings
 
 REPEATS = 5
 
 
 def make_video(path: Path) -> None:
     subprocess.run(
-        [get_ffmpeg_exe(), "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
-         "-t", "60", "-vf", "noise=alls=12:allf=t", "-c:v", "libx264", "-preset", "veryfast", "-crf", "23",
-         "-pix_fmt", "yuv420p", str(path)],
+        [
+            get_ffmpeg_exe(),
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1280x720:rate=30",
+            "-t",
+            "60",
+            "-vf",
+            "noise=alls=12:allf=t",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "23",
+            "-pix_fmt",
+            "yuv420p",
+            str(path),
+        ],
         check=True,
-    )  # fmt: skip
+    )
 
 
 def full_decode(path: Path) -> float:
@@ -72,10 +92,14 @@ def main(names: list[str]) -> None:
             print(f"== {embedder.name}: 60 s 1280x720 30 fps H.264 (noisy); {ev.n_clips} clips, {settings}")
             print(f"ffmpeg full decode (-f null), median of {REPEATS}: {p:.2f}s  ({60 / p:.1f}x real time)")
             print(f"decode+clips+embed, median of {REPEATS}: {o:.2f}s  ({60 / o:.1f}x real time)")
-            print(f"  of which decode {statistics.median(x['decode_sec'] for x in parts):.2f}s, "
-                  f"embed {statistics.median(x['embed_sec'] for x in parts):.2f}s")
-            print(f"streamed: {s:.2f}s = {s / p:.2f}x the full decode; peak traced memory "
-                  f"{peaks['streamed'] >> 20} MB streamed vs {peaks['in memory'] >> 20} MB in memory")
+            print(
+                f"  of which decode {statistics.median(x['decode_sec'] for x in parts):.2f}s, "
+                f"embed {statistics.median(x['embed_sec'] for x in parts):.2f}s"
+            )
+            print(
+                f"streamed: {s:.2f}s = {s / p:.2f}x the full decode; peak traced memory "
+                f"{peaks['streamed'] >> 20} MB streamed vs {peaks['in memory'] >> 20} MB in memory"
+            )
             print(f"ratio ours / full decode: {o / p:.2f}x  (target <= 3x)", flush=True)
 
 

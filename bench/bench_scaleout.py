@@ -26,9 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sopilot_pipelines.catalog import Catalog  # noqa: E402
-from sopilot_pipelines.core import synth  # noqa: E402
-from sopilot_pipelines.stack import Stack  # noqa: E402
+from sopilot_pipelines.catalog import Catalog
+from sopilot_pipelines.core import synth
+from sopilot_pipelines.stack import Stack
 
 PG = "postgresql+psycopg2://postgres@127.0.0.1:5432"
 TASK = "scaleout"
@@ -50,11 +50,18 @@ def run_mode(mode: str, sources: list[Path], embedder: str, tmp: Path) -> dict:
     dbs = [f"{stem}_dagster", f"{stem}_catalog"]
     for db in dbs:
         _psql(f'CREATE DATABASE "{db}"')
-    env = {"SOPILOT_DAGSTER_PG_URL": f"{PG}/{dbs[0]}", "SOPILOT_DATABASE_URL": f"{PG}/{dbs[1]}",
-           "SOPILOT_EMBEDDER": embedder, "SOPILOT_AUTO_SCORE": "false", "SOPILOT_EXECUTOR": "in_process"}  # fmt: skip
+    env = {
+        "SOPILOT_DAGSTER_PG_URL": f"{PG}/{dbs[0]}",
+        "SOPILOT_DATABASE_URL": f"{PG}/{dbs[1]}",
+        "SOPILOT_EMBEDDER": embedder,
+        "SOPILOT_AUTO_SCORE": "false",
+        "SOPILOT_EXECUTOR": "in_process",
+    }
     if workers:
         subprocess.run(["rabbitmqctl", "add_vhost", stem], check=True, capture_output=True)
-        subprocess.run(["rabbitmqctl", "set_permissions", "-p", stem, "guest", ".*", ".*", ".*"], check=True, capture_output=True)
+        subprocess.run(
+            ["rabbitmqctl", "set_permissions", "-p", stem, "guest", ".*", ".*", ".*"], check=True, capture_output=True
+        )
         env.update(SOPILOT_EXECUTOR="celery", SOPILOT_CELERY_BROKER=f"amqp://guest:guest@127.0.0.1:5672/{stem}")
     data = tmp / mode / "data"
     stack = Stack(data, port=_port(), dagster_port=_port(), workers=workers, env_extra=env)
@@ -89,8 +96,15 @@ def run_mode(mode: str, sources: list[Path], embedder: str, tmp: Path) -> dict:
         if workers:
             subprocess.run(["rabbitmqctl", "delete_vhost", stem], capture_output=True)
     per_worker_hour = hours / (elapsed / 3600) / max(workers, 1)
-    return {"mode": mode, "videos": len(sources), "failed": len(failed), "seconds": elapsed,
-            "videos_per_min": len(sources) / elapsed * 60, "video_hours": hours, "video_h_per_worker_h": per_worker_hour}  # fmt: skip
+    return {
+        "mode": mode,
+        "videos": len(sources),
+        "failed": len(failed),
+        "seconds": elapsed,
+        "videos_per_min": len(sources) / elapsed * 60,
+        "video_hours": hours,
+        "video_h_per_worker_h": per_worker_hour,
+    }
 
 
 def main() -> int:
@@ -105,12 +119,16 @@ def main() -> int:
         pool = [suite[k].path for k in ("gold", "swap", "missing")]
         sources = [pool[i % len(pool)] for i in range(args.videos)]
         results = [run_mode(m.strip(), sources, args.embedder, tmp) for m in args.modes.split(",")]
-    print(f"\n{args.videos} videos ({results[0]['video_hours'] * 3600:.0f} s of video in all), embedder {args.embedder}")
+    print(
+        f"\n{args.videos} videos ({results[0]['video_hours'] * 3600:.0f} s of video in all), embedder {args.embedder}"
+    )
     print("| mode | seconds | videos/min | video-h per worker-h | failed |")
     print("| --- | --- | --- | --- | --- |")
     for r in results:
         name = "in process" if r["mode"] == "in_process" else f"{r['mode']} worker(s)"
-        print(f"| {name} | {r['seconds']:.1f} | {r['videos_per_min']:.2f} | {r['video_h_per_worker_h']:.2f} | {r['failed']} |")
+        print(
+            f"| {name} | {r['seconds']:.1f} | {r['videos_per_min']:.2f} | {r['video_h_per_worker_h']:.2f} | {r['failed']} |"
+        )
     return 0
 
 

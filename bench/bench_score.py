@@ -14,9 +14,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sopilot_pipelines.core import synth  # noqa: E402
-from sopilot_pipelines.core.embedding import embed_video  # noqa: E402
-from sopilot_pipelines.core.scoring import score  # noqa: E402
+from sopilot_pipelines.core import synth
+from sopilot_pipelines.core.embedding import embed_video
+from sopilot_pipelines.core.scoring import score
 
 
 def long_procedure(seconds: float = 300.0) -> synth.Procedure:
@@ -35,8 +35,10 @@ def main() -> None:
         t = time.perf_counter()
         gold_file = synth.render(proc, "gold", Path(d) / "gold.mp4", fps=30, size=(320, 240), seed=1)
         trainee_file = synth.render(proc, "missing", Path(d) / "trainee.mp4", fps=30, size=(320, 240), seed=2)
-        print(f"rendered 2 videos of {gold_file.duration_sec:.0f}s / {trainee_file.duration_sec:.0f}s "
-              f"({len(proc.steps)} steps) in {time.perf_counter() - t:.1f}s")
+        print(
+            f"rendered 2 videos of {gold_file.duration_sec:.0f}s / {trainee_file.duration_sec:.0f}s "
+            f"({len(proc.steps)} steps) in {time.perf_counter() - t:.1f}s"
+        )
         t = time.perf_counter()
         gold = embed_video(gold_file.path)
         trainee = embed_video(trainee_file.path)
@@ -50,8 +52,10 @@ def main() -> None:
     print(f"clips: gold {gold.n_clips}, trainee {trainee.n_clips}; embedder {gold.model}")
     print(f"decode+embed both videos: {embed_s:.2f}s")
     print(f"score (median of 5):      {statistics.median(runs) * 1000:.0f} ms  (min {min(runs) * 1000:.0f} ms)")
-    print(f"result: score {result['score']}, {len(result['step_boundaries']['gold']) - 1} gold steps found, "
-          f"deviations {[d['type'] for d in result['deviations']]}")
+    print(
+        f"result: score {result['score']}, {len(result['step_boundaries']['gold']) - 1} gold steps found, "
+        f"deviations {[d['type'] for d in result['deviations']]}"
+    )
 
 
 if __name__ == "__main__":

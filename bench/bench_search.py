@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sopilot_pipelines.core.index import build_index  # noqa: E402
+from sopilot_pipelines.core.index import build_index
 
 DIM = 768
 K = 5
@@ -94,8 +94,11 @@ def run_size(n, n_queries, hnsw, query_threads, seed=0):
     indexes["flat"] = (flat, time.perf_counter() - t, "exact")
     t = time.perf_counter()
     ivf, info = build_index(x, approx_min_clips=1, seed=seed, groups=video)  # as write_version does
-    indexes["ivf"] = (ivf, time.perf_counter() - t,
-                      f"nlist {info['nlist']}, nprobe {info['nprobe']}, calibrated recall@5 {info['recall_at_5']}")  # fmt: skip
+    indexes["ivf"] = (
+        ivf,
+        time.perf_counter() - t,
+        f"nlist {info['nlist']}, nprobe {info['nprobe']}, calibrated recall@5 {info['recall_at_5']}",
+    )
     if hnsw:
         t = time.perf_counter()
         h = faiss.IndexHNSWFlat(DIM, 32, faiss.METRIC_INNER_PRODUCT)
@@ -107,7 +110,7 @@ def run_size(n, n_queries, hnsw, query_threads, seed=0):
 
     _, exact = flat.search(queries, K)
     lat = {name: [] for name in indexes}
-    for name, (idx, _, _) in indexes.items():  # warm-up
+    for idx, _, _ in indexes.values():  # warm-up
         idx.search(queries[:5], K)
     threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(query_threads)  # OpenIndex.search: 1 thread for a single query
@@ -123,13 +126,17 @@ def run_size(n, n_queries, hnsw, query_threads, seed=0):
         _, got = idx.search(queries, K)
         rows.append((name, build_s, ms(lat[name], 50), ms(lat[name], 99), recall_at_k(got, exact), note))
     flat_p50 = rows[0][2]
-    print(f"\n{n:,} clips x {DIM}-d (generated in {gen_s:.1f}s), {n_queries} single queries, k={K}, "
-          f"{query_threads} thread(s) per query")  # fmt: skip
+    print(
+        f"\n{n:,} clips x {DIM}-d (generated in {gen_s:.1f}s), {n_queries} single queries, k={K}, "
+        f"{query_threads} thread(s) per query"
+    )
     print("| index | build | p50 | p99 | recall@5 vs exact | flat p50 / this p50 | notes |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, build_s, p50, p99, rec, note in rows:
-        print(f"| {name} | {build_s:.1f} s | {p50:.2f} ms | {p99:.2f} ms | {rec:.3f} | "
-              f"{flat_p50 / p50:.1f}x | {note} |", flush=True)  # fmt: skip
+        print(
+            f"| {name} | {build_s:.1f} s | {p50:.2f} ms | {p99:.2f} ms | {rec:.3f} | {flat_p50 / p50:.1f}x | {note} |",
+            flush=True,
+        )
     return rows
 
 
@@ -139,19 +146,28 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="only 10k and 100k")
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--hnsw-max", type=int, default=100_000, help="skip HNSW above this many clips")
-    ap.add_argument("--query-threads", type=int, default=1,
-                    help="OpenMP threads for the single queries (OpenIndex.search uses 1; builds use all)")
+    ap.add_argument(
+        "--query-threads",
+        type=int,
+        default=1,
+        help="OpenMP threads for the single queries (OpenIndex.search uses 1; builds use all)",
+    )
     args = ap.parse_args()
     sizes = [10_000, 100_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     import faiss
 
-    print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} OpenMP threads for builds, load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")  # fmt: skip
+    print(
+        f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} OpenMP threads for builds, load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
     for n in sizes:
         run_size(n, args.queries, hnsw=n <= args.hnsw_max, query_threads=args.query_threads)
         gc.collect()
-        print(f"peak RSS so far {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.1f} GiB, "
-              f"load average {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+        print(
+            f"peak RSS so far {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.1f} GiB, "
+            f"load average {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

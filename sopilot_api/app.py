@@ -20,8 +20,13 @@ from .settings import ApiSettings, get_settings
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="SOPilot API", version="0.1.0", docs_url=None, redoc_url=None,  # served offline by ui.install
-                  description="Scores trainee videos of a Standard Operating Procedure against a gold video.")  # fmt: skip
+    app = FastAPI(
+        title="SOPilot API",
+        version="0.1.0",
+        docs_url=None,
+        redoc_url=None,  # served offline by ui.install
+        description="Scores trainee videos of a Standard Operating Procedure against a gold video.",
+    )
     app.state.settings = settings
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -39,9 +44,17 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     async def _log_request(request: Request, call_next):
         start = time.perf_counter()
         response = await call_next(request)
-        log.info("request", extra={"fields": {
-            "method": request.method, "path": request.url.path, "status": response.status_code,
-            "duration_ms": round((time.perf_counter() - start) * 1000, 1)}})  # fmt: skip
+        log.info(
+            "request",
+            extra={
+                "fields": {
+                    "method": request.method,
+                    "path": request.url.path,
+                    "status": response.status_code,
+                    "duration_ms": round((time.perf_counter() - start) * 1000, 1),
+                }
+            },
+        )
         return response
 
     for module in (ops, videos, score, search, train, audit, tasks):

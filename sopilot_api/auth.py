@@ -31,14 +31,27 @@ from starlette.requests import HTTPConnection
 
 from .settings import ROLES, ApiSettings, get_settings
 
-__all__ = ["ROLES", "RANK", "Admin", "Operator", "Principal", "Viewer", "require", "authenticate", "bearer_scheme", "basic_scheme"]
+__all__ = [
+    "ROLES",
+    "RANK",
+    "Admin",
+    "Operator",
+    "Principal",
+    "Viewer",
+    "require",
+    "authenticate",
+    "bearer_scheme",
+    "basic_scheme",
+]
 
 RANK = {r: i for i, r in enumerate(ROLES)}
 REALM = "sopilot"
 
 MISSING = "missing credentials: send 'Authorization: Bearer <token>' or basic auth"
-NOT_CONFIGURED = ("authentication is required but no credentials are configured on the server "
-                  "(set SOPILOT_API_TOKEN, SOPILOT_API_ROLE_TOKENS or SOPILOT_BASIC_USER/_PASSWORD)")  # fmt: skip
+NOT_CONFIGURED = (
+    "authentication is required but no credentials are configured on the server "
+    "(set SOPILOT_API_TOKEN, SOPILOT_API_ROLE_TOKENS or SOPILOT_BASIC_USER/_PASSWORD)"
+)
 
 
 class _LenientBasic(HTTPBasic):
@@ -53,10 +66,12 @@ class _LenientBasic(HTTPBasic):
 
 
 # Declared as dependencies of `require` so OpenAPI lists both schemes and marks protected routes.
-bearer_scheme = HTTPBearer(scheme_name="HTTPBearer", auto_error=False,
-                           description="a token from SOPILOT_API_TOKEN or SOPILOT_API_ROLE_TOKENS")  # fmt: skip
-basic_scheme = _LenientBasic(scheme_name="HTTPBasic", realm=REALM, auto_error=False,
-                             description="SOPILOT_BASIC_USER / SOPILOT_BASIC_PASSWORD")  # fmt: skip
+bearer_scheme = HTTPBearer(
+    scheme_name="HTTPBearer", auto_error=False, description="a token from SOPILOT_API_TOKEN or SOPILOT_API_ROLE_TOKENS"
+)
+basic_scheme = _LenientBasic(
+    scheme_name="HTTPBasic", realm=REALM, auto_error=False, description="SOPILOT_BASIC_USER / SOPILOT_BASIC_PASSWORD"
+)
 
 
 @dataclass(frozen=True)
@@ -131,13 +146,17 @@ def authenticate(settings: ApiSettings, authorization: str | None) -> Principal:
         if creds is None:
             raise _unauthorized(settings, "malformed basic credentials: expected base64 of 'user:password'")
         if not settings.basic_enabled:
-            raise _unauthorized(settings, "basic auth is not enabled on this server; send 'Authorization: Bearer <token>'")
+            raise _unauthorized(
+                settings, "basic auth is not enabled on this server; send 'Authorization: Bearer <token>'"
+            )
         principal = _from_basic(settings, *creds)
         if principal is None:
             raise _unauthorized(settings, "invalid username or password")
         return principal
     # the header's value is not echoed: a bare token sent without "Bearer " would land in logs
-    raise _unauthorized(settings, "unsupported Authorization header: send 'Authorization: Bearer <token>' or basic auth")
+    raise _unauthorized(
+        settings, "unsupported Authorization header: send 'Authorization: Bearer <token>' or basic auth"
+    )
 
 
 def _settings(request: Request) -> ApiSettings:

@@ -10,7 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from sopilot_pipelines.telemetry import BUCKETS, GPU_MEMORY, GPU_MEMORY_HELP, HISTOGRAMS
 
-from .runs import DagsterUnavailable, JOB_TYPES
+from .runs import JOB_TYPES, DagsterUnavailable
 
 
 class _DagsterCollector:
@@ -27,7 +27,9 @@ class _DagsterCollector:
             for status, n in (counts or {}).get(kind, {}).items():
                 fam.add_metric([status], n)
             yield fam
-        fam = CounterMetricFamily("sopilot_training_jobs", "training jobs by status and trigger", labels=["status", "trigger"])
+        fam = CounterMetricFamily(
+            "sopilot_training_jobs", "training jobs by status and trigger", labels=["status", "trigger"]
+        )
         for (status, trigger), n in training.items():
             fam.add_metric([status, trigger], n)
         yield fam

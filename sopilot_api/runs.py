@@ -17,10 +17,16 @@ REPOSITORY = "__repository__"  # the name Dagster gives a Definitions object's r
 
 # Dagster run status -> the contract's job status
 STATUS = {
-    "QUEUED": "queued", "NOT_STARTED": "queued", "MANAGED": "queued",
-    "STARTING": "running", "STARTED": "running", "CANCELING": "running",
-    "SUCCESS": "completed", "FAILURE": "failed", "CANCELED": "failed",
-}  # fmt: skip
+    "QUEUED": "queued",
+    "NOT_STARTED": "queued",
+    "MANAGED": "queued",
+    "STARTING": "running",
+    "STARTED": "running",
+    "CANCELING": "running",
+    "SUCCESS": "completed",
+    "FAILURE": "failed",
+    "CANCELED": "failed",
+}
 STATUS_GROUPS = {
     "queued": ["QUEUED", "NOT_STARTED"],
     "running": ["STARTING", "STARTED", "CANCELING"],
@@ -64,7 +70,9 @@ class Dagster:
         except httpx.HTTPError as exc:
             raise DagsterUnavailable(f"the Dagster webserver at {self.url} did not answer: {exc}") from exc
         if response.status_code != 200:
-            raise DagsterUnavailable(f"the Dagster webserver answered HTTP {response.status_code}: {response.text[:300]}")
+            raise DagsterUnavailable(
+                f"the Dagster webserver answered HTTP {response.status_code}: {response.text[:300]}"
+            )
         body = response.json()
         if body.get("errors"):
             raise DagsterUnavailable(f"Dagster GraphQL error: {body['errors'][0].get('message')}")
@@ -82,17 +90,27 @@ class Dagster:
             """mutation($name: String!, $key: String!, $repo: RepositorySelector!) {
                  addDynamicPartition(partitionsDefName: $name, partitionKey: $key, repositorySelector: $repo) {
                    __typename ... on PythonError { message } ... on UnauthorizedError { message } } }""",
-            {"name": partitions_def, "key": key, "repo": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}},
+            {
+                "name": partitions_def,
+                "key": key,
+                "repo": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY},
+            },
         )["addDynamicPartition"]
         if data["__typename"] not in ("AddDynamicPartitionSuccess", "DuplicateDynamicPartitionError"):
-            raise DagsterUnavailable(f"could not add partition {key!r} to {partitions_def}: {data.get('message', data['__typename'])}")
+            raise DagsterUnavailable(
+                f"could not add partition {key!r} to {partitions_def}: {data.get('message', data['__typename'])}"
+            )
 
     def delete_partition(self, partitions_def: str, key: str) -> None:
         self._query(
             """mutation($name: String!, $keys: [String!]!, $repo: RepositorySelector!) {
                  deleteDynamicPartitions(partitionsDefName: $name, partitionKeys: $keys, repositorySelector: $repo) {
                    __typename } }""",
-            {"name": partitions_def, "keys": [key], "repo": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}},
+            {
+                "name": partitions_def,
+                "keys": [key],
+                "repo": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY},
+            },
         )
 
     def last_partition_keys(self, job_name: str, limit: int) -> list[str]:
@@ -104,12 +122,17 @@ class Dagster:
                    __typename ... on Error { message }
                    ... on PartitionSet { partitionsOrError(limit: $limit, reverse: true) {
                      __typename ... on Partitions { results { name } } ... on PythonError { message } } } } }""",
-            {"repo": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}, "name": f"{job_name}_partition_set",
-             "limit": limit},
-        )["partitionSetOrError"]  # fmt: skip
+            {
+                "repo": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY},
+                "name": f"{job_name}_partition_set",
+                "limit": limit,
+            },
+        )["partitionSetOrError"]
         parts = data.get("partitionsOrError") or {}
         if data["__typename"] != "PartitionSet" or parts.get("__typename") != "Partitions":
-            raise DagsterUnavailable(f"could not read the partitions of {job_name}: {data.get('message') or parts.get('message')}")
+            raise DagsterUnavailable(
+                f"could not read the partitions of {job_name}: {data.get('message') or parts.get('message')}"
+            )
         return [p["name"] for p in parts["results"]]
 
     def launch(self, job_name: str, tags: dict[str, str], partition_key: str | None = None) -> str:
@@ -125,14 +148,18 @@ class Dagster:
                    ... on PythonError { message }
                    ... on RunConfigValidationInvalid { errors { message } }
                    ... on Error { message } } }""",
-            {"params": {
-                "selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": job_name},
-                "runConfigData": {},
-                "executionMetadata": {"tags": [{"key": k, "value": str(v)} for k, v in tags.items()]},
-            }},
-        )["launchRun"]  # fmt: skip
+            {
+                "params": {
+                    "selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": job_name},
+                    "runConfigData": {},
+                    "executionMetadata": {"tags": [{"key": k, "value": str(v)} for k, v in tags.items()]},
+                }
+            },
+        )["launchRun"]
         if data["__typename"] != "LaunchRunSuccess":
-            detail = data.get("message") or "; ".join(e["message"] for e in data.get("errors", [])) or data["__typename"]
+            detail = (
+                data.get("message") or "; ".join(e["message"] for e in data.get("errors", [])) or data["__typename"]
+            )
             raise DagsterUnavailable(f"Dagster refused to launch {job_name}: {detail}")
         return data["run"]["runId"]
 
@@ -145,10 +172,15 @@ class Dagster:
         if data["__typename"] != "Run":
             return None
         return RunInfo(
-            run_id=data["runId"], job_name=data["jobName"], status=STATUS.get(data["status"], "queued"),
-            dagster_status=data["status"], tags={t["key"]: t["value"] for t in data["tags"]},
-            queued_at=_ts(data["creationTime"]), started_at=_ts(data["startTime"]), finished_at=_ts(data["endTime"]),
-        )  # fmt: skip
+            run_id=data["runId"],
+            job_name=data["jobName"],
+            status=STATUS.get(data["status"], "queued"),
+            dagster_status=data["status"],
+            tags={t["key"]: t["value"] for t in data["tags"]},
+            queued_at=_ts(data["creationTime"]),
+            started_at=_ts(data["startTime"]),
+            finished_at=_ts(data["endTime"]),
+        )
 
     def run_error(self, run_id: str) -> str | None:
         """The first step failure (or the run failure) message of a failed run, in words."""
@@ -178,24 +210,36 @@ class Dagster:
 
     def job_counts(self) -> dict[str, dict[str, int]]:
         """Per job type: queued / running / completed / failed counts from the run storage."""
-        filters = {f"{kind}|{g}": {"pipelineName": job, "statuses": st}
-                   for kind, job in JOB_TYPES.items() for g, st in STATUS_GROUPS.items()}  # fmt: skip
+        filters = {
+            f"{kind}|{g}": {"pipelineName": job, "statuses": st}
+            for kind, job in JOB_TYPES.items()
+            for g, st in STATUS_GROUPS.items()
+        }
         counts = self._counts(filters)
         return {kind: {g: counts[f"{kind}|{g}"] for g in STATUS_GROUPS} for kind in JOB_TYPES}
 
     def training_counts(self) -> dict[tuple[str, str], int]:
         """(status, trigger) -> training runs, from the runs' sopilot/trigger tag."""
-        filters = {f"{g}|{t}": {"pipelineName": JOB_TYPES["training"], "statuses": st, "tags": [{"key": "sopilot/trigger", "value": t}]}
-                   for g, st in STATUS_GROUPS.items() for t in ("manual", "nightly")}  # fmt: skip
+        filters = {
+            f"{g}|{t}": {
+                "pipelineName": JOB_TYPES["training"],
+                "statuses": st,
+                "tags": [{"key": "sopilot/trigger", "value": t}],
+            }
+            for g, st in STATUS_GROUPS.items()
+            for t in ("manual", "nightly")
+        }
         return {(k.split("|")[0], k.split("|")[1]): n for k, n in self._counts(filters).items()}
 
     def daemon_health(self) -> dict:
-        data = self._query(
-            """{ instance { daemonHealth { allDaemonStatuses { daemonType healthy required } } } }"""
-        )["instance"]["daemonHealth"]["allDaemonStatuses"]
+        data = self._query("""{ instance { daemonHealth { allDaemonStatuses { daemonType healthy required } } } }""")[
+            "instance"
+        ]["daemonHealth"]["allDaemonStatuses"]
         required = [d for d in data if d["required"]]
-        return {"healthy": bool(required) and all(d["healthy"] for d in required),
-                "daemons": {d["daemonType"]: bool(d["healthy"]) for d in data}}  # fmt: skip
+        return {
+            "healthy": bool(required) and all(d["healthy"] for d in required),
+            "daemons": {d["daemonType"]: bool(d["healthy"]) for d in data},
+        }
 
 
 def _first_line(message: str) -> str:

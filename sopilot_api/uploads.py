@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fastapi import HTTPException, Request
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -44,8 +44,11 @@ UPLOAD_OPENAPI = {
                         "site_id": {"type": "string", "maxLength": LABEL_LEN},
                         "camera_id": {"type": "string", "maxLength": LABEL_LEN},
                         "operator_id_hash": {"type": "string", "maxLength": LABEL_LEN},
-                        "steps": {"type": "string", "description": 'a gold\'s steps, JSON: [{"name", "start_sec", '
-                                  '"end_sec", "optional", "group"}, ...]; the task\'s SOP once the gold is ingested'},
+                        "steps": {
+                            "type": "string",
+                            "description": 'a gold\'s steps, JSON: [{"name", "start_sec", '
+                            '"end_sec", "optional", "group"}, ...]; the task\'s SOP once the gold is ingested',
+                        },
                     },
                 }
             }
@@ -64,7 +67,14 @@ async def receive_upload(request: Request, spool_dir: Path, max_bytes: int) -> U
 
     spool_dir.mkdir(parents=True, exist_ok=True)
     up = Upload()
-    state: dict[str, Any] = {"name": None, "filename": None, "buf": bytearray(), "fh": None, "header_field": b"", "headers": {}}
+    state: dict[str, Any] = {
+        "name": None,
+        "filename": None,
+        "buf": bytearray(),
+        "fh": None,
+        "header_field": b"",
+        "headers": {},
+    }
 
     def on_header_field(data, start, end):
         state["header_field"] += data[start:end]
@@ -107,10 +117,17 @@ async def receive_upload(request: Request, spool_dir: Path, max_bytes: int) -> U
             up.fields[state["name"]] = state["buf"].decode(errors="replace").strip()
         state.update(name=None, buf=bytearray(), headers={})
 
-    parser = MultipartParser(params[b"boundary"], {
-        "on_header_field": on_header_field, "on_header_value": on_header_value, "on_header_end": on_header_end,
-        "on_headers_finished": on_headers_finished, "on_part_data": on_part_data, "on_part_end": on_part_end,
-    })  # fmt: skip
+    parser = MultipartParser(
+        params[b"boundary"],
+        {
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_headers_finished": on_headers_finished,
+            "on_part_data": on_part_data,
+            "on_part_end": on_part_end,
+        },
+    )
     try:
         async for chunk in request.stream():
             parser.write(chunk)

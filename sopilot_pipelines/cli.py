@@ -42,8 +42,11 @@ def format_result(result: dict, gold_name: str, trainee_name: str) -> str:
         f"gold:     {gold_name} ({result['clip_count']['gold']} clips)",
         f"trainee:  {trainee_name} ({result['clip_count']['trainee']} clips)",
         f"score:    {result['score']:.1f}   decision: {result['decision']}",
-        "steps:    " + ", ".join(f"{step_title(st['index'], st['name'])} {st['start_sec']:.1f}-{st['end_sec']:.1f} s"
-                                 for st in result["gold_steps"]),  # fmt: skip
+        "steps:    "
+        + ", ".join(
+            f"{step_title(st['index'], st['name'])} {st['start_sec']:.1f}-{st['end_sec']:.1f} s"
+            for st in result["gold_steps"]
+        ),
     ]
     devs = result["deviations"]
     if not devs:
@@ -75,12 +78,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_audit_verify(args: argparse.Namespace) -> int:
     """Check a signed audit export offline; say which check failed."""
     from .core.audit import verify
-
     from .settings import settings
 
     key = settings().api.audit_signing_key
     if not key:
-        print("sopilot audit verify: set SOPILOT_AUDIT_SIGNING_KEY to the key the export was signed with", file=sys.stderr)
+        print(
+            "sopilot audit verify: set SOPILOT_AUDIT_SIGNING_KEY to the key the export was signed with", file=sys.stderr
+        )
         return 2
     try:
         document = json.loads(Path(args.file).read_text())
@@ -104,7 +108,10 @@ def _cmd_up(args: argparse.Namespace) -> int:
             print(f"sopilot up: {exc}", file=sys.stderr)
             return 2
         if executor != "celery":
-            print("sopilot up: --workers needs SOPILOT_EXECUTOR=celery (with SOPILOT_CELERY_BROKER and PostgreSQL)", file=sys.stderr)
+            print(
+                "sopilot up: --workers needs SOPILOT_EXECUTOR=celery (with SOPILOT_CELERY_BROKER and PostgreSQL)",
+                file=sys.stderr,
+            )
             return 2
     return run_forever(Stack(Path(args.data_dir), port=args.port, dagster_port=args.dagster_port, workers=args.workers))
 
@@ -124,24 +131,35 @@ def _cmd_ui(args: argparse.Namespace) -> int:
 
     env = stack_env(args.data_dir)
     root = Path(__file__).resolve().parent.parent
-    print(f"Dagster UI: http://127.0.0.1:{args.port}  (DAGSTER_HOME={env['DAGSTER_HOME']}); Ctrl-C stops it", flush=True)
+    print(
+        f"Dagster UI: http://127.0.0.1:{args.port}  (DAGSTER_HOME={env['DAGSTER_HOME']}); Ctrl-C stops it", flush=True
+    )
     os.chdir(env["DAGSTER_HOME"])  # from the repo root Dagster warns that ./dagster.yaml is not the one in use
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a non-interactive parent may have ignored it; dagster copies it onto SIGTERM
+    signal.signal(
+        signal.SIGINT, signal.SIG_DFL
+    )  # a non-interactive parent may have ignored it; dagster copies it onto SIGTERM
     exe = str(Path(sys.executable).with_name("dagster"))
     os.execve(exe, [exe, "dev", "-w", str(root / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(args.port)], env)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sopilot", description="SOPilot: score SOP trainee videos against a gold video.")
+    parser = argparse.ArgumentParser(
+        prog="sopilot", description="SOPilot: score SOP trainee videos against a gold video."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("score", help="score a trainee video against a gold video (engine only)")
     p.add_argument("--gold", required=True, help="gold-standard video file")
     p.add_argument("--trainee", required=True, help="trainee video file")
     p.add_argument("--json", action="store_true", help="print the result object as JSON")
-    p.add_argument("--steps", help='the gold\'s steps: JSON {"steps": [{"name", "start_sec", "end_sec", "optional", "group"}]}'
-                   " in gold seconds (default: found automatically)")
+    p.add_argument(
+        "--steps",
+        help='the gold\'s steps: JSON {"steps": [{"name", "start_sec", "end_sec", "optional", "group"}]}'
+        " in gold seconds (default: found automatically)",
+    )
     p.set_defaults(func=_cmd_score)
-    p = sub.add_parser("demo", help="start the stack, upload generated videos through the API, score them, print a table")
+    p = sub.add_parser(
+        "demo", help="start the stack, upload generated videos through the API, score them, print a table"
+    )
     p.add_argument("--data-dir", default=None, help="data dir (default: SOPILOT_DATA_DIR, ./data)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--dagster-port", type=int, default=3000)
@@ -151,9 +169,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", default=None, help="data dir (default: SOPILOT_DATA_DIR, ./data)")
     p.add_argument("--port", type=int, default=8000, help="API port (default 8000)")
     p.add_argument("--dagster-port", type=int, default=3000, help="Dagster UI port (default 3000)")
-    p.add_argument("--workers", type=int, default=0, help="also start this many local Celery workers (SOPILOT_EXECUTOR=celery)")
+    p.add_argument(
+        "--workers", type=int, default=0, help="also start this many local Celery workers (SOPILOT_EXECUTOR=celery)"
+    )
     p.set_defaults(func=_cmd_up)
-    p = sub.add_parser("worker", help="run one Celery worker for the jobs' steps (SOPILOT_EXECUTOR=celery), on any host")
+    p = sub.add_parser(
+        "worker", help="run one Celery worker for the jobs' steps (SOPILOT_EXECUTOR=celery), on any host"
+    )
     p.add_argument("--name", default=None, help="worker name (default sopilot); the node is <name>@<host>")
     p.add_argument("--concurrency", type=int, default=1, help="steps run at once (default 1)")
     p.add_argument("--loglevel", default="INFO")

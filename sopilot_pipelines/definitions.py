@@ -18,18 +18,32 @@ from .settings import settings
 # The executor and the retry policy are not set per job: the executor is the location's default
 # (Definitions below) and the retry policy sits on each asset, so a UI materialization or a
 # backfill (Dagster's implicit asset job) runs exactly like the named jobs.
-ingest_job = dg.define_asset_job("ingest_job", selection=dg.AssetSelection.assets(CLIPS, EMBEDDINGS),
-                                 description="Ingest one video: clips, raw and adapted embeddings")  # fmt: skip
-score_job = dg.define_asset_job("score_job", selection=dg.AssetSelection.assets(SCORE_RESULT, SCORE_REPORT),
-                                description="Score trainee videos against the gold, with their PDF reports (one score job, or a re-score's range)")  # fmt: skip
-sop_job = dg.define_asset_job("sop_job", selection=dg.AssetSelection.assets(TASK_SOP),
-                              description="Record a new version of a task's SOP and carry it to the task's other golds")  # fmt: skip
-index_job = dg.define_asset_job("index_job", selection=[task_index],
-                                description="Build a new version of a task's clip index")  # fmt: skip
+ingest_job = dg.define_asset_job(
+    "ingest_job",
+    selection=dg.AssetSelection.assets(CLIPS, EMBEDDINGS),
+    description="Ingest one video: clips, raw and adapted embeddings",
+)
+score_job = dg.define_asset_job(
+    "score_job",
+    selection=dg.AssetSelection.assets(SCORE_RESULT, SCORE_REPORT),
+    description="Score trainee videos against the gold, with their PDF reports (one score job, or a re-score's range)",
+)
+sop_job = dg.define_asset_job(
+    "sop_job",
+    selection=dg.AssetSelection.assets(TASK_SOP),
+    description="Record a new version of a task's SOP and carry it to the task's other golds",
+)
+index_job = dg.define_asset_job(
+    "index_job", selection=[task_index], description="Build a new version of a task's clip index"
+)
 # the queue tag lets dagster.yaml's tag_concurrency_limits run one training at a time (the asset
 # carries it too, for runs launched without this job)
-train_job = dg.define_asset_job("train_job", selection=[feature_adapter], tags=TRAINING_QUEUE,
-                                description="Train the feature adapter; if it helps, reindex everything through it")  # fmt: skip
+train_job = dg.define_asset_job(
+    "train_job",
+    selection=[feature_adapter],
+    tags=TRAINING_QUEUE,
+    description="Train the feature adapter; if it helps, reindex everything through it",
+)
 
 
 def build_defs(resources: dict | None = None) -> dg.Definitions:

@@ -32,19 +32,29 @@ def _train_and_search(api: httpx.Client, task: str, gold_id: int) -> None:
     print(f"\nadapter training {job}: {body['status']}" + (f" - {res['reason']}" if res.get("reason") else ""))
     figures = res.get("figures") or {}
     if figures.get("candidate") is not None:
-        print(f"  {figures['metric']} on {figures['heldout_videos']} held-out videos: live {figures['baseline']:.3f}, trained {figures['candidate']:.3f}")
+        print(
+            f"  {figures['metric']} on {figures['heldout_videos']} held-out videos: live {figures['baseline']:.3f}, trained {figures['candidate']:.3f}"
+        )
     if res.get("reindex"):
         r = res["reindex"]
-        print(f"  reindexed {r['videos_refreshed']} videos, {r['clips_indexed']} clips: index {r['old_index_version']} -> {r['new_index_version']}")
+        print(
+            f"  reindexed {r['videos_refreshed']} videos, {r['clips_indexed']} clips: index {r['old_index_version']} -> {r['new_index_version']}"
+        )
     deadline = time.monotonic() + 60
     while True:  # the index sensor builds the task's index a few seconds after ingest
-        items = api.get("/search", params={"task_id": task, "video_id": gold_id, "clip_idx": 10, "k": 5}).raise_for_status().json()["items"]
+        items = (
+            api.get("/search", params={"task_id": task, "video_id": gold_id, "clip_idx": 10, "k": 5})
+            .raise_for_status()
+            .json()["items"]
+        )
         if items or time.monotonic() > deadline:
             break
         time.sleep(1)
     print(f"\nGET /search: the 5 clips most like gold clip 10 (video {gold_id})")
     for i in items:
-        print(f"  video {i['video_id']:>3} ({i['role']:<7}) clip {i['clip_idx']:>3}  {i['start_sec']:5.1f}-{i['end_sec']:5.1f}s  similarity {i['similarity']:.3f}")
+        print(
+            f"  video {i['video_id']:>3} ({i['role']:<7}) clip {i['clip_idx']:>3}  {i['start_sec']:5.1f}-{i['end_sec']:5.1f}s  similarity {i['similarity']:.3f}"
+        )
 
 
 def run_demo(data_dir: Path, port: int = 8000, dagster_port: int = 3000, wait: bool = True) -> int:
@@ -53,8 +63,9 @@ def run_demo(data_dir: Path, port: int = 8000, dagster_port: int = 3000, wait: b
 
     data_dir = Path(data_dir).resolve()
     token = secrets.token_urlsafe(16)
-    stack = Stack(data_dir, port=port, dagster_port=dagster_port,
-                  env_extra={"SOPILOT_API_ROLE_TOKENS": f"admin:{token}"})  # fmt: skip
+    stack = Stack(
+        data_dir, port=port, dagster_port=dagster_port, env_extra={"SOPILOT_API_ROLE_TOKENS": f"admin:{token}"}
+    )
     t0 = time.perf_counter()
     task = f"demo_{time.strftime('%Y%m%d_%H%M%S')}"
     videos_dir = data_dir / "demo_videos" / task
@@ -62,15 +73,21 @@ def run_demo(data_dir: Path, port: int = 8000, dagster_port: int = 3000, wait: b
     rendered = synth.render_suite(videos_dir, variants=DEMO_VARIANTS)
     print("starting the stack (Dagster webserver, daemon, API) ...", flush=True)
     stack.start()
-    print(f"stack up. Dagster UI (runs, assets, lineage): {stack.dagster_url}   API docs: {stack.api_url}/docs\n"
-          f"API admin token for this session: {token}", flush=True)  # fmt: skip
+    print(
+        f"stack up. Dagster UI (runs, assets, lineage): {stack.dagster_url}   API docs: {stack.api_url}/docs\n"
+        f"API admin token for this session: {token}",
+        flush=True,
+    )
     try:
         with httpx.Client(base_url=stack.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as api:
             jobs = {}
             for name, r in rendered.items():
                 with open(r.path, "rb") as f:
-                    resp = api.post("/gold" if name == "gold" else "/videos",
-                                    files={"file": (r.path.name, f, "video/mp4")}, data={"task_id": task})  # fmt: skip
+                    resp = api.post(
+                        "/gold" if name == "gold" else "/videos",
+                        files={"file": (r.path.name, f, "video/mp4")},
+                        data={"task_id": task},
+                    )
                 jobs[name] = resp.raise_for_status().json()["ingest_job_id"]
             ids = {}
             for name, job in jobs.items():
@@ -91,7 +108,9 @@ def run_demo(data_dir: Path, port: int = 8000, dagster_port: int = 3000, wait: b
                     print(f"{name:<18} failed: {body['error_message']}")
                     continue
                 r = body["result"]
-                devs = ", ".join(f"{d['type']}@{'-' if d['gold_step'] is None else d['gold_step']}" for d in r["deviations"])
+                devs = ", ".join(
+                    f"{d['type']}@{'-' if d['gold_step'] is None else d['gold_step']}" for d in r["deviations"]
+                )
                 print(f"{name:<18} {r['score']:>6.1f}  {r['decision']:<13} {devs or 'none'}", flush=True)
             pdf = data_dir / f"{scores['swap']}.pdf"
             pdf.write_bytes(api.get(f"/score/{scores['swap']}/report.pdf").raise_for_status().content)

@@ -13,7 +13,11 @@ _logger = logging.getLogger("sopilot")
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        line = {"ts": datetime.now(timezone.utc).isoformat(), "level": record.levelname.lower(), "event": record.getMessage()}
+        line = {
+            "ts": datetime.now(timezone.utc).isoformat(),
+            "level": record.levelname.lower(),
+            "event": record.getMessage(),
+        }
         line.update(getattr(record, "fields", {}))
         return json.dumps(line, default=str, sort_keys=True)
 
@@ -38,7 +42,9 @@ def configure(fmt: str | None = None) -> logging.Logger:
         _logger.setLevel(logging.INFO)
         _logger.propagate = False
     for h in _logger.handlers:
-        h.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(message)s %(fields)s"))
+        h.setFormatter(
+            JsonFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(message)s %(fields)s")
+        )
     return _logger
 
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import sys
 
-INTERRUPTED = ("the stack stopped while this run was in flight (found at the next start); "
-               "Dagster's run retry runs it again")  # fmt: skip
+INTERRUPTED = (
+    "the stack stopped while this run was in flight (found at the next start); Dagster's run retry runs it again"
+)
 
 
 def recover(home: str) -> list[str]:

@@ -33,19 +33,27 @@ class VideoSettings(BaseSettings):
     model_config = _CONFIG
 
     sample_fps: float = Field(8.0, gt=0, description="frames per second ffmpeg samples")
-    clip_seconds: float = Field(2.0, gt=0, description="clip length; with the stride below a 3 s step spans 3 whole clips")
+    clip_seconds: float = Field(
+        2.0, gt=0, description="clip length; with the stride below a 3 s step spans 3 whole clips"
+    )
     clip_stride_seconds: float = Field(0.5, gt=0, description="hop between clip starts")
-    ffmpeg_threads: int = Field(0, ge=0, description="decoder threads; 0: ffmpeg picks (one per core, as a plain `ffmpeg -i`)")
+    ffmpeg_threads: int = Field(
+        0, ge=0, description="decoder threads; 0: ffmpeg picks (one per core, as a plain `ffmpeg -i`)"
+    )
     frame_buffer_mb: float = Field(
-        1024.0, ge=0, description="a video whose sampled frames fit in this is decoded whole; a longer one streams through "
+        1024.0,
+        ge=0,
+        description="a video whose sampled frames fit in this is decoded whole; a longer one streams through "
         "the embedder chunk by chunk (memory holds per-frame features, not frames; `vjepa2` cannot stream)",
-    )  # fmt: skip
+    )
 
     @model_validator(mode="after")
     def _stride(self) -> VideoSettings:
         if self.clip_stride_seconds > self.clip_seconds:
-            raise ValueError(f"SOPILOT_CLIP_STRIDE_SECONDS ({self.clip_stride_seconds}) must not exceed SOPILOT_CLIP_SECONDS "
-                             f"({self.clip_seconds}): clips would leave gaps between them")  # fmt: skip
+            raise ValueError(
+                f"SOPILOT_CLIP_STRIDE_SECONDS ({self.clip_stride_seconds}) must not exceed SOPILOT_CLIP_SECONDS "
+                f"({self.clip_seconds}): clips would leave gaps between them"
+            )
         return self
 
     def clips(self) -> ClipSettings:
@@ -58,12 +66,19 @@ class VideoSettings(BaseSettings):
 class EmbedderSettings(BaseSettings):
     model_config = _CONFIG
 
-    embedder: str = Field(DEFAULT_EMBEDDER, description="`deep+builtin`, `builtin`, `deep`, `hands` (`pip install .[hands]` "
-                          "and `pip install --no-deps mediapipe==0.10.14`; `make` does both), `vjepa2` (`pip install "
-                          ".[vjepa2]`), or any fusion `a+b`")  # fmt: skip
+    embedder: str = Field(
+        DEFAULT_EMBEDDER,
+        description="`deep+builtin`, `builtin`, `deep`, `hands` (`pip install .[hands]` "
+        "and `pip install --no-deps mediapipe==0.10.14`; `make` does both), `vjepa2` (`pip install "
+        ".[vjepa2]`), or any fusion `a+b`",
+    )
     vjepa2_checkpoint: str = Field("", description="local directory of a V-JEPA 2 checkpoint (never downloaded)")
-    vjepa2_frames: int | None = Field(None, ge=1, description="frames per clip for vjepa2 (default: the checkpoint's, else 16)")
-    torch_threads: int | None = Field(None, ge=1, description="intra-op threads of the torch models (default: half the CPUs, 1 to 8)")
+    vjepa2_frames: int | None = Field(
+        None, ge=1, description="frames per clip for vjepa2 (default: the checkpoint's, else 16)"
+    )
+    torch_threads: int | None = Field(
+        None, ge=1, description="intra-op threads of the torch models (default: half the CPUs, 1 to 8)"
+    )
 
     def options(self) -> EmbedderOptions:
         return EmbedderOptions(self.vjepa2_checkpoint, self.vjepa2_frames, self.torch_threads)
@@ -141,8 +156,10 @@ def parse_role_tokens(value: str) -> tuple[tuple[str, str], ...]:
     tokens = [t for _, t in pairs]
     for n, (role, token) in enumerate(pairs, start=1):
         if tokens.index(token) != n - 1:
-            raise ValueError(f"SOPILOT_API_ROLE_TOKENS: the token of entry {n} ({role}) repeats an earlier entry's; "
-                             "every token must be distinct")  # fmt: skip
+            raise ValueError(
+                f"SOPILOT_API_ROLE_TOKENS: the token of entry {n} ({role}) repeats an earlier entry's; "
+                "every token must be distinct"
+            )
     return tuple(pairs)
 
 
@@ -151,18 +168,33 @@ class ApiSettings(BaseSettings):
 
     api_token: str = Field("", description="one bearer token; `requested_by` is `token:api`")
     api_token_role: str = Field("admin", description="the role of SOPILOT_API_TOKEN")
-    api_role_tokens: str = Field("", description="`admin:secret1,operator:secret2,viewer:secret3`; `requested_by` is `token:<role>`")
-    basic_user: str = Field("", description="basic auth user (with SOPILOT_BASIC_PASSWORD); `requested_by` is `basic:<user>`")
+    api_role_tokens: str = Field(
+        "", description="`admin:secret1,operator:secret2,viewer:secret3`; `requested_by` is `token:<role>`"
+    )
+    basic_user: str = Field(
+        "", description="basic auth user (with SOPILOT_BASIC_PASSWORD); `requested_by` is `basic:<user>`"
+    )
     basic_password: str = Field("", description="basic auth password")
     basic_role: str = Field("viewer", description="the basic auth user's role (least privilege unless configured)")
-    auth_required: bool = Field(True, description="with nothing configured and auth required, protected paths answer 503; "
-                                "with it false, callers get SOPILOT_AUTH_DEFAULT_ROLE")  # fmt: skip
-    auth_default_role: str = Field("viewer", description="the role of callers without credentials when auth is not required")
-    upload_max_mb: int = Field(500, ge=1, description="uploads stream to disk and stop at this size with 413, without reading the rest")
-    audit_signing_key: str = Field("", description="HMAC key for `POST /audit/export` (503 without one) and `sopilot audit verify`")
+    auth_required: bool = Field(
+        True,
+        description="with nothing configured and auth required, protected paths answer 503; "
+        "with it false, callers get SOPILOT_AUTH_DEFAULT_ROLE",
+    )
+    auth_default_role: str = Field(
+        "viewer", description="the role of callers without credentials when auth is not required"
+    )
+    upload_max_mb: int = Field(
+        500, ge=1, description="uploads stream to disk and stop at this size with 413, without reading the rest"
+    )
+    audit_signing_key: str = Field(
+        "", description="HMAC key for `POST /audit/export` (503 without one) and `sopilot audit verify`"
+    )
     audit_signing_key_id: str = Field("default", description="the key id recorded in signed exports")
     data_dir: Path = Path("data")
-    dagster_url: str = Field("http://127.0.0.1:3000", description="the Dagster webserver the API talks to (GraphQL at <url>/graphql)")
+    dagster_url: str = Field(
+        "http://127.0.0.1:3000", description="the Dagster webserver the API talks to (GraphQL at <url>/graphql)"
+    )
     log_format: str = "text"  # or "json"
 
     @field_validator("api_token_role", "basic_role", "auth_default_role")
@@ -215,33 +247,59 @@ class ApiSettings(BaseSettings):
         return bool(self.api_token or self.role_tokens() or self.basic_user)
 
 
-
 class Settings(BaseSettings):
     model_config = _CONFIG
 
-    data_dir: Path = Field(Path("data"), description="everything the stack stores: catalog, Dagster storage, videos, "
-                           "embeddings, indexes, reports")  # fmt: skip
-    database_url: str = Field("", description="the catalog's database (`postgresql+psycopg2://...`); empty: SQLite under the data dir")
-    dagster_pg_url: str = Field("", description="Dagster's storage on PostgreSQL (`postgresql+psycopg2://...`); empty: SQLite under the data dir")
-    log_format: Literal["text", "json"] = Field("text", description="`json`: one JSON line per API request and per job transition, on stderr")
+    data_dir: Path = Field(
+        Path("data"),
+        description="everything the stack stores: catalog, Dagster storage, videos, embeddings, indexes, reports",
+    )
+    database_url: str = Field(
+        "", description="the catalog's database (`postgresql+psycopg2://...`); empty: SQLite under the data dir"
+    )
+    dagster_pg_url: str = Field(
+        "",
+        description="Dagster's storage on PostgreSQL (`postgresql+psycopg2://...`); empty: SQLite under the data dir",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`json`: one JSON line per API request and per job transition, on stderr"
+    )
     auto_score: bool = Field(False, description="score each newly ingested trainee video against its task's gold")
     nightly_enabled: bool = Field(True, description="the nightly training schedule")
     nightly_hour_local: int = Field(2, ge=0, le=23, description="hour of the nightly training, in SOPILOT_TIMEZONE")
     timezone: str = Field("UTC", description="IANA time zone of the nightly schedule")
     nightly_min_new_videos: int = Field(10, ge=0, description="videos that must have arrived since the last training")
-    inbox_settle_seconds: float = Field(2.0, ge=0, description="a file dropped in the inbox must be unchanged this long")
-    index_approx_min_clips: int = Field(APPROX_MIN_CLIPS, ge=1, description="a task index with at least this many clips is "
-                                        "approximate (IVF), measured in bench_search.py")  # fmt: skip
+    inbox_settle_seconds: float = Field(
+        2.0, ge=0, description="a file dropped in the inbox must be unchanged this long"
+    )
+    index_approx_min_clips: int = Field(
+        APPROX_MIN_CLIPS,
+        ge=1,
+        description="a task index with at least this many clips is approximate (IVF), measured in bench_search.py",
+    )
     index_versions_kept: int = Field(3, ge=1, description="older index version directories are deleted")
-    executor: Literal["in_process", "celery"] = Field("in_process", description="where the jobs' steps run: `in_process` (in "
-                                                      "the run's process) or `celery` (on `sopilot worker` processes, any host; "
-                                                      "needs SOPILOT_CELERY_BROKER and PostgreSQL for both databases)")  # fmt: skip
-    celery_broker: str = Field("", description="the Celery broker: RabbitMQ `amqp://guest:guest@127.0.0.1:5672//` or Redis "
-                               "`redis://127.0.0.1:6379/0`")  # fmt: skip
-    celery_backend: str = Field("", description="where Celery keeps step results; empty: `db+` SOPILOT_DAGSTER_PG_URL "
-                                "(PostgreSQL: results survive a broker restart)")  # fmt: skip
-    celery_visibility_timeout: int = Field(3600, ge=10, description="Redis broker: a task not acknowledged this long (its "
-                                           "worker died) is delivered again; must exceed the longest step")  # fmt: skip
+    executor: Literal["in_process", "celery"] = Field(
+        "in_process",
+        description="where the jobs' steps run: `in_process` (in "
+        "the run's process) or `celery` (on `sopilot worker` processes, any host; "
+        "needs SOPILOT_CELERY_BROKER and PostgreSQL for both databases)",
+    )
+    celery_broker: str = Field(
+        "",
+        description="the Celery broker: RabbitMQ `amqp://guest:guest@127.0.0.1:5672//` or Redis "
+        "`redis://127.0.0.1:6379/0`",
+    )
+    celery_backend: str = Field(
+        "",
+        description="where Celery keeps step results; empty: `db+` SOPILOT_DAGSTER_PG_URL "
+        "(PostgreSQL: results survive a broker restart)",
+    )
+    celery_visibility_timeout: int = Field(
+        3600,
+        ge=10,
+        description="Redis broker: a task not acknowledged this long (its "
+        "worker died) is delivered again; must exceed the longest step",
+    )
     video: VideoSettings = Field(default_factory=VideoSettings)
     embedding: EmbedderSettings = Field(default_factory=EmbedderSettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
@@ -263,12 +321,19 @@ class Settings(BaseSettings):
         if self.executor != "celery":
             return self
         if not self.celery_broker.startswith(CELERY_BROKER_SCHEMES):
-            raise ValueError("SOPILOT_EXECUTOR=celery needs SOPILOT_CELERY_BROKER, a RabbitMQ (amqp://) or Redis (redis://) "
-                             "URL; it is " + (f"a {self.celery_broker.partition(':')[0]}: URL" if self.celery_broker else "not set"))  # fmt: skip
-        sqlite = [name for name in ("database_url", "dagster_pg_url") if not getattr(self, name).startswith("postgresql")]
+            raise ValueError(
+                "SOPILOT_EXECUTOR=celery needs SOPILOT_CELERY_BROKER, a RabbitMQ (amqp://) or Redis (redis://) "
+                "URL; it is " + (f"a {self.celery_broker.partition(':')[0]}: URL" if self.celery_broker else "not set")
+            )
+        sqlite = [
+            name for name in ("database_url", "dagster_pg_url") if not getattr(self, name).startswith("postgresql")
+        ]
         if sqlite:
-            raise ValueError("SOPILOT_EXECUTOR=celery needs PostgreSQL for " + " and ".join(f"SOPILOT_{n.upper()}" for n in sqlite)
-                             + " (postgresql+psycopg2://...): workers on several hosts cannot share SQLite")  # fmt: skip
+            raise ValueError(
+                "SOPILOT_EXECUTOR=celery needs PostgreSQL for "
+                + " and ".join(f"SOPILOT_{n.upper()}" for n in sqlite)
+                + " (postgresql+psycopg2://...): workers on several hosts cannot share SQLite"
+            )
         return self
 
     @property
@@ -288,8 +353,13 @@ def settings() -> Settings:
 
 
 def _groups() -> list[tuple[str, type[BaseSettings]]]:
-    return [("", Settings), ("video", VideoSettings), ("embedding", EmbedderSettings), ("scoring", ScoringSettings),
-            ("api", ApiSettings)]  # fmt: skip
+    return [
+        ("", Settings),
+        ("video", VideoSettings),
+        ("embedding", EmbedderSettings),
+        ("scoring", ScoringSettings),
+        ("api", ApiSettings),
+    ]
 
 
 def markdown_table() -> str:
@@ -300,7 +370,9 @@ def markdown_table() -> str:
             if f.default_factory is not None or (model is ApiSettings and name in ("data_dir", "log_format")):
                 continue  # a group, or the API's copy of a setting listed above
             default = f.default
-            shown = "" if default in ("", None) else (str(default).lower() if isinstance(default, bool) else str(default))
+            shown = (
+                "" if default in ("", None) else (str(default).lower() if isinstance(default, bool) else str(default))
+            )
             rows.append(f"| `SOPILOT_{name.upper()}` | {shown} | {f.description or ''} |")
     return "\n".join(rows)
 

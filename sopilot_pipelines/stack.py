@@ -88,13 +88,32 @@ class Stack:
         bin_dir = Path(sys.executable).parent
         workspace = str(ROOT / "workspace.yaml")
         return {
-            "webserver": [str(bin_dir / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(self.dagster_port)],
+            "webserver": [
+                str(bin_dir / "dagster-webserver"),
+                "-w",
+                workspace,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.dagster_port),
+            ],
             "daemon": [str(bin_dir / "dagster-daemon"), "run", "-w", workspace],
-            "api": [sys.executable, "-m", "uvicorn", "sopilot_api.main:app", "--host", "127.0.0.1", "--port", str(self.port),
-                    "--no-access-log"],
-            **{f"worker{i}": [sys.executable, "-m", "sopilot_pipelines.cli", "worker", "--name", f"worker{i}"]
-               for i in range(1, self.workers + 1)},
-        }  # fmt: skip
+            "api": [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "sopilot_api.main:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--no-access-log",
+            ],
+            **{
+                f"worker{i}": [sys.executable, "-m", "sopilot_pipelines.cli", "worker", "--name", f"worker{i}"]
+                for i in range(1, self.workers + 1)
+            },
+        }
 
     def _take_lock(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -105,8 +124,10 @@ class Stack:
             f.seek(0)
             holder = f.read().strip() or "?"
             f.close()
-            raise StackInUse(f"data dir {Path(self.data_dir).resolve()} is in use by another `sopilot up` (pid {holder}); "
-                             "stop it first, or use another --data-dir") from None  # fmt: skip
+            raise StackInUse(
+                f"data dir {Path(self.data_dir).resolve()} is in use by another `sopilot up` (pid {holder}); "
+                "stop it first, or use another --data-dir"
+            ) from None
         f.seek(0)
         f.truncate()
         f.write(str(os.getpid()))
@@ -125,17 +146,29 @@ class Stack:
         if self.pgid is None:
             self.pgid = p.pid
             # its own session: a signal to `sopilot up`'s group (Ctrl-C, killpg) does not reach it
-            self._watchdog = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(self.pgid)], stdin=subprocess.PIPE,
-                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+            self._watchdog = subprocess.Popen(
+                [sys.executable, "-c", _WATCHDOG, str(self.pgid)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         self.procs[name] = p
 
     def _popen(self, name: str, log) -> subprocess.Popen:
         # the first child leads a new process group (in this session, so it can be joined); the
         # others join it. cwd = DAGSTER_HOME: from the repo root Dagster warns that ./dagster.yaml
         # is not the one in use
-        return subprocess.Popen(self._commands()[name], cwd=self._env["DAGSTER_HOME"], env=self._env, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, preexec_fn=_reset_signals,
-                                process_group=0 if self.pgid is None else self.pgid)  # fmt: skip
+        return subprocess.Popen(
+            self._commands()[name],
+            cwd=self._env["DAGSTER_HOME"],
+            env=self._env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_reset_signals,
+            process_group=0 if self.pgid is None else self.pgid,
+        )
 
     def _release_watchdog(self) -> None:
         if self._watchdog is not None and self._watchdog.stdin is not None:
@@ -150,8 +183,12 @@ class Stack:
         self._env = env
         _remove_partial_uploads(Path(env["SOPILOT_DATA_DIR"]))
         # once, before both start (they would race to create it); in a child, for the env above
-        subprocess.run([sys.executable, "-m", "sopilot_pipelines.recovery", env["DAGSTER_HOME"]], env=env,
-                       cwd=env["DAGSTER_HOME"], check=True)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-m", "sopilot_pipelines.recovery", env["DAGSTER_HOME"]],
+            env=env,
+            cwd=env["DAGSTER_HOME"],
+            check=True,
+        )
         (Path(env["SOPILOT_DATA_DIR"]) / "logs").mkdir(parents=True, exist_ok=True)
         self.write_status({})
         for name in self._commands():
@@ -203,8 +240,12 @@ class Stack:
                 while deaths and now - deaths[0] > GIVE_UP_WINDOW_S:
                     deaths.popleft()
                 if len(deaths) >= GIVE_UP_DEATHS:
-                    print(f"{name} died {len(deaths)} times within {GIVE_UP_WINDOW_S:.0f} s (last exit code {p.returncode}); "
-                          "giving up, stopping everything", file=sys.stderr, flush=True)  # fmt: skip
+                    print(
+                        f"{name} died {len(deaths)} times within {GIVE_UP_WINDOW_S:.0f} s (last exit code {p.returncode}); "
+                        "giving up, stopping everything",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     return 1
                 wait = BACKOFF_S[min(len(deaths) - 1, len(BACKOFF_S) - 1)]
                 reason = f"exited with code {p.returncode}; restarting in {wait:.0f} s"
@@ -295,8 +336,11 @@ def run_forever(stack: Stack, already_started: bool = False) -> int:
         except StackInUse as exc:
             print(f"sopilot up: {exc}", file=sys.stderr)
             return 2
-    print(f"SOPilot is up (data dir {stack.data_dir})\n  API:       {stack.api_url}  (docs: {stack.api_url}/docs)\n"
-          f"  Dagster:   {stack.dagster_url}\nCtrl-C stops everything.", flush=True)  # fmt: skip
+    print(
+        f"SOPilot is up (data dir {stack.data_dir})\n  API:       {stack.api_url}  (docs: {stack.api_url}/docs)\n"
+        f"  Dagster:   {stack.dagster_url}\nCtrl-C stops everything.",
+        flush=True,
+    )
     try:
         code = stack.supervise(lambda: stopping["flag"])
     finally:

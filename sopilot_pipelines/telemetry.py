@@ -18,7 +18,12 @@ BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120,
 
 # name -> (help, label, the label values known before anything ran: listed at 0 from the start)
 HISTOGRAMS = {
-    "job": ("sopilot_job_duration_seconds", "time a job's work took in its run", "job_type", ("ingest", "score", "training")),
+    "job": (
+        "sopilot_job_duration_seconds",
+        "time a job's work took in its run",
+        "job_type",
+        ("ingest", "score", "training"),
+    ),
     "dtw": ("sopilot_dtw_execution_seconds", "DTW alignment time", "gpu", ("false",)),
     "embed": ("sopilot_embedding_generation_seconds", "clip embedding time per video", "embedder", ()),
 }
@@ -29,7 +34,9 @@ def _metrics():
     from prometheus_client import Gauge, Histogram
 
     return {
-        **{key: Histogram(name, help_, [label], buckets=BUCKETS) for key, (name, help_, label, _) in HISTOGRAMS.items()},
+        **{
+            key: Histogram(name, help_, [label], buckets=BUCKETS) for key, (name, help_, label, _) in HISTOGRAMS.items()
+        },
         # the latest reading any run took (runs are short-lived processes: a live sum would count the dead)
         "gpu": Gauge(GPU_MEMORY, GPU_MEMORY_HELP, ["device", "kind"], multiprocess_mode="mostrecent"),
     }

@@ -47,8 +47,13 @@ def executor_config(s: Settings | None = None) -> dict:
         "broker_connection_max_retries": None,  # a worker waits for a restarting broker
         "task_publish_retry_policy": {"max_retries": 30, "interval_start": 0, "interval_step": 1, "interval_max": 2},
         # dagster_celery's default (max_retries 3, 0.5 s apart) gives up before a broker has restarted
-        "broker_transport_options": {"max_retries": 30, "interval_start": 0, "interval_step": 1, "interval_max": 2,
-                                     "visibility_timeout": s.celery_visibility_timeout},  # fmt: skip
+        "broker_transport_options": {
+            "max_retries": 30,
+            "interval_start": 0,
+            "interval_step": 1,
+            "interval_max": 2,
+            "visibility_timeout": s.celery_visibility_timeout,
+        },
         "result_backend_always_retry": True,
         "result_expires": 7 * 24 * 3600,
     }
@@ -115,7 +120,7 @@ def _safe(url: str) -> str:
 
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - not an SQLAlchemy URL (a broker's): drop the credentials
+    except Exception:
         scheme, _, rest = url.partition("://")
         return f"{scheme}://{rest.rpartition('@')[2]}"
 
@@ -126,7 +131,7 @@ def _broker_problem(url: str, timeout: float) -> str | None:
     try:
         with Connection(url, connect_timeout=timeout) as conn:
             conn.ensure_connection(max_retries=1, timeout=timeout)
-    except Exception as exc:  # noqa: BLE001 - any failure is reported in words
+    except Exception as exc:
         return str(exc) or type(exc).__name__
     return None
 
@@ -138,7 +143,7 @@ def _postgres_problem(url: str, timeout: float) -> str | None:
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return str(exc).strip().splitlines()[0]
     finally:
         engine.dispose()
@@ -147,7 +152,9 @@ def _postgres_problem(url: str, timeout: float) -> str | None:
 
 def _data_dir_problems(data: Path) -> list[str]:
     if not data.is_dir():
-        return [f"the shared data directory {data} (SOPILOT_DATA_DIR) does not exist; mount it (every host the same path)"]
+        return [
+            f"the shared data directory {data} (SOPILOT_DATA_DIR) does not exist; mount it (every host the same path)"
+        ]
     probe = data / f".worker-probe-{socket.gethostname()}-{os.getpid()}"
     try:
         probe.write_text("ok")
@@ -155,15 +162,30 @@ def _data_dir_problems(data: Path) -> list[str]:
     except OSError as exc:
         return [f"the shared data directory {data} is not writable: {exc}"]
     if not (data / "dagster").is_dir():
-        return [f"{data} is not a SOPilot data directory yet (no dagster/ in it): is it the shared one `sopilot up` uses?"]
+        return [
+            f"{data} is not a SOPilot data directory yet (no dagster/ in it): is it the shared one `sopilot up` uses?"
+        ]
     return []
 
 
 def worker_argv(name: str | None, concurrency: int, loglevel: str = "INFO") -> list[str]:
     """`celery worker` arguments for one SOPilot worker."""
     node = f"{name or 'sopilot'}@%h"
-    return ["worker", "-n", node, "-Q", QUEUE, "-c", str(concurrency), "-P", "prefork", "--loglevel", loglevel,
-            "--without-mingle", "--without-gossip"]  # fmt: skip
+    return [
+        "worker",
+        "-n",
+        node,
+        "-Q",
+        QUEUE,
+        "-c",
+        str(concurrency),
+        "-P",
+        "prefork",
+        "--loglevel",
+        loglevel,
+        "--without-mingle",
+        "--without-gossip",
+    ]
 
 
 def run_worker(name: str | None = None, concurrency: int = 1, loglevel: str = "INFO") -> int:
@@ -179,8 +201,10 @@ def run_worker(name: str | None = None, concurrency: int = 1, loglevel: str = "I
     if problems:
         print("sopilot worker: cannot start:\n" + "\n".join(f"  - {p}" for p in problems), file=sys.stderr)
         return 2
-    print(f"sopilot worker: broker {_safe(s.celery_broker)}, results {_safe(result_backend(s))}, data dir {s.data_path}",
-          flush=True)  # fmt: skip
+    print(
+        f"sopilot worker: broker {_safe(s.celery_broker)}, results {_safe(result_backend(s))}, data dir {s.data_path}",
+        flush=True,
+    )
     app = make_celery_app(s)
     app.worker_main(worker_argv(name, concurrency, loglevel))
     return 0

@@ -55,13 +55,22 @@ def fresh_postgres_databases(prefix: str, suffixes=("",)):
     from sqlalchemy.engine import make_url
 
     admin = make_url(PG_ADMIN_URL)
-    params = dict(host=admin.host, port=admin.port or 5432, user=admin.username, password=admin.password,
-                  dbname=admin.database or "postgres", connect_timeout=5)  # fmt: skip
+    params = dict(
+        host=admin.host,
+        port=admin.port or 5432,
+        user=admin.username,
+        password=admin.password,
+        dbname=admin.database or "postgres",
+        connect_timeout=5,
+    )
     try:
         conn = psycopg2.connect(**params)
     except psycopg2.OperationalError as exc:
-        pytest.fail(f"PostgreSQL not reachable at {admin.render_as_string(hide_password=True)}: {exc}"
-                    " (set SOPILOT_SKIP_POSTGRES=1 to skip the PostgreSQL tests)", pytrace=False)  # fmt: skip
+        pytest.fail(
+            f"PostgreSQL not reachable at {admin.render_as_string(hide_password=True)}: {exc}"
+            " (set SOPILOT_SKIP_POSTGRES=1 to skip the PostgreSQL tests)",
+            pytrace=False,
+        )
     conn.autocommit = True
     stem = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     names, created = [stem + s for s in suffixes], []
@@ -74,8 +83,10 @@ def fresh_postgres_databases(prefix: str, suffixes=("",)):
     finally:
         with conn.cursor() as cur:
             for name in created:
-                cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-                            (name,))  # fmt: skip
+                cur.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (name,),
+                )
                 cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.close()
 
@@ -98,10 +109,14 @@ def stack(tmp_path_factory):
     data = tmp_path_factory.mktemp("api") / "data"
     env = {
         "SOPILOT_API_ROLE_TOKENS": ",".join(f"{r}:{t}" for r, t in TOKENS.items()),
-        "SOPILOT_BASIC_USER": "alice", "SOPILOT_BASIC_PASSWORD": "wonder-land", "SOPILOT_BASIC_ROLE": "operator",
-        "SOPILOT_UPLOAD_MAX_MB": "3", "SOPILOT_AUDIT_SIGNING_KEY": "audit-key", "SOPILOT_AUDIT_SIGNING_KEY_ID": "test",
+        "SOPILOT_BASIC_USER": "alice",
+        "SOPILOT_BASIC_PASSWORD": "wonder-land",
+        "SOPILOT_BASIC_ROLE": "operator",
+        "SOPILOT_UPLOAD_MAX_MB": "3",
+        "SOPILOT_AUDIT_SIGNING_KEY": "audit-key",
+        "SOPILOT_AUDIT_SIGNING_KEY_ID": "test",
         "SOPILOT_AUTO_SCORE": "false",
-    }  # fmt: skip
+    }
     s = Stack(data, port=free_port(), dagster_port=free_port(), env_extra=env)
     s.start(timeout=180)
     try:
@@ -129,7 +144,11 @@ def wait(c: httpx.Client, url: str, timeout: float = 120) -> dict:
 
 def upload(c: httpx.Client, path: Path, task: str, gold: bool = False, **fields) -> httpx.Response:
     with open(path, "rb") as f:
-        return c.post("/gold" if gold else "/videos", files={"file": (path.name, f, "video/mp4")}, data={"task_id": task, **fields})
+        return c.post(
+            "/gold" if gold else "/videos",
+            files={"file": (path.name, f, "video/mp4")},
+            data={"task_id": task, **fields},
+        )
 
 
 TASK = "bench_assembly"
@@ -143,7 +162,10 @@ class PipelineEnv:
         from sopilot_pipelines.resources import CatalogResource, StorageResource
 
         self.data, self.instance = data, instance
-        self.resources = {"storage": StorageResource(data_dir=str(data)), "catalog": CatalogResource(data_dir=str(data))}
+        self.resources = {
+            "storage": StorageResource(data_dir=str(data)),
+            "catalog": CatalogResource(data_dir=str(data)),
+        }
         self.defs = definitions.build_defs(self.resources)
         self.cat, self.store = self.resources["catalog"].catalog, self.resources["storage"].store
 
@@ -168,7 +190,9 @@ class PipelineEnv:
         from sopilot_pipelines.ids import new_job_id
 
         job_id = new_job_id("score")
-        self.cat.record_score(job_id, task_id=task, gold_video_id=gold_id, trainee_video_id=trainee_id, requested_by="test")
+        self.cat.record_score(
+            job_id, task_id=task, gold_video_id=gold_id, trainee_video_id=trainee_id, requested_by="test"
+        )
         self.instance.add_dynamic_partitions("score_jobs", [job_id])
         result = self.defs.resolve_job_def("score_job").execute_in_process(partition_key=job_id, instance=self.instance)
         return job_id, result
@@ -200,3 +224,24 @@ def env(tmp_path, monkeypatch):
         yield PipelineEnv(data, instance)
     settings.cache_clear()
 
+
+# Modules whose tests start real servers (the stack, Dagster's daemon, Celery workers, a browser):
+# marked `integration`, so `make test-fast` can leave them out. PostgreSQL tests are marked by name.
+INTEGRATION_MODULES = {
+    "test_api",
+    "test_api_fuzz",
+    "test_backfills",
+    "test_celery",
+    "test_daemon",
+    "test_resilience",
+    "test_sop",
+    "test_stack",
+    "test_ui",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+        if module in INTEGRATION_MODULES or "postgres" in item.nodeid.lower():
+            item.add_marker(pytest.mark.integration)

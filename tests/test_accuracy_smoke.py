@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import accuracy  # noqa: E402
+from bench import accuracy
 
 VARIANTS = ("gold", "correct_slower", "missing", "swap")
 

@@ -58,8 +58,19 @@ def test_bad_adapters_are_refused(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not an npz file")
     np.savez(tmp_path / "kind.npz", kind=np.array("banana"))
     np.savez(tmp_path / "shape.npz", kind=np.array("projection"), mean=np.zeros(4), weight=np.eye(3), bias=np.zeros(3))
-    np.savez(tmp_path / "nan.npz", kind=np.array("projection"), mean=np.array([0.0, np.nan]), weight=np.eye(2), bias=np.zeros(2))
-    for name, words in (("junk", "not an adapter"), ("kind", "unknown adapter kind"), ("shape", "disagree"), ("nan", "non-finite")):
+    np.savez(
+        tmp_path / "nan.npz",
+        kind=np.array("projection"),
+        mean=np.array([0.0, np.nan]),
+        weight=np.eye(2),
+        bias=np.zeros(2),
+    )
+    for name, words in (
+        ("junk", "not an adapter"),
+        ("kind", "unknown adapter kind"),
+        ("shape", "disagree"),
+        ("nan", "non-finite"),
+    ):
         with pytest.raises(ValueError, match=words):
             FeatureAdapter.load(tmp_path / f"{name}.npz")
     with pytest.raises(ValueError, match="expects 4-d"):
@@ -157,7 +168,9 @@ def test_an_adapter_that_would_hide_a_deviation_is_rejected(videos):
     # longer be reported. Better retrieval does not make up for that. (The stricter execution rule
     # makes the live space report this synthetic wrong motion, so there is something to lose.)
     shifted = [dataclasses.replace(v, video_id=v.video_id + 100) for v in videos]
-    out = train_and_judge(shifted, FeatureAdapter(), TrainingConfig(preserve_weight=0.0), ScoringConfig(execution_drop=0.15))
+    out = train_and_judge(
+        shifted, FeatureAdapter(), TrainingConfig(preserve_weight=0.0), ScoringConfig(execution_drop=0.15)
+    )
     print(out.reason)
     assert out.figures["improvement"] >= out.figures["min_improvement"]
     assert not out.accepted and out.adapter is None

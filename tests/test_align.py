@@ -50,6 +50,7 @@ def dtw_reference(cost) -> tuple[float, np.ndarray]:
         path.append((i, j))
     return float(D[n - 1, m - 1]), np.array(path[::-1], dtype=np.int64).reshape(-1, 2)
 
+
 # Row counts around the 4-row blocks of the numba kernel (row 0 alone, then blocks of 4, then
 # leftovers) and column counts around its 4-column minimum and prologue/epilogue.
 ROWS = [1, 2, 3, 4, 5, 6, 8, 9, 12, 13]
@@ -168,9 +169,16 @@ def test_dtw_accepts_float64_int_and_non_contiguous_input():
 @pytest.mark.slow
 def test_dtw_matches_tslearn():
     from tslearn import metrics
+
     rng = np.random.default_rng(5)
-    for n, m, kind in [(1, 1, "float"), (1, 7, "float"), (7, 1, "ties"), (17, 23, "float"),
-                       (30, 19, "ties"), (64, 64, "float")]:
+    for n, m, kind in [
+        (1, 1, "float"),
+        (1, 7, "float"),
+        (7, 1, "ties"),
+        (17, 23, "float"),
+        (30, 19, "ties"),
+        (64, 64, "float"),
+    ]:
         cost = random_costs(rng, n, m, kind)
         ts_path, ts_value = metrics.dtw_path_from_metric(cost, metric="precomputed")
         total, path = dtw(cost)
@@ -213,9 +221,13 @@ def test_dtw_on_aligned_embeddings_follows_the_warp():
 # invalid input
 # ------------------------------------------------------------------------------------------
 
-BAD_SHAPES = [np.zeros(5, dtype=np.float32), np.zeros((2, 3, 4), dtype=np.float32),
-              np.zeros((0, 4), dtype=np.float32), np.zeros((4, 0), dtype=np.float32),
-              np.float32(1.0)]
+BAD_SHAPES = [
+    np.zeros(5, dtype=np.float32),
+    np.zeros((2, 3, 4), dtype=np.float32),
+    np.zeros((0, 4), dtype=np.float32),
+    np.zeros((4, 0), dtype=np.float32),
+    np.float32(1.0),
+]
 ALL_DTW = [dtw, dtw_reference]
 
 

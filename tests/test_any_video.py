@@ -18,7 +18,11 @@ from sopilot_pipelines.core.video import ClipSettings, VideoDecodeError, _ffmpeg
 CODECS = {  # (ffmpeg args, container, needs even sizes)
     "h264": (["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv444p"], ".mp4", False),
     "mpeg4": (["-c:v", "mpeg4", "-q:v", "5", "-pix_fmt", "yuv420p"], ".avi", True),
-    "vp9": (["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k", "-pix_fmt", "yuv444p"], ".webm", False),
+    "vp9": (
+        ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k", "-pix_fmt", "yuv444p"],
+        ".webm",
+        False,
+    ),
     "mjpeg": (["-c:v", "mjpeg", "-q:v", "6", "-pix_fmt", "yuvj444p"], ".avi", False),
 }
 SIZES = [(32, 24), (33, 25), (640, 480), (270, 480), (77, 131), (1281, 719), (200, 200)]
@@ -52,8 +56,25 @@ def _encode(path, frames: np.ndarray, fps: float, codec: str, vfr: bool) -> None
     args, _, _ = CODECS[codec]
     n, h, w, _ = frames.shape
     vf = ["-vf", "select='lt(random(0),0.6)+eq(n,0)'", "-fps_mode", "vfr"] if vfr else []
-    cmd = [_ffmpeg(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
-           "-r", f"{fps:.4f}", "-i", "-", *vf, *args, str(path)]  # fmt: skip
+    cmd = [
+        _ffmpeg(),
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{w}x{h}",
+        "-r",
+        f"{fps:.4f}",
+        "-i",
+        "-",
+        *vf,
+        *args,
+        str(path),
+    ]
     subprocess.run(cmd, input=frames.tobytes(), check=True, capture_output=True)
 
 
@@ -80,7 +101,9 @@ def _check(path, embedder) -> None:
     vfr=st.booleans(),
     seed=st.integers(0, 1000),
 )
-@example(codec="mpeg4", size=(640, 480), fps=24.0, seconds=5.0, content="moving", vfr=False, seed=1)  # 4:3 MPEG-4 Part 2
+@example(
+    codec="mpeg4", size=(640, 480), fps=24.0, seconds=5.0, content="moving", vfr=False, seed=1
+)  # 4:3 MPEG-4 Part 2
 @example(codec="h264", size=(32, 24), fps=10.0, seconds=0.05, content="static", vfr=False, seed=2)  # one frame
 @example(codec="vp9", size=(270, 480), fps=120.0, seconds=2.0, content="dark", vfr=True, seed=3)  # 9:16, 120 fps, VFR
 def test_any_decodable_video_embeds_and_scores(tmp_path_factory, codec, size, fps, seconds, content, vfr, seed):

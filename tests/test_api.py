@@ -7,11 +7,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import TOKENS, client, upload, wait
 
 from sopilot_api.runs import Dagster
 from sopilot_pipelines.settings import settings
-
-from conftest import TOKENS, client, upload, wait
 
 TASK = "api_task"
 
@@ -24,8 +23,10 @@ def ingested(stack, suite):
         t = upload(c, suite["swap"].path, TASK, operator_id_hash="abc123")
         assert g.status_code == 200 and t.status_code == 200, g.text + t.text
         assert g.json()["status"] == "queued"
-        jobs = {"gold": wait(c, f"/videos/jobs/{g.json()['ingest_job_id']}"),
-                "swap": wait(c, f"/videos/jobs/{t.json()['ingest_job_id']}")}  # fmt: skip
+        jobs = {
+            "gold": wait(c, f"/videos/jobs/{g.json()['ingest_job_id']}"),
+            "swap": wait(c, f"/videos/jobs/{t.json()['ingest_job_id']}"),
+        }
     return jobs
 
 
@@ -45,17 +46,27 @@ def test_score_flow_matches_the_engine(stack, suite, ingested):
     with client(stack, "operator") as c:
         r = c.post("/score", json={"gold_video_id": gold_id, "trainee_video_id": trainee_id})
         assert r.status_code == 200, r.text
-        assert r.json()["status"] == "queued" and r.json()["score"] is None and r.json()["score_job_id"].startswith("score_")
+        assert (
+            r.json()["status"] == "queued"
+            and r.json()["score"] is None
+            and r.json()["score_job_id"].startswith("score_")
+        )
         job = wait(c, f"/score/{r.json()['score_job_id']}")
         assert job["status"] == "completed" and job["requested_by"] == "token:operator"
         assert (job["gold_video_id"], job["trainee_video_id"]) == (gold_id, trainee_id)
         embedder = settings().embedding.build()  # what the stack embeds with (tests: builtin)
-        expected = score(embed_video(suite["gold"].path, embedder=embedder), embed_video(suite["swap"].path, embedder=embedder)).result
+        expected = score(
+            embed_video(suite["gold"].path, embedder=embedder), embed_video(suite["swap"].path, embedder=embedder)
+        ).result
         assert job["score"] == expected["score"] == job["result"]["score"]
         assert job["result"]["deviations"] == expected["deviations"]
-        assert [(d["type"], d["gold_step"], d["swapped_with"]) for d in job["result"]["deviations"]] == [("order_swap", 1, 2)]
+        assert [(d["type"], d["gold_step"], d["swapped_with"]) for d in job["result"]["deviations"]] == [
+            ("order_swap", 1, 2)
+        ]
         pdf = c.get(f"/score/{job['score_job_id']}/report.pdf")
-        assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf" and pdf.content[:4] == b"%PDF"
+        assert (
+            pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf" and pdf.content[:4] == b"%PDF"
+        )
 
 
 def test_videos_listing_file_and_search(stack, suite, ingested):
@@ -111,7 +122,10 @@ def test_score_errors(stack, suite, ingested):
         assert c.post("/score", json={"gold_video_id": 999999, "trainee_video_id": trainee_id}).status_code == 404
         assert c.post("/score", json={"gold_video_id": trainee_id, "trainee_video_id": gold_id}).status_code == 400
         other = upload(c, suite["swap"].path, task="other_task").json()["ingest_job_id"]
-        pending = c.post("/score", json={"gold_video_id": gold_id, "trainee_video_id": c.get(f"/videos/jobs/{other}").json()["video_id"]})
+        pending = c.post(
+            "/score",
+            json={"gold_video_id": gold_id, "trainee_video_id": c.get(f"/videos/jobs/{other}").json()["video_id"]},
+        )
         assert pending.status_code in (400, 409)  # a different task; or still ingesting
         other_id = wait(c, f"/videos/jobs/{other}")["video_id"]
         r = c.post("/score", json={"gold_video_id": gold_id, "trainee_video_id": other_id})
@@ -131,7 +145,11 @@ def test_training_and_nightly_status(stack, ingested):
         assert res["status"] == job["status"] and res["mode"] == "builtin_feature_adapter"
         assert res["videos_used"] >= 2 and res["clips_used"] > 40 and res["embedding_dim"] == 685
         figures = res["figures"]  # what the candidate was judged on, whichever way it went
-        assert figures["heldout_videos"] >= 1 and figures["baseline"] is not None and figures["accepted"] == (job["status"] == "completed")
+        assert (
+            figures["heldout_videos"] >= 1
+            and figures["baseline"] is not None
+            and figures["accepted"] == (job["status"] == "completed")
+        )
         if job["status"] == "completed":
             assert Path(res["adapter_path"]).exists() and TASK in res["reindex"]["tasks_touched"]
             assert res["reindex"]["new_index_version"] != res["reindex"]["old_index_version"]
@@ -143,13 +161,19 @@ def test_training_and_nightly_status(stack, ingested):
         wait(c, f"/train/jobs/{first.json()['training_job_id']}")
         # ...and the run queue never runs two train_job runs together, whoever launches them
         door = Dagster(stack.dagster_url)
-        runs = [door.launch("train_job", tags={"sopilot/trigger": "manual", "sopilot/job_id": f"train_queue_{i}"}) for i in range(2)]
+        runs = [
+            door.launch("train_job", tags={"sopilot/trigger": "manual", "sopilot/job_id": f"train_queue_{i}"})
+            for i in range(2)
+        ]
         deadline = time.monotonic() + 180
         while any(door.run(r).status in ("queued", "running") for r in runs):
             assert time.monotonic() < deadline, [door.run(r) for r in runs]
             time.sleep(0.5)
         a, b = sorted((door.run(r) for r in runs), key=lambda r: r.started_at)
-        assert a.status == b.status == "completed" and c.get("/train/jobs/train_queue_1").json()["status"] in ("completed", "rejected")
+        assert a.status == b.status == "completed" and c.get("/train/jobs/train_queue_1").json()["status"] in (
+            "completed",
+            "rejected",
+        )
         assert a.finished_at <= b.started_at, (a, b)
         status = c.get("/train/nightly/status").json()
         assert status["hour_local"] == 2 and status["min_new_videos"] == 10 and status["enabled"] is True
@@ -192,15 +216,26 @@ def test_ops_health_and_metrics(stack, ingested):
 
 # (method, path, minimum role); None: public
 ENDPOINTS = [
-    ("GET", "/health", None), ("GET", "/metrics", None), ("GET", "/openapi.json", None), ("GET", "/docs", None),
-    ("GET", "/videos", "viewer"), ("GET", "/videos/1", "viewer"), ("GET", "/videos/jobs/x", "viewer"),
-    ("GET", "/score/score_x", "viewer"), ("GET", "/search?task_id=t&video_id=1&clip_idx=0", "viewer"),
-    ("GET", "/train/nightly/status", "viewer"), ("GET", "/audit/trail", "viewer"),
-    ("GET", "/ops/queue", "operator"), ("POST", "/videos", "operator"), ("POST", "/gold", "operator"),
+    ("GET", "/health", None),
+    ("GET", "/metrics", None),
+    ("GET", "/openapi.json", None),
+    ("GET", "/docs", None),
+    ("GET", "/videos", "viewer"),
+    ("GET", "/videos/1", "viewer"),
+    ("GET", "/videos/jobs/x", "viewer"),
+    ("GET", "/score/score_x", "viewer"),
+    ("GET", "/search?task_id=t&video_id=1&clip_idx=0", "viewer"),
+    ("GET", "/train/nightly/status", "viewer"),
+    ("GET", "/audit/trail", "viewer"),
+    ("GET", "/ops/queue", "operator"),
+    ("POST", "/videos", "operator"),
+    ("POST", "/gold", "operator"),
     ("POST", "/score", "operator"),
-    ("DELETE", "/videos/999999", "admin"), ("POST", "/train/nightly", "admin"), ("POST", "/audit/export", "admin"),
+    ("DELETE", "/videos/999999", "admin"),
+    ("POST", "/train/nightly", "admin"),
+    ("POST", "/audit/export", "admin"),
     ("GET", "/audit/export/x/file", "admin"),
-]  # fmt: skip
+]
 RANK = {None: -1, "viewer": 0, "operator": 1, "admin": 2}
 
 
@@ -228,8 +263,12 @@ def test_role_matrix(stack):
 
 def test_delete_video_removes_files_and_reindexes(stack, suite):
     with client(stack, "operator") as c:
-        vid = wait(c, f"/videos/jobs/{upload(c, suite['gold'].path, task='delete_me', gold=True).json()['ingest_job_id']}")["video_id"]
-        gone = wait(c, f"/videos/jobs/{upload(c, suite['swap'].path, task='delete_me').json()['ingest_job_id']}")["video_id"]
+        vid = wait(
+            c, f"/videos/jobs/{upload(c, suite['gold'].path, task='delete_me', gold=True).json()['ingest_job_id']}"
+        )["video_id"]
+        gone = wait(c, f"/videos/jobs/{upload(c, suite['swap'].path, task='delete_me').json()['ingest_job_id']}")[
+            "video_id"
+        ]
         raw = c.get(f"/videos/{vid}").json()
         query = {"task_id": "delete_me", "video_id": vid, "clip_idx": 3, "k": 50}
         deadline = time.monotonic() + 60
@@ -254,7 +293,16 @@ def test_openapi_documents_routes_models_and_security(stack):
     with client(stack) as c:
         spec = c.get("/openapi.json").json()
     assert {"bearer", "basic"} <= {v["scheme"] for v in spec["components"]["securitySchemes"].values() if "scheme" in v}
-    for path in ("/videos", "/gold", "/score", "/score/{score_job_id}", "/search", "/train/nightly", "/audit/export", "/ops/queue"):
+    for path in (
+        "/videos",
+        "/gold",
+        "/score",
+        "/score/{score_job_id}",
+        "/search",
+        "/train/nightly",
+        "/audit/export",
+        "/ops/queue",
+    ):
         assert path in spec["paths"], path
     assert "multipart/form-data" in spec["paths"]["/videos"]["post"]["requestBody"]["content"]
     assert json.dumps(spec["paths"]["/score/{score_job_id}"]["get"]["responses"]["200"]).count("ScoreJob") == 1

@@ -7,18 +7,30 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import TOKENS
-
-
 import pytest
+from conftest import TOKENS
 
 
 @pytest.mark.parametrize("role", ["operator", "admin"])
 def test_openapi_fuzzing_finds_no_server_error(stack, role, tmp_path):
     st = Path(sys.executable).with_name("st")
-    cmd = [str(st), "run", f"{stack.api_url}/openapi.json", "--checks", "not_a_server_error",
-           "-H", f"Authorization: Bearer {TOKENS[role]}", "--max-examples", "20",
-           "--phases", "examples,coverage,fuzzing", "--workers", "1", "--request-timeout", "60"]  # fmt: skip
+    cmd = [
+        str(st),
+        "run",
+        f"{stack.api_url}/openapi.json",
+        "--checks",
+        "not_a_server_error",
+        "-H",
+        f"Authorization: Bearer {TOKENS[role]}",
+        "--max-examples",
+        "20",
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--workers",
+        "1",
+        "--request-timeout",
+        "60",
+    ]
     if role == "admin":  # the admin pass covers the admin-only routes but deletes nothing
         cmd += ["--exclude-method", "DELETE"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=540, cwd=tmp_path)

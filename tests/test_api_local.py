@@ -1,15 +1,17 @@
 """The API in-process (real app, real catalog) for what needs no pipeline: auth configuration
 edge cases, and what happens while Dagster is unreachable."""
 
+from conftest import free_port
 from fastapi.testclient import TestClient
 
 from sopilot_api.app import create_app
 from sopilot_api.settings import ApiSettings
-from conftest import free_port
 
 
 def _app(tmp_path, **settings):
-    return TestClient(create_app(ApiSettings(data_dir=tmp_path, dagster_url=f"http://127.0.0.1:{free_port()}", **settings)))
+    return TestClient(
+        create_app(ApiSettings(data_dir=tmp_path, dagster_url=f"http://127.0.0.1:{free_port()}", **settings))
+    )
 
 
 def test_health_is_503_while_dagster_is_down(tmp_path):
@@ -17,7 +19,11 @@ def test_health_is_503_while_dagster_is_down(tmp_path):
         r = c.get("/health")
         assert r.status_code == 503 and r.json() == {"status": "unavailable", "db": False, "down": {}}
         q = c.get("/ops/queue", headers={"Authorization": "Bearer t"})
-        assert q.status_code == 200 and q.json()["queue"]["daemon_ok"] is False and "did not answer" in q.json()["queue"]["error"]
+        assert (
+            q.status_code == 200
+            and q.json()["queue"]["daemon_ok"] is False
+            and "did not answer" in q.json()["queue"]["error"]
+        )
         assert q.json()["queue"]["redis_ok"] is None  # there is no Redis to be down
         r = c.post("/train/nightly", headers={"Authorization": "Bearer t"})
         assert r.status_code == 503 and "pipeline service is unavailable" in r.json()["detail"]
@@ -36,7 +42,9 @@ def test_auth_not_required_gives_the_default_role(tmp_path):
         assert c.get("/ops/queue").status_code == 200  # operator by default
         r = c.post("/audit/export")
         assert r.status_code == 403 and "needs the admin role; your role is operator" in r.json()["detail"]
-        assert c.get("/videos", headers={"Authorization": "Bearer wrong"}).status_code == 401  # bad credentials still fail
+        assert (
+            c.get("/videos", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        )  # bad credentials still fail
         r = c.get("/ops/queue", headers={"Authorization": "Bearer t"})  # valid credentials take precedence
         assert r.status_code == 403
 
@@ -65,14 +73,22 @@ def test_audit_export_without_a_signing_key_is_503(tmp_path, monkeypatch):
 def test_a_bad_upload_field_is_a_400_before_anything_is_stored(tmp_path):
     with _app(tmp_path, api_token="t") as c:
         auth = {"Authorization": "Bearer t"}
-        r = c.post("/videos", headers=auth, files={"file": ("a.mp4", b"not checked yet")},
-                   data={"task_id": "t", "site_id": "s" * 129})  # fmt: skip
+        r = c.post(
+            "/videos",
+            headers=auth,
+            files={"file": ("a.mp4", b"not checked yet")},
+            data={"task_id": "t", "site_id": "s" * 129},
+        )
         assert r.status_code == 400 and "site_id" in r.json()["detail"] and "at most 128" in r.json()["detail"], r.text
         r = c.post("/videos", headers=auth, files={"file": ("a.mp4", b"x")}, data={"task_id": "t", "role": "boss"})
         assert r.status_code == 400 and "role 'boss'" in r.json()["detail"]
         r = c.post("/videos", headers=auth, files={"file": ("a.mp4", b"x")}, data={"task_id": "a/b", "model": "m"})
-        assert r.status_code == 400 and "task_id 'a/b'" in r.json()["detail"]  # a field named like a parameter is no crash
-        r = c.post("/videos", headers=auth, files={"file": ("a.mp4", b"x")}, data={"task_id": "t", "camera_id": "c\x00"})
+        assert (
+            r.status_code == 400 and "task_id 'a/b'" in r.json()["detail"]
+        )  # a field named like a parameter is no crash
+        r = c.post(
+            "/videos", headers=auth, files={"file": ("a.mp4", b"x")}, data={"task_id": "t", "camera_id": "c\x00"}
+        )
         assert r.status_code == 400 and "NUL" in r.json()["detail"]
         assert c.get("/videos", headers=auth).json()["items"] == []
         assert not any((tmp_path / "uploads").iterdir())  # the spooled file is gone too

@@ -84,7 +84,10 @@ def test_api_token_with_its_role():
     assert r.status_code == 200 and r.json() == {"role": "admin", "requested_by": "token:api"}
 
     c = client(api_token="the-api-token", api_token_role="operator", api_role_tokens=ROLE_TOKENS)
-    assert c.get("/operator", headers=bearer("the-api-token")).json() == {"role": "operator", "requested_by": "token:api"}
+    assert c.get("/operator", headers=bearer("the-api-token")).json() == {
+        "role": "operator",
+        "requested_by": "token:api",
+    }
     r = c.get("/admin", headers=bearer("the-api-token"))
     assert r.status_code == 403 and r.json()["detail"] == "this endpoint needs the admin role; your role is operator"
     # role tokens keep working beside the single token
@@ -138,11 +141,15 @@ def test_wrong_or_malformed_credentials_401():
         f"Bearer {TOKENS['admin'][:-1]}": "invalid token",
         "Bearer ": "empty bearer token: send 'Authorization: Bearer <token>'",
         "Basic !!!not-base64": "malformed basic credentials: expected base64 of 'user:password'",
-        "Basic " + base64.b64encode(b"no-colon").decode(): "malformed basic credentials: expected base64 of 'user:password'",
-        "Basic " + base64.b64encode(b"alice:pw").decode(): "basic auth is not enabled on this server; send 'Authorization: Bearer <token>'",
+        "Basic "
+        + base64.b64encode(b"no-colon").decode(): "malformed basic credentials: expected base64 of 'user:password'",
+        "Basic "
+        + base64.b64encode(
+            b"alice:pw"
+        ).decode(): "basic auth is not enabled on this server; send 'Authorization: Bearer <token>'",
         f"Token {TOKENS['admin']}": "unsupported Authorization header: send 'Authorization: Bearer <token>' or basic auth",
         TOKENS["admin"]: "unsupported Authorization header: send 'Authorization: Bearer <token>' or basic auth",
-    }  # fmt: skip
+    }
     for header, detail in cases.items():
         r = c.get("/viewer", headers={"Authorization": header})
         assert r.status_code == 401, header
@@ -159,9 +166,12 @@ def test_nothing_configured_auth_required_503():
         for headers in ({}, bearer("anything"), basic("alice", "pw")):
             r = c.get(path, headers=headers)
             assert r.status_code == 503, (path, headers)
-            assert r.json() == {"detail": (
-                "authentication is required but no credentials are configured on the server "
-                "(set SOPILOT_API_TOKEN, SOPILOT_API_ROLE_TOKENS or SOPILOT_BASIC_USER/_PASSWORD)")}  # fmt: skip
+            assert r.json() == {
+                "detail": (
+                    "authentication is required but no credentials are configured on the server "
+                    "(set SOPILOT_API_TOKEN, SOPILOT_API_ROLE_TOKENS or SOPILOT_BASIC_USER/_PASSWORD)"
+                )
+            }
 
 
 def test_auth_not_required_gives_default_role():
@@ -211,7 +221,12 @@ def test_settings_defaults():
     assert (s.api_token, s.api_token_role, s.api_role_tokens) == ("", "admin", "")
     assert (s.basic_user, s.basic_password, s.basic_role) == ("", "", "viewer")
     assert (s.auth_required, s.auth_default_role) == (True, "viewer")
-    assert (s.upload_max_mb, str(s.data_dir), s.dagster_url, s.log_format) == (500, "data", "http://127.0.0.1:3000", "text")
+    assert (s.upload_max_mb, str(s.data_dir), s.dagster_url, s.log_format) == (
+        500,
+        "data",
+        "http://127.0.0.1:3000",
+        "text",
+    )
     assert s.role_tokens() == () and not s.any_credentials
     s = ApiSettings(api_role_tokens=" Admin : a1 , viewer:v1,", log_format="JSON", dagster_url="http://dagster:3000/")
     assert s.role_tokens() == (("admin", "a1"), ("viewer", "v1")) and s.any_credentials
@@ -221,13 +236,18 @@ def test_settings_defaults():
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"api_role_tokens": "admin:a1,superuser:s2"},
-         "SOPILOT_API_ROLE_TOKENS entry 2 ('superuser:…') has unknown role 'superuser'; roles are viewer, operator, admin"),
+        (
+            {"api_role_tokens": "admin:a1,superuser:s2"},
+            "SOPILOT_API_ROLE_TOKENS entry 2 ('superuser:…') has unknown role 'superuser'; roles are viewer, operator, admin",
+        ),
         ({"api_role_tokens": "admin:a1,justasecret"}, "SOPILOT_API_ROLE_TOKENS entry 2 has no ':'"),
         ({"api_role_tokens": "viewer:"}, "SOPILOT_API_ROLE_TOKENS entry 1 ('viewer:') has an empty token"),
         ({"api_role_tokens": "admin:a1,,viewer:v1"}, "SOPILOT_API_ROLE_TOKENS entry 2 is empty"),
         ({"api_role_tokens": "admin:same,viewer:same"}, "the token of entry 2 (viewer) repeats an earlier entry's"),
-        ({"api_token": "same", "api_role_tokens": "viewer:same"}, "SOPILOT_API_TOKEN is also listed in SOPILOT_API_ROLE_TOKENS"),
+        (
+            {"api_token": "same", "api_role_tokens": "viewer:same"},
+            "SOPILOT_API_TOKEN is also listed in SOPILOT_API_ROLE_TOKENS",
+        ),
         ({"api_token_role": "root"}, "SOPILOT_API_TOKEN_ROLE: unknown role 'root'; roles are viewer, operator, admin"),
         ({"basic_role": "guest"}, "SOPILOT_BASIC_ROLE: unknown role 'guest'"),
         ({"auth_default_role": "superuser"}, "SOPILOT_AUTH_DEFAULT_ROLE: unknown role 'superuser'"),
@@ -238,7 +258,7 @@ def test_settings_defaults():
         ({"upload_max_mb": 0}, "upload_max_mb\n  Input should be greater than or equal to 1"),
         ({"dagster_url": "localhost:3000"}, "SOPILOT_DAGSTER_URL must be an http(s) URL"),
     ],
-)  # fmt: skip
+)
 def test_bad_settings_raise_clear_errors(settings, message):
     with pytest.raises(ValidationError) as info:
         ApiSettings(**settings)
@@ -252,7 +272,9 @@ def test_bad_settings_raise_clear_errors(settings, message):
 
 def test_bad_environment_fails_at_start(monkeypatch):
     monkeypatch.setenv("SOPILOT_API_ROLE_TOKENS", "admin:top-secret,owner:other-secret")
-    with pytest.raises(ValueError, match=r"SOPILOT_API_ROLE_TOKENS entry 2 \('owner:…'\) has unknown role 'owner'") as info:
+    with pytest.raises(
+        ValueError, match=r"SOPILOT_API_ROLE_TOKENS entry 2 \('owner:…'\) has unknown role 'owner'"
+    ) as info:
         get_settings()
     assert "top-secret" not in str(info.value) and "other-secret" not in str(info.value)
 
@@ -278,7 +300,9 @@ def test_openapi_lists_both_schemes_on_protected_routes():
 
 
 def test_facade_auth_imports_no_heavy_libraries():
-    code = ("import sys, sopilot_api.auth, sopilot_api.settings; "
-            "print(sorted(m for m in ('torch', 'faiss', 'scipy', 'matplotlib') if m in sys.modules))")  # fmt: skip
+    code = (
+        "import sys, sopilot_api.auth, sopilot_api.settings; "
+        "print(sorted(m for m in ('torch', 'faiss', 'scipy', 'matplotlib') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

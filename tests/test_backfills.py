@@ -19,20 +19,19 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from conftest import fresh_postgres_databases
 from dagster import DagsterRunStatus
 from dagster._core.execution.backfill import BulkActionStatus
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 from dagster_graphql.test.utils import execute_dagster_graphql
+from test_daemon import ROOT, TERMINAL, Stack
+from test_lineage import stale_resolver
 
 from sopilot_pipelines.definitions import build_defs
 from sopilot_pipelines.defs.ingest.partitions import video_key
 from sopilot_pipelines.instance import stack_env
 from sopilot_pipelines.resources import CatalogResource, StorageResource
-
-from test_daemon import ROOT, Stack, TERMINAL
-from test_lineage import stale_resolver
-from conftest import fresh_postgres_databases
 
 TASK = "backfill_assembly"
 EMB, INDEX = dg.AssetKey("video_embeddings"), dg.AssetKey("task_index")
@@ -56,8 +55,9 @@ def stack(request, tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     env.update(PYTHONUNBUFFERED="1")
     catalog_url = f"sqlite:///{data / 'catalog.db'}"
-    with (fresh_postgres_databases("sopilot_backfill", ("_dagster", "_catalog")) if backend == "postgres"
-          else _nothing()) as urls:  # fmt: skip
+    with (
+        fresh_postgres_databases("sopilot_backfill", ("_dagster", "_catalog")) if backend == "postgres" else _nothing()
+    ) as urls:
         if urls:
             dagster_url, catalog_url = (u.render_as_string(hide_password=False) for u in urls)
             env.update(SOPILOT_DATABASE_URL=catalog_url, SOPILOT_DAGSTER_PG_URL=dagster_url)
@@ -88,8 +88,17 @@ def _gql(ctx, query, variables):
 def _launch_assets(ctx, keys, partition=None) -> str:
     """What the UI's "Materialize" sends: the implicit asset job with an asset selection."""
     tags = [{"key": "dagster/partition", "value": partition}] if partition else []
-    out = _gql(ctx, LAUNCH, {"p": {"selector": {**REPO, "pipelineName": "__ASSET_JOB", "assetSelection": [{"path": [k]} for k in keys]},
-                                   "executionMetadata": {"tags": tags}, "runConfigData": {}}})  # fmt: skip
+    out = _gql(
+        ctx,
+        LAUNCH,
+        {
+            "p": {
+                "selector": {**REPO, "pipelineName": "__ASSET_JOB", "assetSelection": [{"path": [k]} for k in keys]},
+                "executionMetadata": {"tags": tags},
+                "runConfigData": {},
+            }
+        },
+    )
     assert out["__typename"] == "LaunchRunSuccess", out
     return out["run"]["runId"]
 
@@ -112,8 +121,10 @@ def _corrupt(path: Path) -> Path:
 @pytest.mark.slow
 def test_backfill_isolates_a_bad_video_and_ui_launches_behave_like_jobs(stack, suite, tmp_path):
     s = stack
-    resources = {"storage": StorageResource(data_dir=str(s.data)),
-                 "catalog": CatalogResource(database_url=s.env.get("SOPILOT_DATABASE_URL", ""), data_dir=str(s.data))}
+    resources = {
+        "storage": StorageResource(data_dir=str(s.data)),
+        "catalog": CatalogResource(database_url=s.env.get("SOPILOT_DATABASE_URL", ""), data_dir=str(s.data)),
+    }
     defs = build_defs(resources)
     cat, store = resources["catalog"].catalog, resources["storage"].store
 
@@ -141,14 +152,27 @@ def test_backfill_isolates_a_bad_video_and_ui_launches_behave_like_jobs(stack, s
         _gql(ctx, STOP_SENSOR, {"id": sensor.get_remote_origin_id(), "sel": sensor.selector_id})
 
         # the backfill, as the UI's "Materialize" of the task's partitions launches it
-        out = _gql(ctx, BACKFILL, {"p": {"assetSelection": [{"path": ["video_clips"]}, {"path": ["video_embeddings"]}],
-                                         "partitionNames": [k1, kb, k2], "fromFailure": False}})  # fmt: skip
+        out = _gql(
+            ctx,
+            BACKFILL,
+            {
+                "p": {
+                    "assetSelection": [{"path": ["video_clips"]}, {"path": ["video_embeddings"]}],
+                    "partitionNames": [k1, kb, k2],
+                    "fromFailure": False,
+                }
+            },
+        )
         assert out["__typename"] == "LaunchBackfillSuccess", out
         backfill_id = out["backfillId"]
         deadline = time.monotonic() + 240
         while True:
             backfill = s.instance.get_backfill(backfill_id)
-            if backfill.status not in (BulkActionStatus.REQUESTED, BulkActionStatus.CANCELING, BulkActionStatus.FAILING):
+            if backfill.status not in (
+                BulkActionStatus.REQUESTED,
+                BulkActionStatus.CANCELING,
+                BulkActionStatus.FAILING,
+            ):
                 break
             if time.monotonic() > deadline:
                 raise AssertionError(s.diagnose(f"backfill {backfill_id} still {backfill.status} after 240s"))
@@ -157,20 +181,29 @@ def test_backfill_isolates_a_bad_video_and_ui_launches_behave_like_jobs(stack, s
         runs = s.instance.get_run_records(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
         assert len(runs) == 1, s.diagnose(f"{len(runs)} runs for one single-run backfill")
         run = runs[0].dagster_run
-        assert run.status == DagsterRunStatus.FAILURE and run.tags["sopilot/videos_failed"] == "1", s.diagnose("backfill run")
+        assert run.status == DagsterRunStatus.FAILURE and run.tags["sopilot/videos_failed"] == "1", s.diagnose(
+            "backfill run"
+        )
         assert backfill.status == BulkActionStatus.COMPLETED_FAILED, backfill.status
 
         started = runs[0].create_timestamp.timestamp() - backfill.backfill_timestamp
         ended = runs[0].end_time
         completed = (backfill.backfill_end_timestamp or t_marked) - ended
-        print(f"\n[{s.backend}] backfill: created -> run created {started:.1f}s;"
-              f" run {ended - runs[0].start_time:.1f}s; run ended -> backfill complete {completed:.1f}s")
+        print(
+            f"\n[{s.backend}] backfill: created -> run created {started:.1f}s;"
+            f" run {ended - runs[0].start_time:.1f}s; run ended -> backfill complete {completed:.1f}s"
+        )
         assert started < START_LIMIT_S and completed < COMPLETE_LIMIT_S, (started, completed)
 
         # each good partition: its own materialization and metadata; the corrupt one failed, why
         logs = s.instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
-        mats = {(e.dagster_event.asset_key.to_user_string(), e.dagster_event.partition):
-                e.dagster_event.step_materialization_data.materialization.metadata for e in logs}  # fmt: skip
+        mats = {
+            (
+                e.dagster_event.asset_key.to_user_string(),
+                e.dagster_event.partition,
+            ): e.dagster_event.step_materialization_data.materialization.metadata
+            for e in logs
+        }
         assert sorted(mats) == sorted((a, k) for a in ("video_clips", "video_embeddings") for k in (k1, k2))
         for key, vid in ((k1, v1), (k2, v2)):
             assert mats[("video_clips", key)]["clips"].value == cat.get_video(vid)["num_clips"]
@@ -189,9 +222,13 @@ def test_backfill_isolates_a_bad_video_and_ui_launches_behave_like_jobs(stack, s
 
         # feature_adapter from the UI: in process, with the training queue tag and the retry policy
         train_run = _wait_run(s, _launch_assets(ctx, ["feature_adapter"]))
-        assert train_run.job_name == "__ASSET_JOB" and train_run.status == DagsterRunStatus.SUCCESS, s.diagnose("training run")
+        assert train_run.job_name == "__ASSET_JOB" and train_run.status == DagsterRunStatus.SUCCESS, s.diagnose(
+            "training run"
+        )
         assert train_run.tags.get("sopilot/queue") == "training", train_run.tags
-        engine = [e.user_message for e in s.instance.all_logs(train_run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)]
+        engine = [
+            e.user_message for e in s.instance.all_logs(train_run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
+        ]
         assert any("in process" in m for m in engine) and not any("multiprocess" in m for m in engine), engine
     s.stop()
     assert not s.killed

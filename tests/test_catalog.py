@@ -16,14 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from conftest import fresh_postgres_databases
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from sopilot_pipelines.catalog import Catalog, NotFoundError, VERSION_TABLE, head_revisions
+from sopilot_pipelines.catalog import VERSION_TABLE, Catalog, NotFoundError, head_revisions
 from sopilot_pipelines.catalog.engine import catalog_url, normalize_url
 from sopilot_pipelines.catalog.migrations import upgrade
-
-from conftest import fresh_postgres_databases
 
 TABLES = {"videos", "clips", "score_results", "training_results", "index_versions", "audit_exports", "task_sops"}
 
@@ -49,9 +48,7 @@ def url(request, tmp_path):
     with engine.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     engine.dispose()
-    return db_url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
-        hide_password=False
-    )
+    return db_url.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
 
 
 @pytest.fixture
@@ -63,9 +60,14 @@ def cat(url):
 
 def _ready(cat, video_id, n=3, model="builtin:v1", **overrides):
     kwargs = dict(
-        embedding_model=model, num_clips=n, source_fps=30.0, sampled_fps=4.0,
-        duration_sec=4.0 * n, embeddings_path=f"/e/{video_id}.npy",
-        raw_embeddings_path=f"/e/{video_id}.raw.npy", meta_path=f"/e/{video_id}.json",
+        embedding_model=model,
+        num_clips=n,
+        source_fps=30.0,
+        sampled_fps=4.0,
+        duration_sec=4.0 * n,
+        embeddings_path=f"/e/{video_id}.npy",
+        raw_embeddings_path=f"/e/{video_id}.raw.npy",
+        meta_path=f"/e/{video_id}.json",
         clips=[{"clip_idx": i, "start_sec": 4.0 * i, "end_sec": 4.0 * (i + 1)} for i in range(n)],
     )
     kwargs.update(overrides)
@@ -153,29 +155,79 @@ def test_upgrade_from_the_previous_release_keeps_everything(url):
     at = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
     with engine.begin() as conn:
         for vid, role in ((1, "gold"), (2, "trainee")):
-            conn.execute(insert(old.tables["videos"]).values(
-                id=vid, task_id="line_1", role=role, original_filename=f"v{vid}.mp4", status="ready", num_clips=2,
-                embedding_model="builtin:v1", duration_sec=8.0, gold_version=1 if role == "gold" else None,
-                created_at=at, updated_at=at))  # fmt: skip
-            conn.execute(insert(old.tables["clips"]), [{"video_id": vid, "clip_idx": i, "start_sec": 4.0 * i,
-                                                        "end_sec": 4.0 * i + 4} for i in range(2)])  # fmt: skip
-        conn.execute(insert(old.tables["score_results"]).values(
-            job_id="score_old", task_id="line_1", gold_video_id=1, trainee_video_id=2, status="completed", score=91.5,
-            decision="pass", result_path="/s/score_old.json", requested_by="token:operator", created_at=at, finished_at=at))  # fmt: skip
-        conn.execute(insert(old.tables["training_results"]).values(
-            job_id="train_old", trigger="nightly", status="rejected", figures={"recall": 0.9}, created_at=at))  # fmt: skip
-        conn.execute(insert(old.tables["index_versions"]).values(
-            task_id="line_1", version=1, path="/i/1", clips_indexed=4, videos=2, fingerprint="f", adapter="identity",
-            created_at=at))  # fmt: skip
-        conn.execute(insert(old.tables["audit_exports"]).values(
-            export_id="exp_1", file_path="/a/1.json", item_count=1, generated_at=at, key_id="k", payload_sha256="a" * 64,
-            signature_hex="b" * 64))  # fmt: skip
+            conn.execute(
+                insert(old.tables["videos"]).values(
+                    id=vid,
+                    task_id="line_1",
+                    role=role,
+                    original_filename=f"v{vid}.mp4",
+                    status="ready",
+                    num_clips=2,
+                    embedding_model="builtin:v1",
+                    duration_sec=8.0,
+                    gold_version=1 if role == "gold" else None,
+                    created_at=at,
+                    updated_at=at,
+                )
+            )
+            conn.execute(
+                insert(old.tables["clips"]),
+                [{"video_id": vid, "clip_idx": i, "start_sec": 4.0 * i, "end_sec": 4.0 * i + 4} for i in range(2)],
+            )
+        conn.execute(
+            insert(old.tables["score_results"]).values(
+                job_id="score_old",
+                task_id="line_1",
+                gold_video_id=1,
+                trainee_video_id=2,
+                status="completed",
+                score=91.5,
+                decision="pass",
+                result_path="/s/score_old.json",
+                requested_by="token:operator",
+                created_at=at,
+                finished_at=at,
+            )
+        )
+        conn.execute(
+            insert(old.tables["training_results"]).values(
+                job_id="train_old", trigger="nightly", status="rejected", figures={"recall": 0.9}, created_at=at
+            )
+        )
+        conn.execute(
+            insert(old.tables["index_versions"]).values(
+                task_id="line_1",
+                version=1,
+                path="/i/1",
+                clips_indexed=4,
+                videos=2,
+                fingerprint="f",
+                adapter="identity",
+                created_at=at,
+            )
+        )
+        conn.execute(
+            insert(old.tables["audit_exports"]).values(
+                export_id="exp_1",
+                file_path="/a/1.json",
+                item_count=1,
+                generated_at=at,
+                key_id="k",
+                payload_sha256="a" * 64,
+                signature_hex="b" * 64,
+            )
+        )
     engine.dispose()
 
     assert upgrade(url) is True
     with Catalog(url) as cat:
         gold, trainee = cat.get_video(1), cat.get_video(2)
-        assert (gold["original_filename"], gold["gold_version"], gold["upload_steps"], gold["auto_steps"]) == ("v1.mp4", 1, None, None)
+        assert (gold["original_filename"], gold["gold_version"], gold["upload_steps"], gold["auto_steps"]) == (
+            "v1.mp4",
+            1,
+            None,
+            None,
+        )
         assert trainee["created_at"] == at and len(cat.clips_of(2)) == 2
         score = cat.get_score("score_old")
         assert (score["score"], score["decision"], score["requested_by"]) == (91.5, "pass", "token:operator")
@@ -183,8 +235,17 @@ def test_upgrade_from_the_previous_release_keeps_everything(url):
         assert cat.get_training("train_old")["figures"] == {"recall": 0.9}
         assert cat.current_index_version("line_1")["fingerprint"] == "f"
         assert cat.get_export("exp_1")["payload_sha256"] == "a" * 64
-        assert cat.list_tasks() == [{"task_id": "line_1", "gold_video_ids": [1], "sop_version": 0, "sop_source": "auto",
-                                     "video_count": 2, "score_count": 1, "last_scored_at": at}]  # fmt: skip
+        assert cat.list_tasks() == [
+            {
+                "task_id": "line_1",
+                "gold_video_ids": [1],
+                "sop_version": 0,
+                "sop_source": "auto",
+                "video_count": 2,
+                "score_count": 1,
+                "last_scored_at": at,
+            }
+        ]
         assert cat.sop_view("line_1")["version"] == 0
         # and the new tables work on the upgraded catalog
         sop = cat.add_sop("line_1", gold_video_id=1, steps=[{"name": "A", "start_sec": 0.0, "end_sec": 4.0}])
@@ -195,7 +256,10 @@ def test_upgrade_from_the_previous_release_keeps_everything(url):
 def test_sop_versions_per_gold_and_latest_scores(cat):
     gold = cat.add_video("t", "gold")
     _ready(cat, gold)
-    steps = [{"name": "A", "start_sec": 0.0, "end_sec": 4.0}, {"name": "B", "start_sec": 4.0, "end_sec": 8.0, "optional": True}]
+    steps = [
+        {"name": "A", "start_sec": 0.0, "end_sec": 4.0},
+        {"name": "B", "start_sec": 4.0, "end_sec": 8.0, "optional": True},
+    ]
     assert cat.current_sop("t") is None and cat.sop_view("t")["source"] == "auto"
     first = cat.add_sop("t", gold_video_id=gold, steps=steps, requested_by="token:admin")
     second = cat.add_sop("t", gold_video_id=gold, steps=steps[:1])
@@ -208,11 +272,18 @@ def test_sop_versions_per_gold_and_latest_scores(cat):
         cat.set_sop_per_gold("t", 9, {})
     t0 = datetime(2027, 1, 1, tzinfo=timezone.utc)
     for i, (trainee, status) in enumerate([(5, "completed"), (5, "completed"), (6, "completed"), (6, "failed")]):
-        cat.record_score(f"score_{i}", task_id="t", gold_video_id=gold, trainee_video_id=trainee, status=status,
-                         created_at=t0 + timedelta(minutes=i))  # fmt: skip
+        cat.record_score(
+            f"score_{i}",
+            task_id="t",
+            gold_video_id=gold,
+            trainee_video_id=trainee,
+            status=status,
+            created_at=t0 + timedelta(minutes=i),
+        )
     assert [j["job_id"] for j in cat.latest_scores_by_trainee("t")] == ["score_1", "score_2"]
-    again = cat.record_score("score_9", task_id="t", gold_video_id=gold, trainee_video_id=5, trigger="sop_change",
-                             previous_job_id="score_1")  # fmt: skip
+    again = cat.record_score(
+        "score_9", task_id="t", gold_video_id=gold, trainee_video_id=5, trigger="sop_change", previous_job_id="score_1"
+    )
     assert (again["trigger"], again["previous_job_id"]) == ("sop_change", "score_1")
     with pytest.raises(ValueError, match="trigger"):
         cat.record_score("score_10", task_id="t", gold_video_id=gold, trainee_video_id=5, trigger="whim")
@@ -263,8 +334,13 @@ def test_sqlite_pragmas(tmp_path):
 def test_video_lifecycle_clips_and_gold_versions(cat):
     before = datetime.now(timezone.utc)
     g1 = cat.add_video(
-        "assembly_line_1", "gold", site_id="factory_a", camera_id="cam_01",
-        operator_id_hash="abc123", original_filename="gold.mp4", raw_path="/raw/1.mp4",
+        "assembly_line_1",
+        "gold",
+        site_id="factory_a",
+        camera_id="cam_01",
+        operator_id_hash="abc123",
+        original_filename="gold.mp4",
+        raw_path="/raw/1.mp4",
         requested_by="token:operator",
     )
     v = cat.get_video(g1)
@@ -285,15 +361,18 @@ def test_video_lifecycle_clips_and_gold_versions(cat):
     assert (ready["num_clips"], ready["source_fps"], ready["sampled_fps"]) == (3, 30.0, 4.0)
     assert ready["embedding_model"] == "builtin:v1" and ready["meta_path"] == "/e/1.json"
     assert [c["clip_idx"] for c in cat.clips_of(g1)] == [0, 1, 2]
-    assert cat.clips_of(g1)[1] == {
-        "video_id": g1, "clip_idx": 1, "start_sec": 4.0, "end_sec": 8.0, "quality": None
-    }
+    assert cat.clips_of(g1)[1] == {"video_id": g1, "clip_idx": 1, "start_sec": 4.0, "end_sec": 8.0, "quality": None}
 
     # Re-run: clips replaced, gold_version kept.
-    again = _ready(cat, g1, n=2, clips=[
-        {"clip_idx": 0, "start_sec": 0.0, "end_sec": 5.0, "quality": "ok"},
-        {"clip_idx": 1, "start_sec": 5.0, "end_sec": 9.5, "quality": "blurry"},
-    ])
+    again = _ready(
+        cat,
+        g1,
+        n=2,
+        clips=[
+            {"clip_idx": 0, "start_sec": 0.0, "end_sec": 5.0, "quality": "ok"},
+            {"clip_idx": 1, "start_sec": 5.0, "end_sec": 9.5, "quality": "blurry"},
+        ],
+    )
     assert again["gold_version"] == 1 and again["num_clips"] == 2
     assert [(c["clip_idx"], c["quality"]) for c in cat.clips_of(g1)] == [(0, "ok"), (1, "blurry")]
 
@@ -315,9 +394,16 @@ def test_video_lifecycle_clips_and_gold_versions(cat):
 
 
 def test_list_filters_order_limit_and_since(cat):
-    ids = [cat.add_video(task, role) for task, role in [
-        ("a", "gold"), ("a", "trainee"), ("b", "trainee"), ("a", "trainee"), ("b", "gold"),
-    ]]
+    ids = [
+        cat.add_video(task, role)
+        for task, role in [
+            ("a", "gold"),
+            ("a", "trainee"),
+            ("b", "trainee"),
+            ("a", "trainee"),
+            ("b", "gold"),
+        ]
+    ]
     _ready(cat, ids[1])
     assert [v["video_id"] for v in cat.list_videos()] == ids[::-1]
     assert [v["video_id"] for v in cat.list_videos(limit=2)] == ids[:2:-1]
@@ -333,9 +419,7 @@ def test_list_filters_order_limit_and_since(cat):
     assert cat.videos_since(datetime.now(timezone.utc) + timedelta(hours=1)) == 0
     assert cat.videos_since(created - timedelta(hours=1), status="ready") == 1
     # Another offset is the same instant.
-    later = (datetime.now(timezone.utc) + timedelta(hours=1)).astimezone(
-        timezone(timedelta(hours=9))
-    )
+    later = (datetime.now(timezone.utc) + timedelta(hours=1)).astimezone(timezone(timedelta(hours=9)))
     assert cat.videos_since(later) == 0
 
 
@@ -416,21 +500,27 @@ def test_failed_transaction_leaves_previous_state(cat):
 def test_score_round_trip(cat):
     job = "score_20260208_120000_abc123"
     rec = cat.record_score(
-        job, task_id="assembly_line_1", gold_video_id=1, trainee_video_id=42,
-        requested_by="token:operator", run_id="run-1",
+        job,
+        task_id="assembly_line_1",
+        gold_video_id=1,
+        trainee_video_id=42,
+        requested_by="token:operator",
+        run_id="run-1",
     )
     assert rec["status"] == "queued" and rec["score"] is None and rec["started_at"] is None
     with pytest.raises(ValueError, match="already recorded"):
         cat.record_score(job, task_id="assembly_line_1", gold_video_id=1, trainee_video_id=42)
-    assert cat.record_score(
-        job, task_id="assembly_line_1", gold_video_id=1, trainee_video_id=42, exist_ok=True
-    ) == rec
+    assert cat.record_score(job, task_id="assembly_line_1", gold_video_id=1, trainee_video_id=42, exist_ok=True) == rec
 
     running = cat.update_score(job, status="running")
     assert running["started_at"] is not None and running["finished_at"] is None
     done = cat.update_score(
-        job, status="completed", score=87.5, decision="needs_review",
-        result_path="/data/scores/x.json", report_path="/data/scores/x.pdf",
+        job,
+        status="completed",
+        score=87.5,
+        decision="needs_review",
+        result_path="/data/scores/x.json",
+        report_path="/data/scores/x.pdf",
     )
     assert done["score"] == 87.5 and done["decision"] == "needs_review"
     assert done["finished_at"] >= done["started_at"] >= done["created_at"]
@@ -440,8 +530,7 @@ def test_score_round_trip(cat):
     assert cat.get_score("missing") is None and cat.get_score("../etc/passwd") is None
 
     older = datetime.now(timezone.utc) - timedelta(days=1)
-    cat.record_score("score_old", task_id="t", gold_video_id=1, trainee_video_id=2,
-                     created_at=older)
+    cat.record_score("score_old", task_id="t", gold_video_id=1, trainee_video_id=2, created_at=older)
     cat.record_score("score_new", task_id="t", gold_video_id=1, trainee_video_id=3)
     assert [s["job_id"] for s in cat.list_scores()] == ["score_new", job, "score_old"]
     assert [s["job_id"] for s in cat.list_scores(1)] == ["score_new"]
@@ -464,24 +553,31 @@ def test_score_round_trip(cat):
 def test_training_round_trip_with_json(cat):
     figures = {"loss": [0.9, 0.5, 0.25], "epochs": 3, "notes": {"lr": 1e-3, "ok": True}}
     reindex = {
-        "old_index_version": "v1", "new_index_version": "v2", "videos_refreshed": 50,
-        "clips_indexed": 3750, "tasks_touched": ["assembly_line_1", "packaging_station_2"],
+        "old_index_version": "v1",
+        "new_index_version": "v2",
+        "videos_refreshed": 50,
+        "clips_indexed": 3750,
+        "tasks_touched": ["assembly_line_1", "packaging_station_2"],
     }
     cat.record_training("train_20260208_020000_a", trigger="nightly")
-    cat.record_training("train_20260208_120000_xyz789", trigger="manual",
-                        requested_by="token:admin", run_id="r-2")
+    cat.record_training("train_20260208_120000_xyz789", trigger="manual", requested_by="token:admin", run_id="r-2")
     done = cat.update_training(
-        "train_20260208_120000_xyz789", status="completed", mode="builtin_feature_adapter",
-        adapter_path="/data/models/a.npz", videos_used=50, clips_used=3750, embedding_dim=768,
-        figures=figures, reindex=reindex,
+        "train_20260208_120000_xyz789",
+        status="completed",
+        mode="builtin_feature_adapter",
+        adapter_path="/data/models/a.npz",
+        videos_used=50,
+        clips_used=3750,
+        embedding_dim=768,
+        figures=figures,
+        reindex=reindex,
     )
     got = cat.get_training("train_20260208_120000_xyz789")
     assert got == done and got["figures"] == figures and got["reindex"] == reindex
     assert got["trigger"] == "manual" and got["finished_at"] is not None
     assert got["run_id"] == "r-2" and got["requested_by"] == "token:admin"
 
-    skipped = cat.update_training("train_20260208_020000_a", status="skipped",
-                                  skip_reason="only 3 new videos (< 10)")
+    skipped = cat.update_training("train_20260208_020000_a", status="skipped", skip_reason="only 3 new videos (< 10)")
     assert skipped["figures"] is None and skipped["skip_reason"].startswith("only 3")
     assert cat.latest_training()["job_id"] == "train_20260208_120000_xyz789"  # newest
     assert cat.latest_training(status="completed")["job_id"] == "train_20260208_120000_xyz789"
@@ -500,24 +596,30 @@ def test_exports_and_audit_trail(cat):
     sha, sig = "ab" * 32, "cd" * 32
     gen = datetime(2026, 2, 8, 12, 0, tzinfo=timezone.utc)
     rec = cat.record_export(
-        "20260208_120000", file_path="/data/reports/audit_export_20260208_120000.json",
-        item_count=150, key_id="prod", payload_sha256=sha, signature_hex=sig,
-        generated_at=gen, requested_by="token:admin",
+        "20260208_120000",
+        file_path="/data/reports/audit_export_20260208_120000.json",
+        item_count=150,
+        key_id="prod",
+        payload_sha256=sha,
+        signature_hex=sig,
+        generated_at=gen,
+        requested_by="token:admin",
     )
     assert rec["algorithm"] == "hmac-sha256" and rec["generated_at"] == gen
     assert cat.get_export("20260208_120000") == rec and cat.get_export("nope") is None
     with pytest.raises(ValueError, match="already recorded"):
-        cat.record_export("20260208_120000", file_path="/x", item_count=1, key_id="k",
-                          payload_sha256=sha, signature_hex=sig)
+        cat.record_export(
+            "20260208_120000", file_path="/x", item_count=1, key_id="k", payload_sha256=sha, signature_hex=sig
+        )
     with pytest.raises(ValueError, match="payload_sha256"):
-        cat.record_export("e2", file_path="/x", item_count=1, key_id="k",
-                          payload_sha256="zz", signature_hex=sig)
+        cat.record_export("e2", file_path="/x", item_count=1, key_id="k", payload_sha256="zz", signature_hex=sig)
 
     vid = cat.add_video("assembly_line_1", "trainee", requested_by="token:operator")
     cat.set_ingest_run(vid, "run-ingest")
     _ready(cat, vid)
-    cat.record_score("score_1", task_id="assembly_line_1", gold_video_id=1,
-                     trainee_video_id=vid, requested_by="token:operator")
+    cat.record_score(
+        "score_1", task_id="assembly_line_1", gold_video_id=1, trainee_video_id=vid, requested_by="token:operator"
+    )
     cat.update_score("score_1", status="completed", score=87.5)
     cat.record_training("train_1", trigger="manual", requested_by="token:admin")
     trail = cat.audit_trail()
@@ -567,8 +669,13 @@ def test_concurrent_gold_versions(cat):
 
 def test_live_adapter_is_the_newest_completed_training_with_an_adapter(cat):
     assert cat.live_adapter() is None
-    for job, status, path in (("train_a", "completed", "/m/a.npz"), ("train_b", "completed", "/m/b.npz"),
-                              ("train_c", "rejected", None), ("train_d", "skipped", None), ("train_e", "running", None)):  # fmt: skip
+    for job, status, path in (
+        ("train_a", "completed", "/m/a.npz"),
+        ("train_b", "completed", "/m/b.npz"),
+        ("train_c", "rejected", None),
+        ("train_d", "skipped", None),
+        ("train_e", "running", None),
+    ):
         cat.record_training(job, trigger="manual")
         cat.update_training(job, status=status, adapter_path=path)
     assert cat.live_adapter()["job_id"] == "train_b"  # rejected, skipped and running ones never replace it
@@ -580,8 +687,9 @@ def test_live_adapter_is_the_newest_completed_training_with_an_adapter(cat):
 def test_input_models_take_numpy_numbers_and_paths_and_refuse_lookalikes(cat):
     """The boundary models: numpy integers (array sizes) and os.PathLike are what callers pass;
     a bool is not an int, a naive time not a UTC one, an unserialisable figure not JSON."""
-    import numpy as np
     from pathlib import Path
+
+    import numpy as np
 
     vid = cat.add_video("t", "gold", site_id="  ", camera_id=" cam_01 ")
     assert (cat.get_video(vid)["site_id"], cat.get_video(vid)["camera_id"]) == (None, "cam_01")
@@ -607,6 +715,11 @@ def test_input_models_take_numpy_numbers_and_paths_and_refuse_lookalikes(cat):
         cat.add_video("t", "gold", site_id="a\x00b")  # PostgreSQL text cannot hold it: refused on both backends
     assert cat.mark_video_failed(vid, "bad\x00 frame")["error_message"] == "bad frame"  # an error is always recordable
     rec = cat.record_export(
-        "e1", file_path=Path("/x.json"), item_count=np.int64(1), key_id="k", payload_sha256="AB" * 32, signature_hex="CD"
+        "e1",
+        file_path=Path("/x.json"),
+        item_count=np.int64(1),
+        key_id="k",
+        payload_sha256="AB" * 32,
+        signature_hex="CD",
     )
     assert (rec["payload_sha256"], rec["signature_hex"], rec["file_path"]) == ("ab" * 32, "cd", "/x.json")

@@ -24,18 +24,17 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from conftest import fresh_postgres_databases
 from dagster import DagsterRunStatus
 from dagster._core.execution.backfill import BulkActionStatus
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
+from test_backfills import BACKFILL, _gql
+from test_daemon import ROOT, TERMINAL, Stack
 
 from sopilot_pipelines.core import synth
 from sopilot_pipelines.defs.ingest.partitions import video_key
 from sopilot_pipelines.instance import stack_env
-
-from conftest import fresh_postgres_databases
-from test_backfills import BACKFILL, _gql
-from test_daemon import ROOT, TERMINAL, Stack
 
 TASK = "celery_assembly"
 VIDEOS = 8
@@ -70,9 +69,25 @@ class RedisServer:
         exe = shutil.which("redis-server")
         if exe is None:
             pytest.fail("redis-server not found: the broker-restart test starts one of its own", pytrace=False)
-        self.proc = subprocess.Popen([exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-                                      "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
-                                     stdout=open(self.dir / "redis.log", "ab"), stderr=subprocess.STDOUT)  # fmt: skip
+        self.proc = subprocess.Popen(
+            [
+                exe,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.dir),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ],
+            stdout=open(self.dir / "redis.log", "ab"),
+            stderr=subprocess.STDOUT,
+        )
         import redis
 
         deadline = time.monotonic() + 30
@@ -105,7 +120,9 @@ def broker(request, tmp_path):
             server.kill()
         return
     if shutil.which("rabbitmqctl") is None:
-        pytest.fail("rabbitmqctl not found: the Celery tests need RabbitMQ on 127.0.0.1:5672 (.ci/run starts it)", pytrace=False)
+        pytest.fail(
+            "rabbitmqctl not found: the Celery tests need RabbitMQ on 127.0.0.1:5672 (.ci/run starts it)", pytrace=False
+        )
     vhost = f"sopilot_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     _rabbitmqctl("add_vhost", vhost)
     try:
@@ -131,8 +148,15 @@ class Cluster(Stack):
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         log = open(wdir / "worker.log", "wb")
         try:
-            p = subprocess.Popen([sys.executable, "-m", "sopilot_pipelines.cli", "worker", "--name", name], cwd=wdir, env=env,
-                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+            p = subprocess.Popen(
+                [sys.executable, "-m", "sopilot_pipelines.cli", "worker", "--name", name],
+                cwd=wdir,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         finally:
             log.close()
         p.log_path = wdir / "worker.log"  # type: ignore[attr-defined]
@@ -179,10 +203,21 @@ def cluster(tmp_path, monkeypatch, broker):
         dagster_url, catalog_url = (u.render_as_string(hide_password=False) for u in urls)
         env = stack_env(data, "postgres")
         env.pop("SOPILOT_AUTO_SCORE", None)
-        env.update(PYTHONUNBUFFERED="1", SOPILOT_EXECUTOR="celery", SOPILOT_CELERY_BROKER=broker,
-                   SOPILOT_DATABASE_URL=catalog_url, SOPILOT_DAGSTER_PG_URL=dagster_url)  # fmt: skip
-        for k in ("DAGSTER_HOME", "SOPILOT_DATA_DIR", "SOPILOT_DATABASE_URL", "SOPILOT_DAGSTER_PG_URL", "SOPILOT_EXECUTOR",
-                  "SOPILOT_CELERY_BROKER"):  # the in-process workspace's code server reads them
+        env.update(
+            PYTHONUNBUFFERED="1",
+            SOPILOT_EXECUTOR="celery",
+            SOPILOT_CELERY_BROKER=broker,
+            SOPILOT_DATABASE_URL=catalog_url,
+            SOPILOT_DAGSTER_PG_URL=dagster_url,
+        )
+        for k in (
+            "DAGSTER_HOME",
+            "SOPILOT_DATA_DIR",
+            "SOPILOT_DATABASE_URL",
+            "SOPILOT_DAGSTER_PG_URL",
+            "SOPILOT_EXECUTOR",
+            "SOPILOT_CELERY_BROKER",
+        ):  # the in-process workspace's code server reads them
             monkeypatch.setenv(k, env[k])
         monkeypatch.delenv("SOPILOT_AUTO_SCORE", raising=False)
         c = Cluster(tmp_path, env, catalog_url)
@@ -208,8 +243,17 @@ def _register(c: Cluster, rendered, n: int) -> list[tuple[int, str]]:
 
 
 def _launch_backfill(ctx, keys: list[str]) -> str:
-    out = _gql(ctx, BACKFILL, {"p": {"assetSelection": [{"path": ["video_clips"]}, {"path": ["video_embeddings"]}],
-                                     "partitionNames": keys, "fromFailure": False}})  # fmt: skip
+    out = _gql(
+        ctx,
+        BACKFILL,
+        {
+            "p": {
+                "assetSelection": [{"path": ["video_clips"]}, {"path": ["video_embeddings"]}],
+                "partitionNames": keys,
+                "fromFailure": False,
+            }
+        },
+    )
     assert out["__typename"] == "LaunchBackfillSuccess", out
     return out["backfillId"]
 
@@ -225,16 +269,21 @@ def _wait_backfill(c: Cluster, backfill_id: str, on_tick=None):
         if on_tick:
             on_tick()
         if time.monotonic() > deadline:
-            raise AssertionError(c.diagnose(f"backfill {backfill_id} still {backfill.status} after {BACKFILL_TIMEOUT_S}s")
-                                 + "\n" + c.worker_logs())  # fmt: skip
+            raise AssertionError(
+                c.diagnose(f"backfill {backfill_id} still {backfill.status} after {BACKFILL_TIMEOUT_S}s")
+                + "\n"
+                + c.worker_logs()
+            )
         time.sleep(0.5)
 
 
 def _celery_starts(c: Cluster, run_id: str) -> list[str]:
     """The workers (node names) that began this run's steps, in order (dagster_celery's engine event)."""
-    return [str(e.dagster_event.engine_event_data.metadata["Celery worker"].value)
-            for e in c.instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
-            if "in celery worker" in (e.dagster_event.message or "")]  # fmt: skip
+    return [
+        str(e.dagster_event.engine_event_data.metadata["Celery worker"].value)
+        for e in c.instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
+        if "in celery worker" in (e.dagster_event.message or "")
+    ]
 
 
 def _materializations(c: Cluster, runs) -> list:
@@ -257,7 +306,8 @@ def _check_exactly_once(c: Cluster, videos, runs, backfill) -> None:
         assert key == r.tags.get("dagster/asset_partition_range_end", key), r.tags  # one video per run
         by_key.setdefault(key, []).append(r.run_id)
     assert sorted(by_key) == sorted(k for _, k in videos) and all(len(v) == 1 for v in by_key.values()), (
-        c.diagnose(f"successful runs per video: {by_key}") + c.worker_logs())
+        c.diagnose(f"successful runs per video: {by_key}") + c.worker_logs()
+    )
     assert backfill.status == BulkActionStatus.COMPLETED_SUCCESS, backfill.status
     for vid, _ in videos:
         row = c.catalog.get_video(vid)
@@ -290,7 +340,9 @@ def test_a_backfill_spreads_over_two_workers(cluster, rendered):
     elapsed = time.monotonic() - t0
     assert len(runs) == VIDEOS, c.diagnose(f"{len(runs)} runs for {VIDEOS} videos")  # one video per run
     _check_exactly_once(c, videos, runs, backfill)
-    mats = [m for m in _materializations(c, runs) if m[1] in ("video_clips", "video_embeddings")]  # (a gold's: task_sop too)
+    mats = [
+        m for m in _materializations(c, runs) if m[1] in ("video_clips", "video_embeddings")
+    ]  # (a gold's: task_sop too)
     assert len(mats) == 2 * VIDEOS, [(a, k) for _, a, k, _ in mats]
     workers = {md["worker"].value for _, _, _, md in mats}
     assert {w.split("@")[0] for w in workers} == {"wa", "wb"}, workers
@@ -299,7 +351,9 @@ def test_a_backfill_spreads_over_two_workers(cluster, rendered):
     starts = {r.run_id: _celery_starts(c, r.run_id) for r in runs}
     assert all(len(s) == 1 for s in starts.values()), starts
     per_worker = {w: sum(md["worker"].value == w for _, a, _, md in mats if a == "video_clips") for w in workers}
-    print(f"\n[celery] {VIDEOS} videos over 2 workers in {elapsed:.1f}s ({VIDEOS / elapsed * 60:.1f} videos/min); per worker {per_worker}")
+    print(
+        f"\n[celery] {VIDEOS} videos over 2 workers in {elapsed:.1f}s ({VIDEOS / elapsed * 60:.1f} videos/min); per worker {per_worker}"
+    )
 
 
 @pytest.mark.slow
@@ -328,10 +382,15 @@ def test_a_worker_killed_mid_step_loses_nothing(cluster, rendered):
     killed_run = next(r for r in runs if r.run_id == state["killed"])
     hosts = _celery_starts(c, killed_run.run_id)
     print(f"\n[celery] killed wa in run {killed_run.run_id[:8]} ({killed_run.status.value}); step ran on {hosts}")
-    assert killed_run.status == DagsterRunStatus.SUCCESS and hosts[0].startswith("wa@") and hosts[-1].startswith("wb@"), hosts
+    assert (
+        killed_run.status == DagsterRunStatus.SUCCESS and hosts[0].startswith("wa@") and hosts[-1].startswith("wb@")
+    ), hosts
     # each video's clips: exactly one successful materialization per partition
-    mats = [(k, a) for r, a, k, _ in _materializations(c, runs)
-            if r.status == DagsterRunStatus.SUCCESS and a in ("video_clips", "video_embeddings")]
+    mats = [
+        (k, a)
+        for r, a, k, _ in _materializations(c, runs)
+        if r.status == DagsterRunStatus.SUCCESS and a in ("video_clips", "video_embeddings")
+    ]
     assert sorted(set(mats)) == sorted((k, a) for _, k in videos for a in ("video_clips", "video_embeddings"))
 
 
@@ -361,19 +420,30 @@ def test_a_broker_restart_mid_backfill_loses_no_run(request, cluster, rendered):
         backfill_id = _launch_backfill(ctx, [k for _, k in videos])
         backfill, runs = _wait_backfill(c, backfill_id, on_tick=restart_once)
     assert state["restarted_at"], "the backfill finished before the broker could be restarted"
-    print(f"\n[celery] redis killed and restarted with {state['in_flight']} run(s) in flight; "
-          f"backfill done {time.monotonic() - state['restarted_at']:.1f}s later; runs {[r.status.value for r in runs]}")
+    print(
+        f"\n[celery] redis killed and restarted with {state['in_flight']} run(s) in flight; "
+        f"backfill done {time.monotonic() - state['restarted_at']:.1f}s later; runs {[r.status.value for r in runs]}"
+    )
     _check_exactly_once(c, videos, runs, backfill)
 
 
 def test_worker_says_what_is_missing(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOPILOT_")}
-    env.update(SOPILOT_EXECUTOR="celery", SOPILOT_CELERY_BROKER="amqp://guest:guest@127.0.0.1:1//",
-               SOPILOT_DAGSTER_PG_URL="postgresql+psycopg2://postgres@127.0.0.1:1/x",
-               SOPILOT_DATABASE_URL="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres",
-               SOPILOT_DATA_DIR=str(tmp_path / "not_mounted"))  # fmt: skip
-    out = subprocess.run([sys.executable, "-m", "sopilot_pipelines.cli", "worker"], env=env, capture_output=True, text=True,
-                         timeout=120, cwd=tmp_path)  # fmt: skip
+    env.update(
+        SOPILOT_EXECUTOR="celery",
+        SOPILOT_CELERY_BROKER="amqp://guest:guest@127.0.0.1:1//",
+        SOPILOT_DAGSTER_PG_URL="postgresql+psycopg2://postgres@127.0.0.1:1/x",
+        SOPILOT_DATABASE_URL="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres",
+        SOPILOT_DATA_DIR=str(tmp_path / "not_mounted"),
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "sopilot_pipelines.cli", "worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert out.returncode == 2, out
     err = out.stderr
     assert "broker amqp://guest:***@127.0.0.1:1// is not reachable" in err and "guest:guest" not in err, err
@@ -392,7 +462,9 @@ def test_sqlite_with_celery_is_refused(monkeypatch, missing):
     monkeypatch.delenv(missing)
     settings.cache_clear()
     try:
-        with pytest.raises(ValueError, match=f"SOPILOT_EXECUTOR=celery needs PostgreSQL for {missing} .*cannot share SQLite"):
+        with pytest.raises(
+            ValueError, match=f"SOPILOT_EXECUTOR=celery needs PostgreSQL for {missing} .*cannot share SQLite"
+        ):
             settings()
         monkeypatch.delenv("SOPILOT_CELERY_BROKER")
         monkeypatch.setenv(missing, "postgresql+psycopg2://postgres@127.0.0.1/c")
@@ -411,6 +483,12 @@ def test_where_outside_a_celery_task_is_in_process():
 
 def test_up_with_workers_needs_the_celery_executor(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("SOPILOT_")}
-    out = subprocess.run([sys.executable, "-m", "sopilot_pipelines.cli", "up", "--data-dir", str(tmp_path / "data"), "--workers", "2"],
-                         env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "sopilot_pipelines.cli", "up", "--data-dir", str(tmp_path / "data"), "--workers", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert out.returncode == 2 and "--workers needs SOPILOT_EXECUTOR=celery" in out.stderr, out

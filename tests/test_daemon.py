@@ -23,6 +23,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from conftest import fresh_postgres_databases
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 from dagster._core.scheduler.instigation import TickStatus
 
@@ -32,8 +33,6 @@ from sopilot_pipelines.defs.ingest.partitions import video_key
 from sopilot_pipelines.defs.search.assets import task_fingerprint
 from sopilot_pipelines.instance import stack_env
 
-from conftest import fresh_postgres_databases
-
 ROOT = Path(__file__).resolve().parents[1]
 DAEMON = Path(sys.executable).parent / "dagster-daemon"
 TASK = "daemon_assembly"
@@ -42,9 +41,12 @@ PIPELINE_TIMEOUT_S = 180
 QUIET_TICKS = 2  # ticks of every sensor after the pipeline finished, for the exactly-once check
 TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 QUEUE_EVENTS = {
-    DagsterEventType.RUN_ENQUEUED, DagsterEventType.RUN_STARTING,
-    DagsterEventType.RUN_START, DagsterEventType.RUN_SUCCESS, DagsterEventType.RUN_FAILURE,
-}  # fmt: skip
+    DagsterEventType.RUN_ENQUEUED,
+    DagsterEventType.RUN_STARTING,
+    DagsterEventType.RUN_START,
+    DagsterEventType.RUN_SUCCESS,
+    DagsterEventType.RUN_FAILURE,
+}
 # What a queued run goes through, in order. (Dagster 1.13 no longer writes RUN_DEQUEUED: the
 # daemon's launch writes RUN_STARTING; a run submitted straight to a launcher has no ENQUEUED.)
 QUEUED_PATH = ["PIPELINE_ENQUEUED", "PIPELINE_STARTING", "PIPELINE_START", "PIPELINE_SUCCESS"]
@@ -85,12 +87,16 @@ class Stack:
         try:
             self.proc = subprocess.Popen(
                 [str(DAEMON), "run", "-w", "workspace.yaml"],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
                 # Dagster copies SIGINT's handler onto SIGTERM: if this pytest was started with
                 # SIGINT ignored (background shell), the daemon would ignore SIGTERM too.
                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-            )  # fmt: skip
+            )
         finally:
             log.close()
 
@@ -157,7 +163,7 @@ class Stack:
             for s in self.catalog.list_scores(limit=None):
                 out.append(f"score {s['job_id']} {s['status']} run={s['run_id']} err={s['error_message']}")
             out.append(f"index: {self.catalog.current_index_version(TASK)}")
-        except Exception as exc:  # noqa: BLE001 - diagnostics must not hide the real failure
+        except Exception as exc:
             out.append(f"(catalog unreadable: {exc!r})")
         try:
             for r in self.runs():
@@ -169,7 +175,7 @@ class Stack:
                 for t in ticks:
                     if t.status.value == "FAILURE":
                         out.append(f"sensor {name} tick FAILED: {t.error.to_string() if t.error else '?'}")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             out.append(f"(Dagster storage unreadable: {exc!r})")
         out.append("---- daemon log (tail) ----")
         out.append(self.daemon_log_tail())
@@ -340,9 +346,9 @@ def test_pipeline_under_daemon(stack, rendered):
     assert by_role["trainee"]["original_filename"] == rendered["swap"].path.name
     ingest = [r for r in runs if r.dagster_run.job_name == "ingest_job"]
     assert len(ingest) == 2, diag(f"{len(ingest)} ingest runs, expected 2")
-    assert {r.dagster_run.tags.get("dagster/run_key") for r in ingest} == {
-        f"inbox-{v['video_id']}" for v in videos
-    }, diag("ingest run keys")
+    assert {r.dagster_run.tags.get("dagster/run_key") for r in ingest} == {f"inbox-{v['video_id']}" for v in videos}, (
+        diag("ingest run keys")
+    )
     assert {r.dagster_run.tags.get("dagster/partition") for r in ingest} == {
         video_key(TASK, v["video_id"]) for v in videos
     }, diag("ingest partitions")
@@ -359,8 +365,9 @@ def test_pipeline_under_daemon(stack, rendered):
     assert len(scores) == 1, diag(f"score jobs: {scores}")
     job = scores[0]
     assert (job["gold_video_id"], job["trainee_video_id"]) == (
-        by_role["gold"]["video_id"], by_role["trainee"]["video_id"],
-    ), diag(f"score job: {job}")  # fmt: skip
+        by_role["gold"]["video_id"],
+        by_role["trainee"]["video_id"],
+    ), diag(f"score job: {job}")
     score_run = s.instance.get_run_by_id(job["run_id"])
     assert score_run.job_name == "score_job" and score_run.tags["dagster/sensor_name"] == "auto_score_sensor"
     result = json.loads(Path(job["result_path"]).read_text())
@@ -388,15 +395,17 @@ def test_pipeline_under_daemon(stack, rendered):
         if all(len(ticks.get(name, [])) >= QUIET_TICKS for name in SENSORS):
             break
         if time.monotonic() > quiet_deadline:
-            raise AssertionError(diag(f"sensors stopped ticking: {({n: len(t) for n, t in ticks.items()})}"))
+            raise AssertionError(diag(f"sensors stopped ticking: { ({n: len(t) for n, t in ticks.items()}) }"))
         time.sleep(1)
     assert [r.dagster_run.run_id for r in s.runs()] == [r.dagster_run.run_id for r in runs], diag(
         "runs were started after the pipeline had finished"
     )
     assert len(s.runs("ingest_job")) == 2
     assert [p for p in (s.data / "inbox").rglob("*") if p.is_file()] == [], diag("files left in the inbox")
-    failed_ticks = {n: [t.error.to_string() if t.error else "?" for t in ts if t.status.value == "FAILURE"]
-                    for n, ts in s.ticks().items()}  # fmt: skip
+    failed_ticks = {
+        n: [t.error.to_string() if t.error else "?" for t in ts if t.status.value == "FAILURE"]
+        for n, ts in s.ticks().items()
+    }
     assert not any(failed_ticks.values()), diag(f"failed sensor ticks: {failed_ticks}")
 
     t_stop = time.monotonic()

@@ -32,14 +32,25 @@ def test_every_manifest_parses_with_kind_and_name():
         for d in _docs(name):
             assert d.get("apiVersion") and d.get("kind") and d["metadata"]["name"], (name, d)
             kinds[(d["kind"], d["metadata"]["name"])] = name
-    assert {("Deployment", "sopilot-api"), ("Service", "sopilot-api"), ("Deployment", "sopilot-worker"),
-            ("PersistentVolumeClaim", "sopilot-data"), ("ConfigMap", "sopilot-config"), ("Secret", "sopilot-env"),
-            ("StatefulSet", "sopilot-rabbitmq"), ("Secret", "sopilot-rabbitmq")} <= set(kinds)  # fmt: skip
+    assert {
+        ("Deployment", "sopilot-api"),
+        ("Service", "sopilot-api"),
+        ("Deployment", "sopilot-worker"),
+        ("PersistentVolumeClaim", "sopilot-data"),
+        ("ConfigMap", "sopilot-config"),
+        ("Secret", "sopilot-env"),
+        ("StatefulSet", "sopilot-rabbitmq"),
+        ("Secret", "sopilot-rabbitmq"),
+    } <= set(kinds)
     # every Secret or ConfigMap a workload refers to is one of these
     refs = set()
     for name in ("api.yaml", "workers.yaml", "broker.yaml"):
         text = (K8S / name).read_text()
-        refs |= {("Secret", n) for n in re.findall(r"secretKeyRef: \{name: ([\w-]+)", text) + re.findall(r"secretRef: \{name: ([\w-]+)", text)}
+        refs |= {
+            ("Secret", n)
+            for n in re.findall(r"secretKeyRef: \{name: ([\w-]+)", text)
+            + re.findall(r"secretRef: \{name: ([\w-]+)", text)
+        }
         refs |= {("ConfigMap", n) for n in re.findall(r"configMapRef: \{name: ([\w-]+)", text)}
     refs.discard(("Secret", "dagster-postgresql-secret"))  # made by the Helm chart
     assert refs and refs <= set(kinds), refs - set(kinds)
@@ -62,8 +73,11 @@ def test_workloads_select_their_pods_and_mount_the_shared_volume():
         assert refs == {"sopilot-config", "sopilot-env"}
     for d in _docs("api.yaml") + _docs("broker.yaml"):
         if d["kind"] == "Service":  # selects a workload's pods, on a port it names
-            target = next(w for w in _docs("api.yaml") + _docs("broker.yaml") if w["kind"] in ("Deployment", "StatefulSet")
-                          and w["metadata"]["name"] == d["metadata"]["name"])  # fmt: skip
+            target = next(
+                w
+                for w in _docs("api.yaml") + _docs("broker.yaml")
+                if w["kind"] in ("Deployment", "StatefulSet") and w["metadata"]["name"] == d["metadata"]["name"]
+            )
             assert d["spec"]["selector"].items() <= target["spec"]["template"]["metadata"]["labels"].items()
             ports = {p["name"] for c in target["spec"]["template"]["spec"]["containers"] for p in c["ports"]}
             assert {p["targetPort"] for p in d["spec"]["ports"]} <= ports
@@ -107,19 +121,25 @@ def _pip_steps(lines: list[str]) -> list[str]:
         m = re.search(r"-m pip install (.*?)(?:&&|\\|$)", line)
         if not m:
             continue
-        words = [w for w in m.group(1).split() if w not in ("-q",) and not w.startswith("${TORCH") and w != "--index-url"]
+        words = [
+            w for w in m.group(1).split() if w not in ("-q",) and not w.startswith("${TORCH") and w != "--index-url"
+        ]
         steps.append(" ".join(re.sub(r"\[.*\]", "[extras]", w).strip("'\"") for w in words))
     return steps
 
 
 def test_the_dockerfile_installs_what_ci_installs():
     make = (ROOT / "Makefile").read_text()
-    stamp = make[make.index("$(STAMP): pyproject.toml"):]
+    stamp = make[make.index("$(STAMP): pyproject.toml") :]
     stamp = stamp[: stamp.index("\n\n")]
     docker = (ROOT / "deploy" / "Dockerfile").read_text()
-    assert _pip_steps(stamp.splitlines()) == _pip_steps(docker.splitlines()), (_pip_steps(stamp.splitlines()),
-                                                                              _pip_steps(docker.splitlines()))  # fmt: skip
-    stages = {re.match(r"\S+ AS (\S+)", s).group(1): s for s in docker.split("\nFROM ")[1:] if " AS " in s.split("\n")[0]}
+    assert _pip_steps(stamp.splitlines()) == _pip_steps(docker.splitlines()), (
+        _pip_steps(stamp.splitlines()),
+        _pip_steps(docker.splitlines()),
+    )
+    stages = {
+        re.match(r"\S+ AS (\S+)", s).group(1): s for s in docker.split("\nFROM ")[1:] if " AS " in s.split("\n")[0]
+    }
     extras = {name: re.search(r"EXTRAS=(\S+)", s).group(1) for name, s in stages.items()}
     assert extras == {"base-cpu": "vjepa2,hands", "base-cuda": "vjepa2,hands,gpu"}, extras
     copied = re.findall(r"^COPY (.+) \./", docker, flags=re.M)

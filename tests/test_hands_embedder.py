@@ -52,10 +52,26 @@ def short_video(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("hands") / "gold_8s.mp4"
     subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-i", str(GOLD), "-t", "8",
-         "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-an", str(out)],
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-loglevel",
+            "error",
+            "-y",
+            "-i",
+            str(GOLD),
+            "-t",
+            "8",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-pix_fmt",
+            "yuv420p",
+            "-an",
+            str(out),
+        ],
         check=True,
-    )  # fmt: skip
+    )
     return out
 
 
@@ -275,22 +291,31 @@ def _moving(clip: int, f: int, x0: float, y0: float, turn: float = 0.0) -> np.nd
     """Frame f of clip ``clip``: a hand circling, its pose and size depending on the clip."""
     t = 2 * np.pi * f / PER_CLIP
     r = 0.02 * (1 + clip % 3)
-    return _hand(x0 + r * np.cos(t), y0 + r * np.sin(t), size=0.2 + 0.01 * (clip % 4),
-                 angle=turn + 0.2 * clip, curl=0.1 * (clip % 5) + 0.05 * np.sin(t))  # fmt: skip
+    return _hand(
+        x0 + r * np.cos(t),
+        y0 + r * np.sin(t),
+        size=0.2 + 0.01 * (clip % 4),
+        angle=turn + 0.2 * clip,
+        curl=0.1 * (clip % 5) + 0.05 * np.sin(t),
+    )
 
 
 def _two_hands_video(n_clips: int = 6) -> list:
     """An asymmetric two-hand action: slot 0 low left, pointing up-right; slot 1 higher, right."""
-    return [(_moving(c, f, 0.4, 0.65, turn=0.4), _moving(c + 2, f, 0.6, 0.5, turn=-0.6))
-            for c in range(n_clips) for f in range(PER_CLIP)]  # fmt: skip
+    return [
+        (_moving(c, f, 0.4, 0.65, turn=0.4), _moving(c + 2, f, 0.6, 0.5, turn=-0.6))
+        for c in range(n_clips)
+        for f in range(PER_CLIP)
+    ]
 
 
 def _mirror(tracks: HandTracks) -> HandTracks:
     """The tracks of the mirrored video: x -> 1 - x and the handedness swapped (so the slots too)."""
     lms = tracks.landmarks[:, ::-1].copy()
     lms[..., 0] = 1.0 - lms[..., 0]
-    return HandTracks(lms, tracks.present[:, ::-1].copy(), 1.0 - tracks.handedness[:, ::-1],
-                      tracks.presence[:, ::-1].copy())  # fmt: skip
+    return HandTracks(
+        lms, tracks.present[:, ::-1].copy(), 1.0 - tracks.handedness[:, ::-1], tracks.presence[:, ::-1].copy()
+    )
 
 
 def _translate(tracks: HandTracks, dx: float, dy: float, frames=slice(None)) -> HandTracks:
@@ -344,8 +369,13 @@ def test_blocks_for_zero_one_two_hands():
     (slot 1), both, and a clip with the hand in 6 of its 8 frames."""
     left = _hand(0.35, 0.6, size=0.2, angle=0.3, curl=0.2)
     right = _hand(0.65, 0.55, size=0.22, angle=-0.4, curl=0.1)
-    clips = [[(None, None)] * 8, [(left, None)] * 8, [(None, left)] * 8, [(left, right)] * 8,
-             [(None, None)] * 2 + [(left, None)] * 6]  # fmt: skip
+    clips = [
+        [(None, None)] * 8,
+        [(left, None)] * 8,
+        [(None, left)] * 8,
+        [(left, right)] * 8,
+        [(None, None)] * 2 + [(left, None)] * 6,
+    ]
     b = clip_blocks(_tracks(sum(clips, [])), _spans(5), ASPECT)
     # The hand-count block: fractions of frames with no hand / slot 0 only / slot 1 only / both.
     want = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0.25, 0.75, 0, 0]]
@@ -467,10 +497,28 @@ def wrist_frames(hands, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("hands") / "gold_104s_6s.mp4"
     subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-ss", "104", "-i", str(GOLD), "-t", "6",
-         "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-an", str(out)],
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-loglevel",
+            "error",
+            "-y",
+            "-ss",
+            "104",
+            "-i",
+            str(GOLD),
+            "-t",
+            "6",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-pix_fmt",
+            "yuv420p",
+            "-an",
+            str(out),
+        ],
         check=True,
-    )  # fmt: skip
+    )
     return decode(out, sample_fps=8.0, frame_size=hands.frame_size).frames
 
 

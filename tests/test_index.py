@@ -10,8 +10,14 @@ import numpy as np
 import pytest
 
 from sopilot_pipelines.core import synth
-from sopilot_pipelines.core.index import (APPROX_MIN_CLIPS, OpenIndex, build_index, gpu_available,
-                                          open_version, write_version)  # fmt: skip
+from sopilot_pipelines.core.index import (
+    APPROX_MIN_CLIPS,
+    OpenIndex,
+    build_index,
+    gpu_available,
+    open_version,
+    write_version,
+)
 
 
 def unit(x):
@@ -104,8 +110,11 @@ def test_version_round_trip(tmp_path, approx_min_clips):
     final = tmp_path / "task" / "v1"
     final.parent.mkdir()
     host = socket.gethostname()
-    stale = [final.with_name(f".v1.{host}.{_dead_pid()}.tmp"), final.with_name(f".v1.{host}.{os.getpid()}.tmp"),
-             final]  # crashed writers' temp dirs, and a half-moved leftover of this same build  # fmt: skip
+    stale = [
+        final.with_name(f".v1.{host}.{_dead_pid()}.tmp"),
+        final.with_name(f".v1.{host}.{os.getpid()}.tmp"),
+        final,
+    ]  # crashed writers' temp dirs, and a half-moved leftover of this same build
     for s in stale:
         s.mkdir()
         (s / "index.faiss").write_bytes(b"junk")

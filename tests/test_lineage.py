@@ -4,14 +4,12 @@ Dagster instance, read the way the UI reads them (asset graph, stale status, par
 import os
 
 import dagster as dg
-import pytest
+from conftest import TASK
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
 from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
 
 from sopilot_pipelines.defs.ingest.assets import TAG_VIDEOS_FAILED
 from sopilot_pipelines.defs.ingest.partitions import videos
-
-from conftest import TASK
 
 CLIPS, EMB, INDEX = dg.AssetKey("video_clips"), dg.AssetKey("video_embeddings"), dg.AssetKey("task_index")
 SOP, SCORE = dg.AssetKey("task_sop"), dg.AssetKey("score_result")
@@ -19,7 +17,10 @@ SOP, SCORE = dg.AssetKey("task_sop"), dg.AssetKey("score_result")
 
 def test_asset_graph_edges(env):
     graph = env.defs.resolve_asset_graph()
-    parents = {k.to_user_string(): sorted(p.to_user_string() for p in graph.get(k).parent_keys) for k in graph.get_all_asset_keys()}
+    parents = {
+        k.to_user_string(): sorted(p.to_user_string() for p in graph.get(k).parent_keys)
+        for k in graph.get_all_asset_keys()
+    }
     assert parents == {
         "video_clips": [],
         "video_embeddings": ["feature_adapter", "video_clips"],
@@ -32,7 +33,9 @@ def test_asset_graph_edges(env):
     # a built-in mapping: the only kind Dagster's remote asset graph (UI, daemon) keeps
     assert isinstance(graph.get_partition_mapping(INDEX, EMB), dg.AllPartitionMapping)
     assert isinstance(graph.get_partition_mapping(dg.AssetKey("score_result"), EMB), dg.AllPartitionMapping)
-    assert isinstance(graph.get_partition_mapping(dg.AssetKey("score_result"), dg.AssetKey("task_sop")), dg.AllPartitionMapping)
+    assert isinstance(
+        graph.get_partition_mapping(dg.AssetKey("score_result"), dg.AssetKey("task_sop")), dg.AllPartitionMapping
+    )
     # one behaviour however launched: the implicit asset job (UI, backfills) runs in process
     assert env.defs.resolve_implicit_global_asset_job_def().executor_def is dg.in_process_executor
     assert graph.get(dg.AssetKey("feature_adapter")).tags.get("sopilot/queue") == "training"
@@ -40,8 +43,12 @@ def test_asset_graph_edges(env):
 
 def _range_run(env, keys, **kw):
     job = env.defs.resolve_job_def("ingest_job")
-    return job.execute_in_process(instance=env.instance, raise_on_error=False, tags={
-        "dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]}, **kw)  # fmt: skip
+    return job.execute_in_process(
+        instance=env.instance,
+        raise_on_error=False,
+        tags={"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]},
+        **kw,
+    )
 
 
 def _corrupt(tmp_path):
@@ -87,8 +94,11 @@ def stale_resolver(instance, asset_graph) -> CachingStaleStatusResolver:
     from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
     from dagster._time import get_current_datetime
 
-    view = AssetGraphView(temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
-                          instance=instance, asset_graph=asset_graph)  # fmt: skip
+    view = AssetGraphView(
+        temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
+        instance=instance,
+        asset_graph=asset_graph,
+    )
     return CachingStaleStatusResolver(instance, asset_graph, loading_context=view)
 
 
@@ -131,11 +141,19 @@ def test_a_training_that_changes_no_adapter_leaves_the_index_fresh(env, suite):
 
 def _sop_records(env) -> list[tuple]:
     """The task's task_sop materializations, oldest first: (version, steps, per_gold, data version)."""
-    records = env.instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=SOP, asset_partitions=[TASK]),
-                                                  limit=100, ascending=True).records  # fmt: skip
+    records = env.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=SOP, asset_partitions=[TASK]), limit=100, ascending=True
+    ).records
     mats = [r.asset_materialization for r in records]
-    return [(m.metadata["version"].value, m.metadata["steps"].value, m.metadata["per_gold"].value, m.tags["dagster/data_version"])
-            for m in mats]  # fmt: skip
+    return [
+        (
+            m.metadata["version"].value,
+            m.metadata["steps"].value,
+            m.metadata["per_gold"].value,
+            m.tags["dagster/data_version"],
+        )
+        for m in mats
+    ]
 
 
 def test_a_gold_ingest_records_the_task_sop_and_stales_older_scores(env, suite):

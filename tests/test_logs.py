@@ -22,7 +22,10 @@ def test_api_requests_are_logged_as_json_lines(tmp_path, monkeypatch, capfd):
         c.get("/videos", headers={"Authorization": "Bearer t"})
         c.get("/videos/7", headers={"Authorization": "Bearer wrong"})
     lines = [entry for entry in _json_lines(capfd.readouterr().err) if entry["event"] == "request"]
-    assert [(e["method"], e["path"], e["status"]) for e in lines] == [("GET", "/videos", 200), ("GET", "/videos/7", 401)]
+    assert [(e["method"], e["path"], e["status"]) for e in lines] == [
+        ("GET", "/videos", 200),
+        ("GET", "/videos/7", 401),
+    ]
     assert all(e["duration_ms"] >= 0 and e["ts"] for e in lines)
 
 
@@ -32,5 +35,12 @@ def test_job_transitions_are_json_lines(monkeypatch, capfd):
     configure("json")
     job_transition("score", "score_1", "completed", score=87.5)
     (entry,) = [e for e in _json_lines(capfd.readouterr().err) if e["event"] == "job_transition"]
-    assert entry | {"ts": None} == {"ts": None, "level": "info", "event": "job_transition", "job_type": "score",
-                                    "job_id": "score_1", "status": "completed", "score": 87.5}  # fmt: skip
+    assert entry | {"ts": None} == {
+        "ts": None,
+        "level": "info",
+        "event": "job_transition",
+        "job_type": "score",
+        "job_id": "score_1",
+        "status": "completed",
+        "score": 87.5,
+    }

@@ -67,7 +67,11 @@ def test_a_run_on_a_gpu_reports_what_torch_allocated(tmp_path):
 
 def test_histograms_are_listed_before_any_run_observed_them(tmp_path):
     fresh = _scrape(tmp_path)
-    for name in ("sopilot_job_duration_seconds", "sopilot_dtw_execution_seconds", "sopilot_embedding_generation_seconds"):
+    for name in (
+        "sopilot_job_duration_seconds",
+        "sopilot_dtw_execution_seconds",
+        "sopilot_embedding_generation_seconds",
+    ):
         assert f"# TYPE {name} histogram" in fresh, name
     assert 'sopilot_job_duration_seconds_count{job_type="score"} 0.0' in fresh
     # once a run observed one, its real figures are served, once

@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import pytest
+from conftest import TASK
 
 from sopilot_pipelines.defs.ingest.partitions import video_key
 from sopilot_pipelines.defs.ingest.sensors import inbox_sensor
@@ -21,7 +22,6 @@ from sopilot_pipelines.ids import TAG_TRIGGER
 from sopilot_pipelines.settings import Settings, settings
 
 ROOT = Path(__file__).resolve().parents[1]
-from conftest import TASK
 
 
 def test_ingest_score_and_index_materialize(env, suite):
@@ -30,8 +30,15 @@ def test_ingest_score_and_index_materialize(env, suite):
     for key in (gold_key, trainee_key):
         result = env.ingest(key)
         assert result.success
-        mats = [m for m in result.asset_materializations_for_node("ingest_video") if m.asset_key.path == ["video_clips"]]
-        assert len(mats) == 1 and mats[0].partition == key and mats[0].metadata["clips"].value > 20 and mats[0].metadata["embedder"].value == "builtin:v1"
+        mats = [
+            m for m in result.asset_materializations_for_node("ingest_video") if m.asset_key.path == ["video_clips"]
+        ]
+        assert (
+            len(mats) == 1
+            and mats[0].partition == key
+            and mats[0].metadata["clips"].value > 20
+            and mats[0].metadata["embedder"].value == "builtin:v1"
+        )
         checks = result.get_asset_check_evaluations()
         assert [c.check_name for c in checks] == ["embeddings_are_sane"] and checks[0].passed
     gold = env.cat.get_video(gold_id)
@@ -54,7 +61,10 @@ def test_ingest_score_and_index_materialize(env, suite):
     index_job = env.defs.resolve_job_def("index_job")
     assert index_job.execute_in_process(partition_key=TASK, instance=env.instance).success
     first = env.cat.current_index_version(TASK)
-    assert first["version"] == 1 and first["clips_indexed"] == gold["num_clips"] + env.cat.get_video(trainee_id)["num_clips"]
+    assert (
+        first["version"] == 1
+        and first["clips_indexed"] == gold["num_clips"] + env.cat.get_video(trainee_id)["num_clips"]
+    )
     assert (Path(first["path"]) / "index.faiss").exists()
     assert index_job.execute_in_process(partition_key=TASK, instance=env.instance).success
     second = env.cat.current_index_version(TASK)
@@ -114,7 +124,9 @@ def test_inbox_sensor_ingests_each_file_exactly_once(env, suite, monkeypatch):
     assert len(result.run_requests) == 2
     roles = {env.cat.get_video(int(r.tags["sopilot/video_id"]))["role"] for r in result.run_requests}
     assert roles == {"gold", "trainee"}
-    assert {r.run_key for r in result.run_requests} == {f"inbox-{r.tags['sopilot/video_id']}" for r in result.run_requests}
+    assert {r.run_key for r in result.run_requests} == {
+        f"inbox-{r.tags['sopilot/video_id']}" for r in result.run_requests
+    }
     added = result.dynamic_partitions_requests[0].partition_keys
     assert sorted(added) == sorted(r.partition_key for r in result.run_requests)
     assert not (inbox / TASK / "anna_tuesday.mp4").exists() and (inbox / TASK / ".partial.mp4").exists()
@@ -140,8 +152,18 @@ def test_inbox_sensor_recovers_a_tick_that_died_after_moving_the_file(env, suite
 def _mark_ready(env, vid: int, model: str = "builtin:v1") -> int:
     """Catalog-only: the sensors and the schedule read nothing but these rows."""
     clips = [{"clip_idx": i, "start_sec": i * 0.5, "end_sec": i * 0.5 + 2} for i in range(4)]
-    env.cat.mark_video_ready(vid, embedding_model=model, num_clips=4, source_fps=30.0, sampled_fps=8.0, duration_sec=3.5,
-                             embeddings_path="/x.npy", raw_embeddings_path="/x.raw.npy", meta_path="/x.json", clips=clips)  # fmt: skip
+    env.cat.mark_video_ready(
+        vid,
+        embedding_model=model,
+        num_clips=4,
+        source_fps=30.0,
+        sampled_fps=8.0,
+        duration_sec=3.5,
+        embeddings_path="/x.npy",
+        raw_embeddings_path="/x.raw.npy",
+        meta_path="/x.json",
+        clips=clips,
+    )
     return vid
 
 
@@ -180,7 +202,10 @@ def test_auto_score_watermark_waits_for_videos_still_ingesting(env, monkeypatch)
     assert not result.run_requests and int(result.cursor) < pending
     _mark_ready(env, pending)
     result = auto_score_sensor(_sensor_context(env, result.cursor))
-    assert sorted(env.cat.get_score(r.partition_key)["trainee_video_id"] for r in result.run_requests) == [pending, later]
+    assert sorted(env.cat.get_score(r.partition_key)["trainee_video_id"] for r in result.run_requests) == [
+        pending,
+        later,
+    ]
 
 
 def test_nightly_schedule_threshold_and_skip_reasons(env):
@@ -189,7 +214,9 @@ def test_nightly_schedule_threshold_and_skip_reasons(env):
     for _ in range(2):
         _ready(env, "trainee")
     skip = nightly_decision(env.cat, s, now)
-    assert isinstance(skip, dg.SkipReason) and "2 new video(s)" in skip.skip_message and "at least 3" in skip.skip_message
+    assert (
+        isinstance(skip, dg.SkipReason) and "2 new video(s)" in skip.skip_message and "at least 3" in skip.skip_message
+    )
     _ready(env, "trainee")
     run = nightly_decision(env.cat, s, now)
     assert isinstance(run, dg.RunRequest) and run.tags[TAG_TRIGGER] == "nightly"
@@ -239,13 +266,20 @@ def test_code_location_loads_without_warnings(tmp_path):
     from sopilot_pipelines.instance import stack_env
 
     env = stack_env(tmp_path / "data", "sqlite")
-    out = subprocess.run([sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     text = out.stdout + out.stderr
     assert out.returncode == 0 and "Validation successful for code location sopilot" in text, text
     # the validate command itself is marked superseded by the `dg` CLI; anything else is ours
-    ours = [line for line in text.splitlines()
-            if "warning" in line.lower() and "definitions_validate_command" not in line]  # fmt: skip
+    ours = [
+        line for line in text.splitlines() if "warning" in line.lower() and "definitions_validate_command" not in line
+    ]
     assert not ours, text
 
 
@@ -266,8 +300,10 @@ def test_a_backfill_range_is_one_run_over_every_video(env, suite):
     ids = [env.register(suite[v].path, "trainee")[0] for v in ("swap", "missing", "over_time")]
     keys = [video_key(TASK, i) for i in ids]
     job = env.defs.resolve_job_def("ingest_job")
-    result = job.execute_in_process(instance=env.instance, tags={
-        "dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]})  # fmt: skip
+    result = job.execute_in_process(
+        instance=env.instance,
+        tags={"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]},
+    )
     assert result.success
     assert all(env.cat.get_video(i)["status"] == "ready" for i in ids)
     mat = [m for m in result.asset_materializations_for_node("ingest_video") if m.asset_key.path == ["video_clips"]]

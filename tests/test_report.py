@@ -24,13 +24,21 @@ pytestmark = pytest.mark.skipif(
 def job(tmp_path_factory):
     suite = synth.render_suite(tmp_path_factory.mktemp("report_suite"), variants=("two_errors",))
     builtin = get_embedder("builtin")
-    result = score(embed_video(suite["gold"].path, embedder=builtin), embed_video(suite["two_errors"].path, embedder=builtin)).result
+    result = score(
+        embed_video(suite["gold"].path, embedder=builtin), embed_video(suite["two_errors"].path, embedder=builtin)
+    ).result
     return suite, result
 
 
 def _video(video_id: int, rendered, raw_path=None) -> dict:
-    return {"video_id": video_id, "task_id": "t", "operator_id_hash": "abc", "embedding_model": "builtin:v1",
-            "duration_sec": rendered.duration_sec, "raw_path": str(raw_path or rendered.path)}  # fmt: skip
+    return {
+        "video_id": video_id,
+        "task_id": "t",
+        "operator_id_hash": "abc",
+        "embedding_model": "builtin:v1",
+        "duration_sec": rendered.duration_sec,
+        "raw_path": str(raw_path or rendered.path),
+    }
 
 
 def _pages(pdf: Path) -> int:
@@ -61,9 +69,12 @@ def _warm_fraction(img: np.ndarray) -> float:
 def _render(tmp_path, job, gold_path=None, trainee_path=None, result=None) -> Path:
     suite, base = job
     return render_report(
-        tmp_path / "report.pdf", "score_20990101_000000_abcdef", result or base,
-        _video(1, suite["gold"], gold_path), _video(2, suite["two_errors"], trainee_path),
-    )  # fmt: skip
+        tmp_path / "report.pdf",
+        "score_20990101_000000_abcdef",
+        result or base,
+        _video(1, suite["gold"], gold_path),
+        _video(2, suite["two_errors"], trainee_path),
+    )
 
 
 def test_report_content_pages_and_pixels(tmp_path, job):
@@ -96,7 +107,9 @@ def test_report_content_pages_and_pixels(tmp_path, job):
 
 def test_report_with_missing_videos_still_renders(tmp_path, job):
     ok = _render(tmp_path / "ok", job)
-    missing = _render(tmp_path / "missing", job, gold_path=tmp_path / "gone.mp4", trainee_path=tmp_path / "also_gone.mp4")
+    missing = _render(
+        tmp_path / "missing", job, gold_path=tmp_path / "gone.mp4", trainee_path=tmp_path / "also_gone.mp4"
+    )
     assert missing.read_bytes()[:4] == b"%PDF" and _pages(missing) <= 2
     text = _text(missing)
     assert "video not available" in text

@@ -68,12 +68,29 @@ class Up:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SOPILOT_")}
         env.update({"SOPILOT_API_TOKEN": "t", "SOPILOT_EMBEDDER": "builtin", **(env_extra or {})})
         self.proc = subprocess.Popen(
-            [SOPILOT, "up", "--data-dir", str(data), "--port", str(self.port), "--dagster-port", str(self.dagster_port)],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-        )  # fmt: skip
+            [
+                SOPILOT,
+                "up",
+                "--data-dir",
+                str(data),
+                "--port",
+                str(self.port),
+                "--dagster-port",
+                str(self.dagster_port),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
 
     def wait_up(self, timeout: float = 240) -> None:
-        _wait(lambda: self.proc.poll() is not None or (_health(self.port) or {}).get("status") == "ok", timeout, "stack up")
+        _wait(
+            lambda: self.proc.poll() is not None or (_health(self.port) or {}).get("status") == "ok",
+            timeout,
+            "stack up",
+        )
         assert self.proc.poll() is None, self.proc.stdout.read()
 
     def group(self) -> set[int]:
@@ -106,8 +123,12 @@ def test_supervisor_restarts_a_dead_daemon_and_one_stack_per_data_dir(tmp_path):
         up.wait_up()
         assert not partial.exists()  # recovery at start removes partial spool files
 
-        second = subprocess.run([SOPILOT, "up", "--data-dir", str(data), "--port", str(_free_port()),
-                                 "--dagster-port", str(_free_port())], capture_output=True, text=True, timeout=60)  # fmt: skip
+        second = subprocess.run(
+            [SOPILOT, "up", "--data-dir", str(data), "--port", str(_free_port()), "--dagster-port", str(_free_port())],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert second.returncode == 2 and "in use by another `sopilot up`" in second.stderr, second.stderr
         assert (_health(up.port) or {}).get("status") == "ok"  # the running stack is untouched
 

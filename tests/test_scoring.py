@@ -9,19 +9,39 @@ import pytest
 
 from sopilot_pipelines.core import synth
 from sopilot_pipelines.core.embedders import EmbedderError, get_embedder
-from sopilot_pipelines.core.scoring import ScoringConfig, score
+from sopilot_pipelines.core.scoring import score
 from sopilot_pipelines.core.scoring_config import DECISIONS
 
 CORRECT = ("gold", "correct_slower", "correct_faster")
 ERRORS = ("missing", "swap", "over_time", "wrong_execution", "extra_step", "repeated", "two_errors")
-RESULT_KEYS = {"score", "metrics", "step_boundaries", "deviations", "alignment_preview", "clip_count", "step_map_preview",
-               "gold_steps", "trainee_steps"}
+RESULT_KEYS = {
+    "score",
+    "metrics",
+    "step_boundaries",
+    "deviations",
+    "alignment_preview",
+    "clip_count",
+    "step_map_preview",
+    "gold_steps",
+    "trainee_steps",
+}
 METRIC_KEYS = {
-    "miss", "swap", "deviation", "over_time", "temporal_warp", "path_stretch", "duplicate_ratio",
-    "order_violation_ratio", "temporal_drift", "confidence_loss", "local_similarity_gap",
-    "adaptive_low_similarity_threshold", "effective_low_similarity_threshold", "hard_miss_ratio",
+    "miss",
+    "swap",
+    "deviation",
+    "over_time",
+    "temporal_warp",
+    "path_stretch",
+    "duplicate_ratio",
+    "order_violation_ratio",
+    "temporal_drift",
+    "confidence_loss",
+    "local_similarity_gap",
+    "adaptive_low_similarity_threshold",
+    "effective_low_similarity_threshold",
+    "hard_miss_ratio",
     "mean_alignment_cost",
-}  # fmt: skip
+}
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +83,9 @@ def test_correct_trainee_has_no_deviation_and_passes(results, variant):
 KNOWN_MISS = pytest.mark.xfail(strict=True, reason="wrong motion at the right station is under the execution rule")
 
 
-@pytest.mark.parametrize("variant", [pytest.param(v, marks=KNOWN_MISS) if v == "wrong_execution" else v for v in ERRORS])
+@pytest.mark.parametrize(
+    "variant", [pytest.param(v, marks=KNOWN_MISS) if v == "wrong_execution" else v for v in ERRORS]
+)
 def test_each_error_variant_yields_exactly_its_deviations(suite, results, variant):
     got = sorted((d["type"], d["gold_step"]) for d in results[variant]["deviations"])
     want = sorted((e.type, e.gold_step) for e in suite[variant].expected)
@@ -198,11 +220,23 @@ def test_a_procedure_that_repeats_a_sub_step_is_not_confused(tmp_path):
     from sopilot_pipelines.core.embedding import embed_video
 
     s = synth.Step
-    proc = synth.Procedure((s(0, "circle", 4.0), s(1, "vertical", 4.0), s(2, "horizontal", 4.0),
-                            s(0, "circle", 4.0), s(3, "tap", 4.0), s(4, "vertical", 4.0)))  # fmt: skip
+    proc = synth.Procedure(
+        (
+            s(0, "circle", 4.0),
+            s(1, "vertical", 4.0),
+            s(2, "horizontal", 4.0),
+            s(0, "circle", 4.0),
+            s(3, "tap", 4.0),
+            s(4, "vertical", 4.0),
+        )
+    )
     builtin = get_embedder("builtin")
-    gold = embed_video(synth.render(proc, "gold", tmp_path / "g.mp4", seed=3, **synth.GOLD_FORMAT).path, embedder=builtin)
-    slow = embed_video(synth.render(proc, "correct_slower", tmp_path / "t.mp4", seed=4, **synth.TRAINEE_FORMAT).path, embedder=builtin)
+    gold = embed_video(
+        synth.render(proc, "gold", tmp_path / "g.mp4", seed=3, **synth.GOLD_FORMAT).path, embedder=builtin
+    )
+    slow = embed_video(
+        synth.render(proc, "correct_slower", tmp_path / "t.mp4", seed=4, **synth.TRAINEE_FORMAT).path, embedder=builtin
+    )
     r = score(gold, slow).result
     assert len(r["step_boundaries"]["gold"]) == 7
     assert r["deviations"] == []

@@ -48,9 +48,14 @@ def test_groups_read_flat_variables_and_build_core_configs(monkeypatch):
 
 @pytest.mark.parametrize(
     "var, value",
-    [("SOPILOT_NIGHTLY_HOUR_LOCAL", "25"), ("SOPILOT_LOG_FORMAT", "xml"), ("SOPILOT_WEIGHT_SWAP", "lots"),
-     ("SOPILOT_TORCH_THREADS", "0"), ("SOPILOT_AUTO_SCORE", "perhaps")],
-)  # fmt: skip
+    [
+        ("SOPILOT_NIGHTLY_HOUR_LOCAL", "25"),
+        ("SOPILOT_LOG_FORMAT", "xml"),
+        ("SOPILOT_WEIGHT_SWAP", "lots"),
+        ("SOPILOT_TORCH_THREADS", "0"),
+        ("SOPILOT_AUTO_SCORE", "perhaps"),
+    ],
+)
 def test_a_bad_value_is_refused_naming_its_variable(monkeypatch, var, value):
     monkeypatch.setenv(var, value)
     settings.cache_clear()
@@ -62,7 +67,9 @@ def test_a_bad_value_is_refused_naming_its_variable(monkeypatch, var, value):
 
 
 def test_the_api_process_imports_no_heavy_module_for_its_settings():
-    code = ("import sys; from sopilot_pipelines.settings import settings; settings(); "
-            "print(sorted(m for m in ('torch', 'numba', 'faiss', 'scipy', 'dagster') if m in sys.modules))")  # fmt: skip
+    code = (
+        "import sys; from sopilot_pipelines.settings import settings; settings(); "
+        "print(sorted(m for m in ('torch', 'numba', 'faiss', 'scipy', 'dagster') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"

@@ -10,10 +10,10 @@ import shutil
 import subprocess
 
 import pytest
+from conftest import TASK as ENV_TASK
+from conftest import client, upload, wait
 
 from sopilot_api.routes.tasks import RANGE_END, RANGE_START
-
-from conftest import TASK as ENV_TASK, client, upload, wait
 
 TASK = "sop_task"
 NAMES = ["Fit the gear", "Press the cover", "Slide the rail", "Tap the pin", "Turn the knob"]
@@ -21,9 +21,16 @@ NAMES = ["Fit the gear", "Press the cover", "Slide the rail", "Tap the pin", "Tu
 
 def _steps(suite, video="gold", **marks):
     truth = suite[video].step_times()
-    return [{"name": NAMES[k], "start_sec": round(truth[k][0][0], 2), "end_sec": round(truth[k][0][1], 2),
-             "optional": k in marks.get("optional", ()), "group": marks.get("groups", {}).get(k)}
-            for k in sorted(truth)]  # fmt: skip
+    return [
+        {
+            "name": NAMES[k],
+            "start_sec": round(truth[k][0][0], 2),
+            "end_sec": round(truth[k][0][1], 2),
+            "optional": k in marks.get("optional", ()),
+            "group": marks.get("groups", {}).get(k),
+        }
+        for k in sorted(truth)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -95,18 +102,27 @@ def test_a_task_without_a_stored_sop_serves_the_automatic_one(stack, suite, cata
     assert again["steps"] == sop["steps"] and catalog.get_video(gold["video_id"])["auto_steps"]
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"steps": []}, "empty"),
-    ({"steps": [{"name": "a", "start_sec": 0, "end_sec": 999}]}, "after the end of the gold"),
-    ({"steps": [{"name": "a", "start_sec": 0, "end_sec": 3}, {"name": "b", "start_sec": 2, "end_sec": 5}]}, "overlap"),
-    ({"steps": [{"name": "a", "start_sec": 4, "end_sec": 3}]}, "must be after"),
-    ({"steps": [{"name": " ", "start_sec": 0, "end_sec": 3}]}, "non-empty"),
-    ({"steps": [{"name": "x" * 201, "start_sec": 0, "end_sec": 3}]}, "longer than 200"),
-    ({"steps": [{"name": "a", "start_sec": 0, "end_sec": 3}, {"name": "a", "start_sec": 4, "end_sec": 5}]}, "two steps are named"),
-    ({"gold_video_id": "trainee"}, "is not a gold video of task"),
-    ({"gold_video_id": 999999}, "is not a gold video of task"),
-    ({"gold_video_id": "pending"}, "not ingested yet"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"steps": []}, "empty"),
+        ({"steps": [{"name": "a", "start_sec": 0, "end_sec": 999}]}, "after the end of the gold"),
+        (
+            {"steps": [{"name": "a", "start_sec": 0, "end_sec": 3}, {"name": "b", "start_sec": 2, "end_sec": 5}]},
+            "overlap",
+        ),
+        ({"steps": [{"name": "a", "start_sec": 4, "end_sec": 3}]}, "must be after"),
+        ({"steps": [{"name": " ", "start_sec": 0, "end_sec": 3}]}, "non-empty"),
+        ({"steps": [{"name": "x" * 201, "start_sec": 0, "end_sec": 3}]}, "longer than 200"),
+        (
+            {"steps": [{"name": "a", "start_sec": 0, "end_sec": 3}, {"name": "a", "start_sec": 4, "end_sec": 5}]},
+            "two steps are named",
+        ),
+        ({"gold_video_id": "trainee"}, "is not a gold video of task"),
+        ({"gold_video_id": 999999}, "is not a gold video of task"),
+        ({"gold_video_id": "pending"}, "not ingested yet"),
+    ],
+)
 def test_every_refused_put_says_why_and_changes_nothing(stack, suite, catalog, videos, change, message):
     body = {"steps": _steps(suite), **change}
     if body.get("gold_video_id") == "trainee":
@@ -133,8 +149,12 @@ def test_a_new_sop_rescores_in_one_run_with_previous_groups_optional_and_envelop
     swap, missing, slow = (before[n]["result"] for n in ("swap", "missing", "over_time"))
     assert [(d["type"], d["step_name"]) for d in swap["deviations"]] == [("order_swap", "Press the cover")]
     assert [(d["type"], d["step_name"]) for d in missing["deviations"]] == [("step_missing", "Slide the rail")]
-    assert swap["provenance"] == {"gold_video_id": videos["gold"], "sop_version": 1, "embedding_model": "builtin:v1",
-                                  "adapter_version": "identity"}  # fmt: skip
+    assert swap["provenance"] == {
+        "gold_video_id": videos["gold"],
+        "sop_version": 1,
+        "embedding_model": "builtin:v1",
+        "adapter_version": "identity",
+    }
     over = [d for d in slow["deviations"] if d["type"] == "over_time"]
     assert [d["step_name"] for d in over] == ["Tap the pin"] and "usual pace" in over[0]["reason"]  # too few passes yet
 
@@ -145,7 +165,9 @@ def test_a_new_sop_rescores_in_one_run_with_previous_groups_optional_and_envelop
         stored = r.json()
         assert stored["version"] == 2 and stored["updated_by"] == "token:admin" and len(stored["rescore_job_ids"]) == 3
         got = c.get(f"/tasks/{TASK}/sop").json()
-        assert {k: got[k] for k in ("version", "steps", "gold_video_id")} == {k: stored[k] for k in ("version", "steps", "gold_video_id")}
+        assert {k: got[k] for k in ("version", "steps", "gold_video_id")} == {
+            k: stored[k] for k in ("version", "steps", "gold_video_id")
+        }
         assert got["steps"][2]["optional"] and got["steps"][1]["group"] == got["steps"][2]["group"] == "fixings"
         after = {wait(c, f"/score/{j}")["trainee_video_id"]: wait(c, f"/score/{j}") for j in stored["rescore_job_ids"]}
     runs = {catalog.get_score(j)["run_id"] for j in stored["rescore_job_ids"]}
@@ -153,12 +175,17 @@ def test_a_new_sop_rescores_in_one_run_with_previous_groups_optional_and_envelop
     for name in ("swap", "missing", "over_time"):
         job = after[videos[name]]
         assert job["status"] == "completed", job
-        assert job["result"]["previous"] == {"score_job_id": before[name]["score_job_id"], "score": before[name]["score"],
-                                             "decision": before[name]["result"]["decision"]}  # fmt: skip
+        assert job["result"]["previous"] == {
+            "score_job_id": before[name]["score_job_id"],
+            "score": before[name]["score"],
+            "decision": before[name]["result"]["decision"],
+        }
         assert job["result"]["provenance"]["sop_version"] == 2
     swap2, missing2, slow2 = (after[videos[n]]["result"] for n in ("swap", "missing", "over_time"))
     assert swap2["deviations"] == [] and swap2["decision"] == "pass"  # an any-order group swapped: no order_swap
-    assert [(d["type"], d["step_name"]) for d in missing2["deviations"]] == [("optional_step_skipped", "Slide the rail")]
+    assert [(d["type"], d["step_name"]) for d in missing2["deviations"]] == [
+        ("optional_step_skipped", "Slide the rail")
+    ]
     assert missing2["score"] == 100 and missing2["decision"] == "pass"
     # swap and missing now pass: with the gold, 3 recordings of 'Tap the pin' make its envelope
     over = [d for d in slow2["deviations"] if d["type"] == "over_time"]
@@ -166,8 +193,15 @@ def test_a_new_sop_rescores_in_one_run_with_previous_groups_optional_and_envelop
     env = over[0]["envelope"]
     assert over[0]["judged_against"] == "envelope" and (env["golds"], env["trainees"]) == (1, 2)
     durations = [new[3]["end_sec"] - new[3]["start_sec"]] + [
-        s["end_sec"] - s["start_sec"] for r in (swap2, missing2) for s in r["trainee_steps"] if s["name"] == "Tap the pin"]
-    assert env["median"] == pytest.approx(sorted(durations)[1], abs=0.01) and "envelope from 3 recordings" in over[0]["reason"]
+        s["end_sec"] - s["start_sec"]
+        for r in (swap2, missing2)
+        for s in r["trainee_steps"]
+        if s["name"] == "Tap the pin"
+    ]
+    assert (
+        env["median"] == pytest.approx(sorted(durations)[1], abs=0.01)
+        and "envelope from 3 recordings" in over[0]["reason"]
+    )
 
 
 def test_a_second_gold_adds_and_gets_the_boundaries_carried(stack, suite, videos):
@@ -179,9 +213,15 @@ def test_a_second_gold_adds_and_gets_the_boundaries_carried(stack, suite, videos
     assert task["gold_video_ids"] == [videos["gold"], second] and sop["gold_video_id"] == videos["gold"]
     spans = sop["per_gold"][str(second)]
     truth = suite["correct_slower"].step_times()
-    assert len(spans) == 5 and all(a < b for a, b in spans) and all(p[1] <= q[0] + 1e-6 for p, q in zip(spans, spans[1:]))
+    assert (
+        len(spans) == 5 and all(a < b for a, b in spans) and all(p[1] <= q[0] + 1e-6 for p, q in zip(spans, spans[1:]))
+    )
     for k, (a, b) in enumerate(spans):  # within a clip stride or two of where the slower recording does each step
-        assert a == pytest.approx(truth[k][0][0], abs=1.2) and b == pytest.approx(truth[k][0][1], abs=1.2), (k, spans, truth)
+        assert a == pytest.approx(truth[k][0][0], abs=1.2) and b == pytest.approx(truth[k][0][1], abs=1.2), (
+            k,
+            spans,
+            truth,
+        )
     with client(stack, "operator") as c:  # a score against the second gold uses the carried steps
         job = _score(c, second, videos["swap"])
     assert job["result"]["provenance"]["gold_video_id"] == second
@@ -196,7 +236,9 @@ def test_the_pdf_names_steps_from_1_files_and_requester(stack, suite, videos, tm
         pdf = c.get(f"/score/{job['score_job_id']}/report.pdf")
     assert pdf.status_code == 200
     (tmp_path / "r.pdf").write_bytes(pdf.content)
-    text = " ".join(subprocess.run(["pdftotext", str(tmp_path / "r.pdf"), "-"], capture_output=True, text=True).stdout.split())
+    text = " ".join(
+        subprocess.run(["pdftotext", str(tmp_path / "r.pdf"), "-"], capture_output=True, text=True).stdout.split()
+    )
     assert "4. Tap the pin" in text and "1. Fit the gear" in text
     assert "gold.mp4" in text and "trainee_over_time.mp4" in text and "token:operator" in text
 
@@ -212,7 +254,9 @@ def test_version_0_of_a_gold_without_recorded_steps_is_its_automatic_segmentatio
     computed = sop_in_force(env.cat, env.store, ENV_TASK)["steps"]
     assert [s["name"] for s in computed] == [s["name"] for s in recorded] and len(recorded) >= 2
     bounds = [[s["start_sec"], s["end_sec"]] for s in recorded]
-    assert [b for s in computed for b in (s["start_sec"], s["end_sec"])] == pytest.approx([b for pair in bounds for b in pair])
+    assert [b for s in computed for b in (s["start_sec"], s["end_sec"])] == pytest.approx(
+        [b for pair in bounds for b in pair]
+    )
     assert env.cat.get_video(gold)["auto_steps"] == computed  # recorded, so computed once
 
 
@@ -233,7 +277,7 @@ class _Door:
 
     def launch(self, job_name: str, tags: dict, partition_key: str | None = None) -> str:
         a, b = (partition_key, partition_key) if partition_key else (tags[RANGE_START], tags[RANGE_END])
-        self.runs.append(self.keys[self.keys.index(a): self.keys.index(b) + 1])  # what the run covers
+        self.runs.append(self.keys[self.keys.index(a) : self.keys.index(b) + 1])  # what the run covers
         return f"run_{len(self.runs)}"
 
 
@@ -252,4 +296,6 @@ def test_a_rescore_run_covers_exactly_its_own_jobs(tmp_path, between):
         job_ids = _rescore(cat, door, "t", "token:admin")
         assert len(job_ids) == 3 and sorted(k for run in door.runs for k in run) == sorted(job_ids)
         assert door.runs == ([job_ids[:1], job_ids[1:]] if between else [job_ids])  # one run when nothing came between
-        assert [cat.get_score(j)["run_id"] for j in job_ids] == (["run_1", "run_2", "run_2"] if between else ["run_1"] * 3)
+        assert [cat.get_score(j)["run_id"] for j in job_ids] == (
+            ["run_1", "run_2", "run_2"] if between else ["run_1"] * 3
+        )

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,11 +32,20 @@ def test_up_serves_and_stops_cleanly(tmp_path, sig):
     data = tmp_path / "stack-data"
     port, dport = free_port(), free_port()
     env = dict(os.environ, SOPILOT_API_TOKEN="t0ken", PYTHONUNBUFFERED="1")
-    cmd = [str(Path(sys.executable).with_name("sopilot")), "up", "--data-dir", str(data), "--port", str(port),
-           "--dagster-port", str(dport)]  # fmt: skip
+    cmd = [
+        str(Path(sys.executable).with_name("sopilot")),
+        "up",
+        "--data-dir",
+        str(data),
+        "--port",
+        str(port),
+        "--dagster-port",
+        str(dport),
+    ]
     # start_new_session: like a background job, SIGINT would be ignored if the stack did not reset it
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     try:
         lines, deadline = [], time.monotonic() + 150
         while time.monotonic() < deadline:
@@ -48,7 +56,9 @@ def test_up_serves_and_stops_cleanly(tmp_path, sig):
         out = "".join(lines)
         assert f"http://127.0.0.1:{port}" in out and f"http://127.0.0.1:{dport}" in out, out
         assert httpx.get(f"http://127.0.0.1:{port}/health").json() == {"status": "ok", "db": True}
-        assert httpx.get(f"http://127.0.0.1:{port}/videos", headers={"Authorization": "Bearer t0ken"}).status_code == 200
+        assert (
+            httpx.get(f"http://127.0.0.1:{port}/videos", headers={"Authorization": "Bearer t0ken"}).status_code == 200
+        )
         assert httpx.get(f"http://127.0.0.1:{dport}/server_info").status_code == 200
         started = _processes_using(str(data))
         assert len(started) >= 3, started

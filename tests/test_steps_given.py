@@ -25,12 +25,18 @@ def _true_steps(suite, names=None, optional=(), groups=None):
     [
         ({"steps": []}, "empty"),
         ({"nothing": 1}, "expected"),
-        ({"steps": [{"name": "a", "start_sec": 0, "end_sec": 3}, {"name": "b", "start_sec": 2, "end_sec": 5}]}, "overlap"),
+        (
+            {"steps": [{"name": "a", "start_sec": 0, "end_sec": 3}, {"name": "b", "start_sec": 2, "end_sec": 5}]},
+            "overlap",
+        ),
         ({"steps": [{"name": "a", "start_sec": 0, "end_sec": 99}]}, "after the end of the gold"),
         ({"steps": [{"name": "a", "start_sec": 4, "end_sec": 3}]}, "must be after"),
         ({"steps": [{"name": "", "start_sec": 0, "end_sec": 3}]}, "non-empty"),
         ({"steps": [{"name": "x" * 201, "start_sec": 0, "end_sec": 3}]}, "longer than 200"),
-        ({"steps": [{"name": "a", "start_sec": 0, "end_sec": 3}, {"name": "a", "start_sec": 4, "end_sec": 5}]}, "two steps are named"),
+        (
+            {"steps": [{"name": "a", "start_sec": 0, "end_sec": 3}, {"name": "a", "start_sec": 4, "end_sec": 5}]},
+            "two steps are named",
+        ),
         ({"steps": [{"name": "a", "start_sec": "x", "end_sec": 3}]}, "must be numbers"),
         ({"steps": [{"name": "a", "start_sec": 0, "end_sec": 3, "optional": "yes"}]}, "optional must be"),
     ],
@@ -41,7 +47,9 @@ def test_bad_steps_are_refused_with_the_reason(obj, message):
 
 
 def test_steps_are_sorted_and_gaps_are_allowed():
-    steps = parse_steps([{"name": "b", "start_sec": 5, "end_sec": 8}, {"name": "a", "start_sec": 0.5, "end_sec": 3, "group": 1}])
+    steps = parse_steps(
+        [{"name": "b", "start_sec": 5, "end_sec": 8}, {"name": "a", "start_sec": 0.5, "end_sec": 3, "group": 1}]
+    )
     assert [s.name for s in steps] == ["a", "b"] and steps[0].group == "1" and not steps[0].optional
 
 
@@ -78,14 +86,27 @@ def test_cli_takes_a_steps_file_and_refuses_a_bad_one(suite, tmp_path):
     steps = _true_steps(suite, names=["A", "B", "C", "D", "E"])
     good = tmp_path / "steps.json"
     good.write_text(json.dumps({"steps": [s.as_dict() for s in steps]}))
-    cmd = [sys.executable, "-m", "sopilot_pipelines.cli", "score", "--gold", str(suite["gold"].path),
-           "--trainee", str(suite["missing"].path), "--json"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "sopilot_pipelines.cli",
+        "score",
+        "--gold",
+        str(suite["gold"].path),
+        "--trainee",
+        str(suite["missing"].path),
+        "--json",
+    ]
     out = subprocess.run(cmd + ["--steps", str(good)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     r = json.loads(out.stdout)
     assert [(d["type"], d["step_name"]) for d in r["deviations"]] == [("step_missing", "C")]
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"steps": [{"name": "A", "start_sec": 0, "end_sec": 4}, {"name": "B", "start_sec": 3, "end_sec": 6}]}))
+    bad.write_text(
+        json.dumps(
+            {"steps": [{"name": "A", "start_sec": 0, "end_sec": 4}, {"name": "B", "start_sec": 3, "end_sec": 6}]}
+        )
+    )
     out = subprocess.run(cmd + ["--steps", str(bad)], capture_output=True, text=True)
     assert out.returncode == 2 and "bad.json" in out.stderr and "overlap" in out.stderr
     assert load_steps(good)[2].name == "C"

@@ -27,10 +27,29 @@ FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
 def _encode(path, source: str, *extra: str):
     subprocess.run(
-        [FFMPEG, "-hide_banner", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", source,
-         "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", *extra, str(path)],
-        check=True, capture_output=True,
-    )  # fmt: skip
+        [
+            FFMPEG,
+            "-hide_banner",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            source,
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            *extra,
+            str(path),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return path
 
 

@@ -39,5 +39,5 @@ def test_render_writes_a_video_with_its_format_and_timeline(tmp_path):
     assert info.duration_sec == pytest.approx(r.duration_sec, abs=0.1)
     times = r.step_times()
     assert sorted(times) == [0, 1, 2]
-    (s2, e2), = times[2]
+    ((s2, e2),) = times[2]
     assert e2 - s2 == pytest.approx(2.6 * proc.steps[2].duration_sec)

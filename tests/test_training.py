@@ -5,12 +5,21 @@ import threading
 
 import numpy as np
 import pytest
-
 from conftest import TASK
+
 from sopilot_pipelines.core.adapter import FeatureAdapter
 from sopilot_pipelines.core.index import open_version
 
-TRAINEES = ("correct_slower", "correct_faster", "missing", "swap", "over_time", "wrong_execution", "extra_step", "repeated")
+TRAINEES = (
+    "correct_slower",
+    "correct_faster",
+    "missing",
+    "swap",
+    "over_time",
+    "wrong_execution",
+    "extra_step",
+    "repeated",
+)
 
 
 @pytest.fixture()
@@ -71,7 +80,9 @@ def test_poisoned_labels_are_rejected_then_clean_training_goes_live_and_reindexe
     def probe(cat, store, task_id, live):
         _, ev = load_for_scoring(cat, store, trainees[0][0])
         raw = np.load(store.embeddings(trainees[0][0])["raw"])
-        during.append((live.name, cat.live_adapter(), np.allclose(ev.embeddings, FeatureAdapter().apply(raw), atol=1e-6)))
+        during.append(
+            (live.name, cat.live_adapter(), np.allclose(ev.embeddings, FeatureAdapter().apply(raw), atol=1e-6))
+        )
         return build(cat, store, task_id, live)
 
     monkeypatch.setattr(search_assets, "build_task_index", probe)
@@ -90,7 +101,9 @@ def test_poisoned_labels_are_rejected_then_clean_training_goes_live_and_reindexe
     reindex = row["reindex"]
     version = env.cat.current_index_version(TASK)
     assert reindex["old_index_version"] == f"v{version_before['version']}"
-    assert reindex["new_index_version"] == f"v{version['version']}" and version["version"] == version_before["version"] + 1
+    assert (
+        reindex["new_index_version"] == f"v{version['version']}" and version["version"] == version_before["version"] + 1
+    )
     assert reindex["videos_refreshed"] == len(ids) and reindex["tasks_touched"] == [TASK]
     assert reindex["clips_indexed"] == version["clips_indexed"] == sum(len(b) for b in before.values())
     assert row["embedding_dim"] == before[gold_id].shape[1]
@@ -99,10 +112,18 @@ def test_poisoned_labels_are_rejected_then_clean_training_goes_live_and_reindexe
         assert np.allclose(adapted, adapter.apply(raw), atol=1e-6) and not np.allclose(adapted, before[v], atol=1e-3)
     opened = open_version(version["path"])
     assert version["adapter"] == opened.meta["adapter"] == "train_clean"
-    assert np.allclose(opened.vector_of(gold_id, 3), adapter.apply(np.load(env.store.embeddings(gold_id)["raw"]))[3], atol=1e-5)
+    assert np.allclose(
+        opened.vector_of(gold_id, 3), adapter.apply(np.load(env.store.embeddings(gold_id)["raw"]))[3], atol=1e-5
+    )
     # the run recorded what it re-materialized, for the UI's lineage
-    mats = {(m.asset_key.to_user_string(), m.partition) for m in
-            (e.event_specific_data.materialization for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION")}  # fmt: skip
+    mats = {
+        (m.asset_key.to_user_string(), m.partition)
+        for m in (
+            e.event_specific_data.materialization
+            for e in result.all_events
+            if e.event_type_value == "ASSET_MATERIALIZATION"
+        )
+    }
     assert ("task_index", TASK) in mats and sum(1 for k, _ in mats if k == "video_embeddings") == len(ids)
 
     # scoring now runs through the new adapter, and a search reads the new version
@@ -125,7 +146,7 @@ def test_a_reader_never_sees_a_half_built_index_version(env, scored):
                 sims, rows = opened.search(q.reshape(1, -1), 5)
                 assert tuple(opened.ids[rows[0][0]]) == (gold_id, 5) and sims[0][0] > 0.999
                 seen.add(current["version"])
-            except Exception as exc:  # noqa: BLE001 - any failure of a reader is the finding
+            except Exception as exc:
                 errors.append(repr(exc))
 
     threads = [threading.Thread(target=reader) for _ in range(2)]
@@ -153,8 +174,9 @@ def test_index_sensor_rebuilds_stale_indexes_but_waits_for_a_training(env, score
 
     assert "every task's index is current" in tick().skip_message
     # an adapter went live: the index is now in the wrong space
-    live = FeatureAdapter("projection", np.full(685, 0.01, np.float32), np.eye(685, dtype=np.float32),
-                          np.zeros(685, np.float32)).save(env.store.adapter("feature_adapter_train_x"))
+    live = FeatureAdapter(
+        "projection", np.full(685, 0.01, np.float32), np.eye(685, dtype=np.float32), np.zeros(685, np.float32)
+    ).save(env.store.adapter("feature_adapter_train_x"))
     env.cat.record_training("train_x", trigger="manual")
     env.cat.update_training("train_x", status="completed", adapter_path=str(live))
     run = create_run_for_test(env.instance, job_name="train_job", status=dg.DagsterRunStatus.STARTED)

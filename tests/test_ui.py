@@ -48,7 +48,9 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"])
+        b = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--autoplay-policy=no-user-gesture-required"]
+        )
         try:
             yield b
         finally:
@@ -66,8 +68,12 @@ class Tab:
         self.urls, self.foreign, self.console_errors = [], [], []
         self.page.route("**/*", self._route)
         # script errors (a refused request's "Failed to load resource" is the page showing it, not an error)
-        self.page.on("console", lambda m: m.type == "error" and "Failed to load resource" not in m.text
-                     and self.console_errors.append(m.text))  # fmt: skip
+        self.page.on(
+            "console",
+            lambda m: (
+                m.type == "error" and "Failed to load resource" not in m.text and self.console_errors.append(m.text)
+            ),
+        )
         self.page.on("pageerror", lambda e: self.console_errors.append(str(e)))
 
     def _route(self, route):
@@ -197,16 +203,23 @@ def engine_maps(suite):
 
 
 def wait_ready(tab: Tab):
-    tab.page.wait_for_function("""() => ['gold-video', 'trainee-video'].every(id => {
-        const v = document.getElementById(id); return v && v.readyState >= 2 && v.duration > 0; })""", timeout=60_000)
+    tab.page.wait_for_function(
+        """() => ['gold-video', 'trainee-video'].every(id => {
+        const v = document.getElementById(id); return v && v.readyState >= 2 && v.duration > 0; })""",
+        timeout=60_000,
+    )
 
 
 def times(tab: Tab):
-    return tab.js("() => [document.getElementById('gold-video').currentTime, document.getElementById('trainee-video').currentTime]")
+    return tab.js(
+        "() => [document.getElementById('gold-video').currentTime, document.getElementById('trainee-video').currentTime]"
+    )
 
 
 def settle(tab: Tab):
-    tab.page.wait_for_function("() => ['gold-video', 'trainee-video'].every(id => !document.getElementById(id).seeking)")
+    tab.page.wait_for_function(
+        "() => ['gold-video', 'trainee-video'].every(id => !document.getElementById(id).seeking)"
+    )
     tab.page.wait_for_timeout(400)
 
 
@@ -221,7 +234,9 @@ def test_review_page_plays_both_videos_in_step(admin_tab, reviewed, suite, stack
     assert page.text_content("#decision").replace(" ", "_") == job["result"]["decision"]
     assert "deviation" in page.text_content("#why")
     # both step timelines: one coloured segment per run, numbered from 1; deviations marked with text
-    gold_steps = {int(s) for s in page.locator("#gold-timeline .seg").evaluate_all("els => els.map(e => e.dataset.step)")}
+    gold_steps = {
+        int(s) for s in page.locator("#gold-timeline .seg").evaluate_all("els => els.map(e => e.dataset.step)")
+    }
     assert gold_steps == set(range(len(job["result"]["gold_steps"])))
     assert page.locator("#gold-timeline .seg").first.inner_text() == "1"
     assert page.locator("#trainee-timeline .mark").count() + page.locator("#gold-timeline .mark").count() >= 1
@@ -317,23 +332,34 @@ def test_tasks_sop_and_exemplar_pages(admin_tab, reviewed, stack):
     with api(stack) as c:
         sop = c.get(f"/tasks/{TASK}/sop").json()
     assert sop["version"] == 0 and sop["source"] == "auto" and len(sop["steps"]) == len(steps)
-    assert page.text_content("#sop-version").startswith(f"Version 0 (automatic), marked on gold video {reviewed['gold']}")
+    assert page.text_content("#sop-version").startswith(
+        f"Version 0 (automatic), marked on gold video {reviewed['gold']}"
+    )
     assert page.locator("#sop-steps tr").count() == len(steps)
     assert page.locator("#sop-steps tr").first.locator("td").first.inner_text() == "1"
-    assert page.locator("#sop-steps .sop-name").evaluate_all("els => els.map(e => e.value)") == [s["name"] for s in sop["steps"]]
+    assert page.locator("#sop-steps .sop-name").evaluate_all("els => els.map(e => e.value)") == [
+        s["name"] for s in sop["steps"]
+    ]
     not_blank(tab.shot("sop"))
 
     # exemplars: the task's index is built by the index sensor after ingest
     with api(stack, "viewer") as c:
         deadline = time.monotonic() + 90
-        while c.get("/search", params={"task_id": TASK, "video_id": reviewed["gold"], "clip_idx": 0, "k": 3}).json()["items"] == []:
+        while (
+            c.get("/search", params={"task_id": TASK, "video_id": reviewed["gold"], "clip_idx": 0, "k": 3}).json()[
+                "items"
+            ]
+            == []
+        ):
             assert time.monotonic() < deadline, "no index built"
             time.sleep(1)
     tab.goto(f"/ui/exemplars?task={TASK}&step=2")
     page.wait_for_selector(".exemplar", timeout=30_000)
     assert page.locator(".exemplar").count() >= 3
     assert f"step 2 · {steps[1]['name']}" in page.text_content("#ex-message")
-    page.locator(".exemplar video").first.evaluate("v => new Promise(r => v.readyState >= 1 ? r() : v.addEventListener('loadedmetadata', r))")
+    page.locator(".exemplar video").first.evaluate(
+        "v => new Promise(r => v.readyState >= 1 ? r() : v.addEventListener('loadedmetadata', r))"
+    )
     not_blank(tab.shot("exemplars"))
     assert not tab.foreign and not tab.console_errors, (tab.foreign, tab.console_errors)
 
@@ -399,7 +425,10 @@ def test_admin_deletes_a_video(admin_tab, reviewed, suite, stack):
 def test_score_page_shows_live_status_and_failure(admin_tab, reviewed, stack):
     """A score whose run fails (its trainee's embeddings are gone) shows queued/running, then the error."""
     tab, page = admin_tab, admin_tab.page
-    with api(stack, "operator") as c, open(reviewed_path := Path(stack.data_dir) / "raw" / f"video_{reviewed['trainee']}.mp4", "rb") as f:
+    with (
+        api(stack, "operator") as c,
+        open(reviewed_path := Path(stack.data_dir) / "raw" / f"video_{reviewed['trainee']}.mp4", "rb") as f,
+    ):
         up = c.post("/videos", files={"file": ("again.mp4", f, "video/mp4")}, data={"task_id": TASK}).json()
         deadline = time.monotonic() + 120
         while (j := c.get(f"/videos/jobs/{up['ingest_job_id']}").json())["status"] not in ("completed", "failed"):
@@ -447,9 +476,12 @@ def test_admin_edits_and_saves_the_sop(admin_tab, reviewed, stack):
     s2 = before["steps"][1]
     t = round(s2["start_sec"] + 0.5, 1)
     assert t < s2["end_sec"]
-    page.evaluate("""t => new Promise(r => { const v = document.getElementById('sop-video');
+    page.evaluate(
+        """t => new Promise(r => { const v = document.getElementById('sop-video');
         const go = () => { v.addEventListener('seeked', r, {once: true}); v.currentTime = t; };
-        v.readyState >= 1 ? go() : v.addEventListener('loadedmetadata', go, {once: true}); })""", t)
+        v.readyState >= 1 ? go() : v.addEventListener('loadedmetadata', go, {once: true}); })""",
+        t,
+    )
     rows.nth(1).locator(".sop-set-start").click()
     assert rows.nth(1).locator(".sop-seek").inner_text() == mss(t)
     rows.nth(1).locator(".sop-group").fill("g1")
@@ -491,8 +523,15 @@ def test_without_auth_required_no_login(browser, tmp_path, shots):
     from sopilot_api.app import create_app
     from sopilot_api.settings import ApiSettings
 
-    app = create_app(ApiSettings(data_dir=tmp_path, dagster_url=f"http://127.0.0.1:{_port()}", auth_required=False,
-                                 auth_default_role="operator", api_token="some-token"))  # fmt: skip
+    app = create_app(
+        ApiSettings(
+            data_dir=tmp_path,
+            dagster_url=f"http://127.0.0.1:{_port()}",
+            auth_required=False,
+            auth_default_role="operator",
+            api_token="some-token",
+        )
+    )
     port = _port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -507,7 +546,9 @@ def test_without_auth_required_no_login(browser, tmp_path, shots):
         tab.goto("/ui/videos")
         page.wait_for_selector("#who:has-text('anonymous (operator)')")
         page.wait_for_selector("#video-rows tr")
-        assert page.locator("#login-token").count() == 0 and page.locator("#who button").count() == 0  # nothing to log out of
+        assert (
+            page.locator("#login-token").count() == 0 and page.locator("#who button").count() == 0
+        )  # nothing to log out of
         assert page.locator("#upload-form").count() == 1  # operator: may upload
         # the video bytes too answer the default role without a header or cookie (404: there is no video 1, not 401)
         assert tab.js("() => fetch('/videos/1/stream').then(r => r.status)") == 404

@@ -127,9 +127,11 @@ def test_variable_frame_rate(vdir):
         vdir,
         "vfr.mp4",
         source,
-        "-fps_mode", "vfr", *h264("-crf", "10"),
+        "-fps_mode",
+        "vfr",
+        *h264("-crf", "10"),
         vf=vf + ",select='gte(t,1)+not(mod(n,3))'",
-    )  # fmt: skip
+    )
     assert count_source_frames(path) == 70  # really variable-rate: 10 + 60 frames in 3 s
     info = probe(path)
     assert 10.0 < info.source_fps < 30.0  # the average rate of a variable-rate stream
@@ -190,9 +192,14 @@ def test_resolutions_including_odd_and_portrait(vdir, size, pix_fmt):
         vdir,
         f"size_{size}.mp4",
         f"testsrc2=s={width + 1}x{height + 1}:r=25:d=1",
-        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", pix_fmt,
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        pix_fmt,
         vf=f"format=yuv444p,crop={width}:{height}:0:0",
-    )  # fmt: skip
+    )
     info = probe(path)
     assert (info.width, info.height) == (width, height)
     video = decode(path, frame_size=(40, 30))
@@ -236,9 +243,20 @@ def test_audio_track_is_ignored(vdir):
     path = vdir / "with_audio.mp4"
     if not path.exists():
         ffmpeg(
-            "-f", "lavfi", "-i", "testsrc2=s=64x48:r=25:d=2", "-f", "lavfi", "-i", "sine=d=2",
-            *h264(), "-c:a", "aac", "-shortest", str(path),
-        )  # fmt: skip
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=s=64x48:r=25:d=2",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=d=2",
+            *h264(),
+            "-c:a",
+            "aac",
+            "-shortest",
+            str(path),
+        )
     info = probe(path)
     assert info.codec == "h264"
     assert abs(len(decode(path).frames) - 16) <= 1
@@ -256,9 +274,16 @@ def red_top_blue_bottom(vdir) -> Path:
         vdir,
         "red_top.mp4",
         "color=red:s=64x24:r=25:d=1",
-        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv444p", "-crf", "10",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv444p",
+        "-crf",
+        "10",
         vf="pad=64:48:0:0:blue",
-    )  # fmt: skip
+    )
 
 
 def test_unrotated_reference_orientation(red_top_blue_bottom):
@@ -312,7 +337,9 @@ def test_rotation_metadata_gives_upright_display_size_frames(
 def synthetic(n: int, fps: float = 8.0, value: int = 0, duration: float | None = None) -> DecodedVideo:
     frames = np.full((n, 12, 16, 3), value, dtype=np.uint8)
     dur = n / fps if duration is None else duration
-    info = VideoInfo(path="synthetic.mp4", width=16, height=12, source_fps=30.0, duration_sec=dur, rotation=0, codec="h264")
+    info = VideoInfo(
+        path="synthetic.mp4", width=16, height=12, source_fps=30.0, duration_sec=dur, rotation=0, codec="h264"
+    )
     return DecodedVideo(info=info, frames=frames, sampled_fps=fps)
 
 
@@ -524,7 +551,11 @@ def test_clip_settings_defaults_and_env(monkeypatch):
         ("SOPILOT_SAMPLE_FPS", "0", "SOPILOT_SAMPLE_FPS"),
         ("SOPILOT_CLIP_SECONDS", "-2", "SOPILOT_CLIP_SECONDS"),
         ("SOPILOT_CLIP_STRIDE_SECONDS", "nan", "SOPILOT_CLIP_STRIDE_SECONDS"),
-        ("SOPILOT_CLIP_STRIDE_SECONDS", "5", r"SOPILOT_CLIP_STRIDE_SECONDS \(5.0\) must not exceed SOPILOT_CLIP_SECONDS"),
+        (
+            "SOPILOT_CLIP_STRIDE_SECONDS",
+            "5",
+            r"SOPILOT_CLIP_STRIDE_SECONDS \(5.0\) must not exceed SOPILOT_CLIP_SECONDS",
+        ),
         ("SOPILOT_FFMPEG_THREADS", "-1", "SOPILOT_FFMPEG_THREADS"),
         ("SOPILOT_FRAME_BUFFER_MB", "lots", "SOPILOT_FRAME_BUFFER_MB"),
     ],

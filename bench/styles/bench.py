@@ -36,7 +36,11 @@ def render_task(out_dir: Path, task_seed: int, variants: Sequence[str]) -> plans
             else:
                 plan.append(("rest", None, None, None, a.duration))
         fps, size = _FORMATS.get(variant, _TRAINEE)
-        nuisance = synth.Nuisance(shake_px=3.5, brightness_drift=0.3, noise_sigma=7.0) if variant == "correct_nuisance" else synth.Nuisance()
+        nuisance = (
+            synth.Nuisance(shake_px=3.5, brightness_drift=0.3, noise_sigma=7.0)
+            if variant == "correct_nuisance"
+            else synth.Nuisance()
+        )
         r = synth.render_plan(plan, variant, path, fps=fps, size=size, nuisance=nuisance, seed=seed)
         segs = [plans.Segment(a, s.start_sec, s.end_sec) for a, s in zip(acts, r.segments)]
         return plans.Timeline(segs, r.duration_sec)

@@ -168,8 +168,22 @@ def sd_cut(f, g):
     return lambda X, Y: np.maximum(f(X, Y), -g(X, Y))
 
 
-def draw(cv: Canvas, bbox, sdf, color, *, bevel=0.004, relief=0.5, shadow=0.45, sh_off=(0.0022, 0.003),
-         sh_soft=0.003, outline=0.25, inner=False, gloss=0.0, tex=None):  # fmt: skip
+def draw(
+    cv: Canvas,
+    bbox,
+    sdf,
+    color,
+    *,
+    bevel=0.004,
+    relief=0.5,
+    shadow=0.45,
+    sh_off=(0.0022, 0.003),
+    sh_soft=0.003,
+    outline=0.25,
+    inner=False,
+    gloss=0.0,
+    tex=None,
+):
     """Fill the shape sdf < 0 (world units) with a bevelled, lit colour and a soft drop shadow."""
     x0, y0, x1, y1 = bbox
     pad = max(abs(sh_off[0]), abs(sh_off[1])) + 2 * sh_soft + 2.0 / cv.s
@@ -215,8 +229,16 @@ KINDS = (
 )
 KIND_INDEX = {k[0]: i for i, k in enumerate(KINDS)}
 # wrong_execution: the same part, another motion (clearly different)
-WRONG_MOTION = {"screw": "press", "press": "slide", "slide": "tap", "tap": "screw", "turn": "press",
-                "wiggle": "turn", "flip": "tap", "pinch": "slide"}  # fmt: skip
+WRONG_MOTION = {
+    "screw": "press",
+    "press": "slide",
+    "slide": "tap",
+    "tap": "screw",
+    "turn": "press",
+    "wiggle": "turn",
+    "flip": "tap",
+    "pinch": "slide",
+}
 # where each part sits on the workpiece (relative to the block centre) and its finished state
 Z = 1.35  # part size factor (world units below are for Z = 1)
 SLOTS = {
@@ -249,12 +271,13 @@ def _bez(p0, c0, c1, p1, n):
     out = []
     for t in np.linspace(0.0, 1.0, n):
         u = 1.0 - t
-        out.append(tuple(u ** 3 * p0[i] + 3 * u * u * t * c0[i] + 3 * u * t * t * c1[i] + t ** 3 * p1[i] for i in range(2)))
+        out.append(tuple(u**3 * p0[i] + 3 * u * u * t * c0[i] + 3 * u * t * t * c1[i] + t**3 * p1[i] for i in range(2)))
     return out
 
 
-def draw_part(cv: Canvas, kind: str, x: float, y: float, prm=(0.0, 0.0, 0.0, 0.0, 0.0), ang=0.0,
-              tray=False, lift=0.0, anchor=None):  # fmt: skip
+def draw_part(
+    cv: Canvas, kind: str, x: float, y: float, prm=(0.0, 0.0, 0.0, 0.0, 0.0), ang=0.0, tray=False, lift=0.0, anchor=None
+):
     """One part at (x, y) (world). prm = (rot, dx, dy, press, squeeze); ang: extra rotation;
     tray: the part lies on its side in the tray; lift: height (held), pushes its shadow out;
     anchor: where a cable's far end lies."""
@@ -275,42 +298,135 @@ def draw_part(cv: Canvas, kind: str, x: float, y: float, prm=(0.0, 0.0, 0.0, 0.0
 
     if kind == "bolt":
         if tray:
-            draw(cv, box(0.04 * Z), sd_seg(x, y, *P(0.034, 0.0), 0.0048 * Z), (0.66, 0.67, 0.7), sh_off=so, sh_soft=ss,
-                 bevel=0.004, gloss=0.08)  # fmt: skip
-            draw(cv, box(0.016 * Z), sd_box(x, y, 0.0065 * Z, 0.0115 * Z, a, 0.0015), col, sh_off=so, sh_soft=ss,
-                 bevel=0.003)  # fmt: skip
+            draw(
+                cv,
+                box(0.04 * Z),
+                sd_seg(x, y, *P(0.034, 0.0), 0.0048 * Z),
+                (0.66, 0.67, 0.7),
+                sh_off=so,
+                sh_soft=ss,
+                bevel=0.004,
+                gloss=0.08,
+            )
+            draw(
+                cv,
+                box(0.016 * Z),
+                sd_box(x, y, 0.0065 * Z, 0.0115 * Z, a, 0.0015),
+                col,
+                sh_off=so,
+                sh_soft=ss,
+                bevel=0.003,
+            )
             return
         k = Z * (1.0 - 0.08 * press)
-        draw(cv, box(0.02 * k), sd_circle(x, y, 0.0175 * k), (0.72, 0.73, 0.75), sh_off=so, sh_soft=ss, bevel=0.003,
-             relief=0.35, shadow=sh)  # fmt: skip
-        draw(cv, box(0.016 * k), sd_poly(x, y, 0.0142 * k, 6, a), col * (1 - 0.15 * press), shadow=0.3 * (1 - press),
-             sh_off=(0.0015, 0.002), bevel=0.004, relief=0.6)  # fmt: skip
-        draw(cv, box(0.007 * k), sd_poly(x, y, 0.0055 * k, 6, a), (0.18, 0.05, 0.05), shadow=0, inner=True,
-             bevel=0.002, outline=0)  # fmt: skip
+        draw(
+            cv,
+            box(0.02 * k),
+            sd_circle(x, y, 0.0175 * k),
+            (0.72, 0.73, 0.75),
+            sh_off=so,
+            sh_soft=ss,
+            bevel=0.003,
+            relief=0.35,
+            shadow=sh,
+        )
+        draw(
+            cv,
+            box(0.016 * k),
+            sd_poly(x, y, 0.0142 * k, 6, a),
+            col * (1 - 0.15 * press),
+            shadow=0.3 * (1 - press),
+            sh_off=(0.0015, 0.002),
+            bevel=0.004,
+            relief=0.6,
+        )
+        draw(
+            cv,
+            box(0.007 * k),
+            sd_poly(x, y, 0.0055 * k, 6, a),
+            (0.18, 0.05, 0.05),
+            shadow=0,
+            inner=True,
+            bevel=0.002,
+            outline=0,
+        )
     elif kind == "bracket":
         k = 1.0 - 0.03 * press
-        plate = sd_union(sd_box(*P(0.0, 0.012, k), 0.027 * Z * k, 0.008 * Z * k, a, 0.002),
-                         sd_box(*P(-0.012, -0.004, k), 0.009 * Z * k, 0.022 * Z * k, a, 0.002))  # fmt: skip
+        plate = sd_union(
+            sd_box(*P(0.0, 0.012, k), 0.027 * Z * k, 0.008 * Z * k, a, 0.002),
+            sd_box(*P(-0.012, -0.004, k), 0.009 * Z * k, 0.022 * Z * k, a, 0.002),
+        )
         holes = sd_union(sd_circle(*P(0.014, 0.012, k), 0.0035 * Z), sd_circle(*P(-0.012, -0.015, k), 0.0035 * Z))
-        draw(cv, box(0.042 * Z), sd_cut(plate, holes), col * (1.0 - 0.18 * press), sh_off=so, sh_soft=ss,
-             shadow=sh * (1 - 0.5 * press), bevel=0.003, relief=0.55, gloss=0.06)  # fmt: skip
+        draw(
+            cv,
+            box(0.042 * Z),
+            sd_cut(plate, holes),
+            col * (1.0 - 0.18 * press),
+            sh_off=so,
+            sh_soft=ss,
+            shadow=sh * (1 - 0.5 * press),
+            bevel=0.003,
+            relief=0.55,
+            gloss=0.06,
+        )
     elif kind == "rail":
         L = (0.036 if tray else 0.046) * Z
-        draw(cv, box(L + 0.02), sd_box(x, y, L, 0.0095 * Z, a, 0.003), col, sh_off=so, sh_soft=ss, bevel=0.004,
-             relief=0.5, gloss=0.05)  # fmt: skip
-        draw(cv, box(L), sd_box(x, y, L - 0.006, 0.0022 * Z, a, 0.0015), col * 0.55, shadow=0, inner=True, bevel=0.002,
-             outline=0.1)  # fmt: skip
+        draw(
+            cv,
+            box(L + 0.02),
+            sd_box(x, y, L, 0.0095 * Z, a, 0.003),
+            col,
+            sh_off=so,
+            sh_soft=ss,
+            bevel=0.004,
+            relief=0.5,
+            gloss=0.05,
+        )
+        draw(
+            cv,
+            box(L),
+            sd_box(x, y, L - 0.006, 0.0022 * Z, a, 0.0015),
+            col * 0.55,
+            shadow=0,
+            inner=True,
+            bevel=0.002,
+            outline=0.1,
+        )
         for e in (-1, 1):
-            draw(cv, box(L + 0.01), sd_circle(*P(e * (L / Z - 0.007), 0.0), 0.0022 * Z), (0.75, 0.77, 0.8), shadow=0,
-                 bevel=0.0015, outline=0.15)  # fmt: skip
+            draw(
+                cv,
+                box(L + 0.01),
+                sd_circle(*P(e * (L / Z - 0.007), 0.0), 0.0022 * Z),
+                (0.75, 0.77, 0.8),
+                shadow=0,
+                bevel=0.0015,
+                outline=0.15,
+            )
     elif kind == "pin":
         if tray:
-            draw(cv, box(0.022 * Z), sd_seg(*P(-0.013, 0.0), *P(0.013, 0.0), 0.0042 * Z), col, sh_off=so, sh_soft=ss,
-                 bevel=0.004, gloss=0.12)  # fmt: skip
+            draw(
+                cv,
+                box(0.022 * Z),
+                sd_seg(*P(-0.013, 0.0), *P(0.013, 0.0), 0.0042 * Z),
+                col,
+                sh_off=so,
+                sh_soft=ss,
+                bevel=0.004,
+                gloss=0.12,
+            )
             return
         draw(cv, box(0.012 * Z), sd_circle(x, y, 0.0085 * Z), (0.25, 0.25, 0.27), shadow=0, inner=True, bevel=0.003)
-        draw(cv, box(0.01 * Z), sd_circle(x, y, 0.0062 * Z * (1 - 0.12 * press)), col * (1 - 0.2 * press),
-             sh_off=(0.0015 * (1 - press), 0.002 * (1 - press)), sh_soft=0.002, bevel=0.004, relief=0.7, gloss=0.15)  # fmt: skip
+        draw(
+            cv,
+            box(0.01 * Z),
+            sd_circle(x, y, 0.0062 * Z * (1 - 0.12 * press)),
+            col * (1 - 0.2 * press),
+            sh_off=(0.0015 * (1 - press), 0.002 * (1 - press)),
+            sh_soft=0.002,
+            bevel=0.004,
+            relief=0.7,
+            gloss=0.15,
+        )
     elif kind == "knob":
         R = 0.0195 * Z * (1.0 - 0.05 * press)
 
@@ -319,31 +435,83 @@ def draw_part(cv: Canvas, kind: str, x: float, y: float, prm=(0.0, 0.0, 0.0, 0.0
             return np.sqrt(u * u + v * v) - (R + 0.0016 * Z * np.cos(10 * np.arctan2(v, u)))
 
         draw(cv, box(R + 0.008), ridges, col, sh_off=so, sh_soft=ss, bevel=0.004, relief=0.55)
-        draw(cv, box(R), sd_circle(x, y, 0.6 * R), col * 1.15, shadow=0, bevel=0.004, relief=0.4, outline=0.15, gloss=0.08)
-        draw(cv, box(R), sd_seg(*P(0.003, 0.0), *P(0.0105, 0.0), 0.0018 * Z), (0.95, 0.95, 0.92), shadow=0, bevel=0.001,
-             outline=0.1)  # fmt: skip
+        draw(
+            cv,
+            box(R),
+            sd_circle(x, y, 0.6 * R),
+            col * 1.15,
+            shadow=0,
+            bevel=0.004,
+            relief=0.4,
+            outline=0.15,
+            gloss=0.08,
+        )
+        draw(
+            cv,
+            box(R),
+            sd_seg(*P(0.003, 0.0), *P(0.0105, 0.0), 0.0018 * Z),
+            (0.95, 0.95, 0.92),
+            shadow=0,
+            bevel=0.001,
+            outline=0.1,
+        )
     elif kind == "cable":
         bx, by = P(0.0, -0.013)  # the cable leaves the plug at -v; the contacts (+v) go into the socket
         if tray:
-            pts = [(bx, by)] + [P(0.013 + 0.015 * math.sin(t), -0.013 - 0.015 * math.cos(t) + 0.012) for t in np.linspace(0.3, 5.6, 9)]
+            pts = [(bx, by)] + [
+                P(0.013 + 0.015 * math.sin(t), -0.013 - 0.015 * math.cos(t) + 0.012) for t in np.linspace(0.3, 5.6, 9)
+            ]
         else:
             ex, ey = anchor if anchor is not None else P(-0.02, -0.06)
             pts = _bez((bx, by), P(0.0, -0.035), (ex + 0.03, ey + 0.03), (ex, ey), 8)
         segs = [sd_seg(p[0], p[1], q[0], q[1], 0.0045 * Z) for p, q in zip(pts[:-1], pts[1:])]
         xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-        draw(cv, (min(xs) - 0.01, min(ys) - 0.01, max(xs) + 0.01, max(ys) + 0.01), sd_union(*segs), (0.09, 0.09, 0.1),
-             sh_off=so, sh_soft=ss, bevel=0.0045 * Z, relief=0.9, gloss=0.1)  # fmt: skip
-        draw(cv, box(0.022 * Z), sd_box(x, y, 0.0085 * Z, 0.013 * Z, a, 0.002), (0.9, 0.9, 0.86), sh_off=so, sh_soft=ss,
-             bevel=0.003, relief=0.45)  # fmt: skip
-        draw(cv, box(0.014 * Z), sd_box(*P(0.0, 0.008), 0.0055 * Z, 0.003 * Z, a, 0.001), (0.75, 0.6, 0.2), shadow=0,
-             bevel=0.001, outline=0.1)  # fmt: skip
+        draw(
+            cv,
+            (min(xs) - 0.01, min(ys) - 0.01, max(xs) + 0.01, max(ys) + 0.01),
+            sd_union(*segs),
+            (0.09, 0.09, 0.1),
+            sh_off=so,
+            sh_soft=ss,
+            bevel=0.0045 * Z,
+            relief=0.9,
+            gloss=0.1,
+        )
+        draw(
+            cv,
+            box(0.022 * Z),
+            sd_box(x, y, 0.0085 * Z, 0.013 * Z, a, 0.002),
+            (0.9, 0.9, 0.86),
+            sh_off=so,
+            sh_soft=ss,
+            bevel=0.003,
+            relief=0.45,
+        )
+        draw(
+            cv,
+            box(0.014 * Z),
+            sd_box(*P(0.0, 0.008), 0.0055 * Z, 0.003 * Z, a, 0.001),
+            (0.75, 0.6, 0.2),
+            shadow=0,
+            bevel=0.001,
+            outline=0.1,
+        )
     elif kind == "lever":
         la = LEVER_A0 + a
         tx, ty = x + LEVER_LEN * math.cos(la), y + LEVER_LEN * math.sin(la)
         bb = (min(x, tx) - 0.02, min(y, ty) - 0.02, max(x, tx) + 0.02, max(y, ty) + 0.02)
         draw(cv, bb, sd_seg(x, y, tx, ty, 0.0062 * Z), col, sh_off=so, sh_soft=ss, bevel=0.005, relief=0.6, gloss=0.08)
-        draw(cv, (tx - 0.016, ty - 0.016, tx + 0.016, ty + 0.016), sd_circle(tx, ty, 0.0085 * Z), (0.12, 0.12, 0.13),
-             sh_off=so, sh_soft=ss, bevel=0.004, relief=0.7, gloss=0.1)  # fmt: skip
+        draw(
+            cv,
+            (tx - 0.016, ty - 0.016, tx + 0.016, ty + 0.016),
+            sd_circle(tx, ty, 0.0085 * Z),
+            (0.12, 0.12, 0.13),
+            sh_off=so,
+            sh_soft=ss,
+            bevel=0.004,
+            relief=0.7,
+            gloss=0.1,
+        )
         draw(cv, box(0.016), sd_circle(x, y, 0.0085 * Z), (0.55, 0.56, 0.6), shadow=0.2, bevel=0.003, relief=0.6)
         draw(cv, box(0.008), sd_circle(x, y, 0.003 * Z), (0.2, 0.2, 0.22), shadow=0, inner=True, bevel=0.002, outline=0)
     elif kind == "clip":
@@ -372,22 +540,64 @@ def _pose(flex, spread, thumb, pitch, lift, roll=0.0):
 
 
 POSES = {
-    "relax": _pose([[0.35, 0.5, 0.3], [0.4, 0.55, 0.3], [0.45, 0.6, 0.3], [0.5, 0.6, 0.3]], [-0.1, -0.03, 0.04, 0.12],
-                   [0.75, 0.35, 0.25, 0.2], 0.1, 0.35),  # fmt: skip
-    "open": _pose([[0.1, 0.14, 0.08], [0.12, 0.15, 0.08], [0.14, 0.16, 0.08], [0.16, 0.18, 0.1]],
-                  [-0.16, -0.05, 0.06, 0.18], [0.95, 0.25, 0.05, 0.05], 0.05, 0.5),  # fmt: skip
-    "pinch": _pose([[0.75, 1.0, 0.35], [0.9, 1.1, 0.5], [1.0, 1.2, 0.6], [1.1, 1.3, 0.6]], [-0.02, 0.0, 0.05, 0.1],
-                   [0.381, 0.259, 0.584, 0.37], 0.3, 0.25, 0.6),  # fmt: skip
-    "pinch_open": _pose([[0.55, 0.75, 0.3], [0.8, 1.0, 0.5], [0.95, 1.15, 0.6], [1.0, 1.25, 0.6]],
-                        [-0.05, 0.0, 0.05, 0.1], [0.472, 0.418, 0.189, 0.106], 0.3, 0.3, 0.6),  # fmt: skip
-    "flat": _pose([[0.06, 0.08, 0.04], [0.06, 0.08, 0.04], [0.07, 0.08, 0.04], [0.08, 0.1, 0.05]],
-                  [-0.06, -0.01, 0.03, 0.08], [0.6, 0.2, 0.1, 0.1], -0.02, 0.08),  # fmt: skip
-    "point": _pose([[0.15, 0.2, 0.1], [1.2, 1.5, 0.8], [1.25, 1.5, 0.8], [1.25, 1.45, 0.8]], [-0.03, 0.0, 0.04, 0.08],
-                   [0.35, 0.55, 0.65, 0.5], 0.3, 0.25),  # fmt: skip
-    "press": _pose([[0.25, 0.2, 0.1], [0.25, 0.2, 0.1], [1.25, 1.5, 0.8], [1.25, 1.45, 0.8]],
-                   [-0.05, 0.02, 0.04, 0.08], [0.35, 0.55, 0.65, 0.5], 0.15, 0.25),  # fmt: skip
-    "point2": _pose([[0.15, 0.2, 0.1], [0.2, 0.25, 0.1], [1.25, 1.5, 0.8], [1.25, 1.45, 0.8]],
-                    [-0.05, 0.02, 0.04, 0.08], [0.35, 0.55, 0.65, 0.5], 0.25, 0.25),  # fmt: skip
+    "relax": _pose(
+        [[0.35, 0.5, 0.3], [0.4, 0.55, 0.3], [0.45, 0.6, 0.3], [0.5, 0.6, 0.3]],
+        [-0.1, -0.03, 0.04, 0.12],
+        [0.75, 0.35, 0.25, 0.2],
+        0.1,
+        0.35,
+    ),
+    "open": _pose(
+        [[0.1, 0.14, 0.08], [0.12, 0.15, 0.08], [0.14, 0.16, 0.08], [0.16, 0.18, 0.1]],
+        [-0.16, -0.05, 0.06, 0.18],
+        [0.95, 0.25, 0.05, 0.05],
+        0.05,
+        0.5,
+    ),
+    "pinch": _pose(
+        [[0.75, 1.0, 0.35], [0.9, 1.1, 0.5], [1.0, 1.2, 0.6], [1.1, 1.3, 0.6]],
+        [-0.02, 0.0, 0.05, 0.1],
+        [0.381, 0.259, 0.584, 0.37],
+        0.3,
+        0.25,
+        0.6,
+    ),
+    "pinch_open": _pose(
+        [[0.55, 0.75, 0.3], [0.8, 1.0, 0.5], [0.95, 1.15, 0.6], [1.0, 1.25, 0.6]],
+        [-0.05, 0.0, 0.05, 0.1],
+        [0.472, 0.418, 0.189, 0.106],
+        0.3,
+        0.3,
+        0.6,
+    ),
+    "flat": _pose(
+        [[0.06, 0.08, 0.04], [0.06, 0.08, 0.04], [0.07, 0.08, 0.04], [0.08, 0.1, 0.05]],
+        [-0.06, -0.01, 0.03, 0.08],
+        [0.6, 0.2, 0.1, 0.1],
+        -0.02,
+        0.08,
+    ),
+    "point": _pose(
+        [[0.15, 0.2, 0.1], [1.2, 1.5, 0.8], [1.25, 1.5, 0.8], [1.25, 1.45, 0.8]],
+        [-0.03, 0.0, 0.04, 0.08],
+        [0.35, 0.55, 0.65, 0.5],
+        0.3,
+        0.25,
+    ),
+    "press": _pose(
+        [[0.25, 0.2, 0.1], [0.25, 0.2, 0.1], [1.25, 1.5, 0.8], [1.25, 1.45, 0.8]],
+        [-0.05, 0.02, 0.04, 0.08],
+        [0.35, 0.55, 0.65, 0.5],
+        0.15,
+        0.25,
+    ),
+    "point2": _pose(
+        [[0.15, 0.2, 0.1], [0.2, 0.25, 0.1], [1.25, 1.5, 0.8], [1.25, 1.45, 0.8]],
+        [-0.05, 0.02, 0.04, 0.08],
+        [0.35, 0.55, 0.65, 0.5],
+        0.25,
+        0.25,
+    ),
 }
 I_SPREAD, I_THUMB, I_PITCH, I_LIFT, I_ROLL = 12, 16, 20, 21, 22
 
@@ -434,8 +644,16 @@ def hand_fk(p: np.ndarray):
                 pts[f"pip{f}"] = P(*nxt)
                 shadow.append((P(*cur), P(*nxt), FRAD[f][0]))
             if j == 2:
-                a0 = (cur[0] + 0.4 * (nxt[0] - cur[0]), cur[1] + 0.4 * (nxt[1] - cur[1]), cur[2] + 0.4 * (nxt[2] - cur[2]))
-                a1 = (cur[0] + 0.88 * (nxt[0] - cur[0]), cur[1] + 0.88 * (nxt[1] - cur[1]), cur[2] + 0.88 * (nxt[2] - cur[2]))
+                a0 = (
+                    cur[0] + 0.4 * (nxt[0] - cur[0]),
+                    cur[1] + 0.4 * (nxt[1] - cur[1]),
+                    cur[2] + 0.4 * (nxt[2] - cur[2]),
+                )
+                a1 = (
+                    cur[0] + 0.88 * (nxt[0] - cur[0]),
+                    cur[1] + 0.88 * (nxt[1] - cur[1]),
+                    cur[2] + 0.88 * (nxt[2] - cur[2]),
+                )
                 rn = FRAD[f][j] * 0.62
                 up = FRAD[f][j] - rn + 0.012
                 caps.append((P(a0[0], a0[1], a0[2] + up), P(a1[0], a1[1], a1[2] + up), rn, NAIL))
@@ -444,7 +662,7 @@ def hand_fk(p: np.ndarray):
                 shadow.append((pts[f"pip{f}"], P(*nxt), FRAD[f][1]))
             cur = nxt
     # thumb
-    ty, tp, b1, b2 = (float(v) for v in p[I_THUMB:I_THUMB + 4])
+    ty, tp, b1, b2 = (float(v) for v in p[I_THUMB : I_THUMB + 4])
     cur = THUMB_CMC
     yaw, pit = ty, tp
     for j in range(3):
@@ -453,7 +671,11 @@ def hand_fk(p: np.ndarray):
         if j == 2:
             yaw, pit = yaw - 0.55 * b2, pit + 0.75 * b2
         L = TLEN[j]
-        nxt = (cur[0] - L * math.sin(yaw) * math.cos(pit), cur[1] + L * math.cos(yaw) * math.cos(pit), cur[2] - L * math.sin(pit))
+        nxt = (
+            cur[0] - L * math.sin(yaw) * math.cos(pit),
+            cur[1] + L * math.cos(yaw) * math.cos(pit),
+            cur[2] - L * math.sin(pit),
+        )
         caps.append((P(*cur), P(*nxt), TRAD[j], SKIN))
         if j == 0:
             pts["tm1"] = nxt  # unpitched: the thenar is built from it below
@@ -469,7 +691,9 @@ def hand_fk(p: np.ndarray):
         cur = nxt
     # thenar (ball of the thumb) and the wrist
     tm = pts["tm1"]
-    caps.append((P(-0.14, 0.14, -0.03), P(*(THUMB_CMC[i] + 0.45 * (tm[i] - THUMB_CMC[i]) for i in range(3))), 0.17, SKIN))
+    caps.append(
+        (P(-0.14, 0.14, -0.03), P(*(THUMB_CMC[i] + 0.45 * (tm[i] - THUMB_CMC[i]) for i in range(3))), 0.17, SKIN)
+    )
     for e in (-1, 1):  # the wrist: wide and flat
         caps.append((P(0.09 * e, -0.25, 0.0), P(0.08 * e, 0.16, 0.0), 0.23, SKIN))
     it, tt = pts["tip0"], pts["tip_t"]
@@ -488,8 +712,14 @@ def _touch(name: str, contact: str, height: float = 0.1) -> None:
     POSES[name][I_LIFT] = height - cz - PALM_THICK
 
 
-for _n, _c in (("pinch", "pinch"), ("pinch_open", "pinch"), ("flat", "flat"), ("point", "index"), ("point2", "index"),
-               ("press", "tips")):  # fmt: skip
+for _n, _c in (
+    ("pinch", "pinch"),
+    ("pinch_open", "pinch"),
+    ("flat", "flat"),
+    ("point", "index"),
+    ("point2", "index"),
+    ("press", "tips"),
+):
     _touch(_n, _c)
 
 
@@ -554,8 +784,10 @@ def make_scene(task_seed: int) -> Scene:
     transition = float(np.round(rng.uniform(0.7, 1.0), 2))
     lead_in, tail = 0.8, 0.5
     while True:  # every variant at most ~44 s
-        worst = max(plans.lay_out(plans.plan_variant(durations, v)[0], transition, lead_in, tail).duration_sec
-                    for v in plans.VARIANTS)  # fmt: skip
+        worst = max(
+            plans.lay_out(plans.plan_variant(durations, v)[0], transition, lead_in, tail).duration_sec
+            for v in plans.VARIANTS
+        )
         if worst <= 44.0 or max(durations) <= 3.0:
             break
         durations = [max(3.0, round(d * 0.95, 2)) for d in durations]
@@ -572,8 +804,14 @@ def make_scene(task_seed: int) -> Scene:
         cy = tb[1] + 0.01 + ch * (i // 2 + 0.5)
         comps[k] = (cx, cy)
         for _ in range(int(rng.integers(2, 4))):
-            fill.append((k, cx + float(rng.uniform(-0.22, 0.22)) * cw, cy + float(rng.uniform(-0.2, 0.2)) * ch,
-                         float(rng.uniform(0, 2 * math.pi))))  # fmt: skip
+            fill.append(
+                (
+                    k,
+                    cx + float(rng.uniform(-0.22, 0.22)) * cw,
+                    cy + float(rng.uniform(-0.2, 0.2)) * ch,
+                    float(rng.uniform(0, 2 * math.pi)),
+                )
+            )
     top = rng.random() < 0.25
     sx = fx + side * -float(rng.uniform(0.05, 0.3)) if not top else fx + float(rng.uniform(-0.2, 0.2))
     shoulder = (sx, (WORLD_H + 0.5) if not top else -0.5)
@@ -581,7 +819,14 @@ def make_scene(task_seed: int) -> Scene:
     t = float(rng.uniform(0.0, 1.0))
     skin = np.array([0.95, 0.78, 0.66]) * (1 - t) + np.array([0.42, 0.28, 0.2]) * t
     skin = np.clip(skin * rng.uniform(0.95, 1.05, 3), 0, 1).astype(F32)
-    sleeves = [(0.16, 0.22, 0.38), (0.3, 0.32, 0.34), (0.2, 0.3, 0.22), (0.1, 0.1, 0.12), (0.45, 0.15, 0.12), (0.55, 0.5, 0.4)]
+    sleeves = [
+        (0.16, 0.22, 0.38),
+        (0.3, 0.32, 0.34),
+        (0.2, 0.3, 0.22),
+        (0.1, 0.1, 0.12),
+        (0.45, 0.15, 0.12),
+        (0.55, 0.5, 0.4),
+    ]
     sleeve = np.array(sleeves[int(rng.integers(len(sleeves)))], F32) * F32(rng.uniform(0.85, 1.15))
     wt = float(rng.uniform(0, 1))
     wood = {
@@ -593,8 +838,14 @@ def make_scene(task_seed: int) -> Scene:
         "freq": float(rng.uniform(40, 70)),
         "w": rng.uniform(0, 2 * math.pi, 12).tolist(),
         "k": rng.uniform(0.5, 1.5, 12).tolist(),
-        "knots": [(float(rng.uniform(-0.05, 1.05)), float(rng.uniform(-0.05, WORLD_H + 0.05)), float(rng.uniform(0.015, 0.035)))
-                  for _ in range(int(rng.integers(1, 4)))],  # fmt: skip
+        "knots": [
+            (
+                float(rng.uniform(-0.05, 1.05)),
+                float(rng.uniform(-0.05, WORLD_H + 0.05)),
+                float(rng.uniform(0.015, 0.035)),
+            )
+            for _ in range(int(rng.integers(1, 4)))
+        ],
         "tones": rng.uniform(-0.12, 0.12, 16).tolist(),
     }
     plates = [(0.22, 0.26, 0.32), (0.2, 0.3, 0.24), (0.36, 0.18, 0.14), (0.26, 0.26, 0.28)]
@@ -608,9 +859,32 @@ def make_scene(task_seed: int) -> Scene:
     ex = 0.5 * (tb[0] + tb[2]) * 0.45 + fx * 0.55
     extra_loc = (ex, fy + (0.1 if shoulder[1] > 0 else -0.1))
     cable_anchor = (fx - 0.13, fy - 0.2)
-    return Scene(task_seed, steps, durations, transition, lead_in, tail, extra_kind, (fx, fy), side, tb, comps, fill,
-                 shoulder, hand_sign, float(0.095 * rng.uniform(0.95, 1.05)), skin, sleeve, wood, plate_col, tray_col,
-                 block_col, rest, extra_loc, cable_anchor)  # fmt: skip
+    return Scene(
+        task_seed,
+        steps,
+        durations,
+        transition,
+        lead_in,
+        tail,
+        extra_kind,
+        (fx, fy),
+        side,
+        tb,
+        comps,
+        fill,
+        shoulder,
+        hand_sign,
+        float(0.095 * rng.uniform(0.95, 1.05)),
+        skin,
+        sleeve,
+        wood,
+        plate_col,
+        tray_col,
+        block_col,
+        rest,
+        extra_loc,
+        cable_anchor,
+    )
 
 
 def slot_pos(sc: Scene, kind: str) -> tuple[float, float]:
@@ -638,9 +912,11 @@ def draw_wood(cv: Canvas, w: dict):
     idx = np.floor((Y + w["off"]) / pl).astype(np.int64)
     tones = np.array(w["tones"], F32)[idx % 16]
     shift = (idx * 0.37 % 1.0).astype(F32)
-    warp = (0.005 * np.sin(X * 4.0 * k[0] + ph[0] + shift * 6) * np.sin(Y * 7 + ph[7])
-            + 0.0025 * np.sin(X * 9.0 * k[1] + Y * 11 + ph[1] + shift * 4)
-            + 0.0008 * np.sin(X * 23.0 * k[2] + ph[2] + shift * 3))  # fmt: skip
+    warp = (
+        0.005 * np.sin(X * 4.0 * k[0] + ph[0] + shift * 6) * np.sin(Y * 7 + ph[7])
+        + 0.0025 * np.sin(X * 9.0 * k[1] + Y * 11 + ph[1] + shift * 4)
+        + 0.0008 * np.sin(X * 23.0 * k[2] + ph[2] + shift * 3)
+    )
     for kx, ky, kr in w["knots"]:
         r2 = ((X - kx) / 2.2) ** 2 + (Y - ky) ** 2
         warp = warp + kr * 0.55 * np.exp(-r2 / (kr * kr)) * np.sign(Y - ky + 1e-6)
@@ -673,70 +949,199 @@ def draw_fixture(cv: Canvas, sc: Scene):
     fx, fy = sc.fixture
     side = -sc.tray_side  # the vice screw points away from the tray
     # base plate with mounting bolts
-    draw(cv, (fx - 0.26, fy - 0.15, fx + 0.26, fy + 0.15), sd_box(fx, fy, 0.245, 0.135, 0, 0.012), sc.plate_col,
-         sh_off=(0.006, 0.008), sh_soft=0.008, shadow=0.55, bevel=0.006, relief=0.45)  # fmt: skip
+    draw(
+        cv,
+        (fx - 0.26, fy - 0.15, fx + 0.26, fy + 0.15),
+        sd_box(fx, fy, 0.245, 0.135, 0, 0.012),
+        sc.plate_col,
+        sh_off=(0.006, 0.008),
+        sh_soft=0.008,
+        shadow=0.55,
+        bevel=0.006,
+        relief=0.45,
+    )
     for ux in (-0.222, 0.222):
         for uy in (-0.11, 0.11):
-            draw(cv, (fx + ux - 0.012, fy + uy - 0.012, fx + ux + 0.012, fy + uy + 0.012),
-                 sd_poly(fx + ux, fy + uy, 0.009, 6, 0.3 + ux * uy * 40), (0.62, 0.63, 0.66), bevel=0.003, sh_soft=0.002,
-                 sh_off=(0.0015, 0.002))  # fmt: skip
+            draw(
+                cv,
+                (fx + ux - 0.012, fy + uy - 0.012, fx + ux + 0.012, fy + uy + 0.012),
+                sd_poly(fx + ux, fy + uy, 0.009, 6, 0.3 + ux * uy * 40),
+                (0.62, 0.63, 0.66),
+                bevel=0.003,
+                sh_soft=0.002,
+                sh_off=(0.0015, 0.002),
+            )
     # guide bars
     for uy in (-0.1, 0.1):
-        draw(cv, (fx - 0.2, fy + uy - 0.012, fx + 0.2, fy + uy + 0.012), sd_seg(fx - 0.19, fy + uy, fx + 0.19, fy + uy, 0.0075),
-             (0.7, 0.71, 0.74), bevel=0.0075, relief=0.8, gloss=0.12)  # fmt: skip
+        draw(
+            cv,
+            (fx - 0.2, fy + uy - 0.012, fx + 0.2, fy + uy + 0.012),
+            sd_seg(fx - 0.19, fy + uy, fx + 0.19, fy + uy, 0.0075),
+            (0.7, 0.71, 0.74),
+            bevel=0.0075,
+            relief=0.8,
+            gloss=0.12,
+        )
     # vice screw and T-handle
     hx = fx + side * 0.27
-    draw(cv, (min(fx, hx) - 0.02, fy - 0.02, max(fx, hx) + 0.02, fy + 0.02), sd_seg(fx + side * 0.2, fy, hx, fy, 0.0085),
-         (0.66, 0.67, 0.7), bevel=0.0085, relief=0.8, gloss=0.1, sh_off=(0.006, 0.008), sh_soft=0.005)  # fmt: skip
-    draw(cv, (hx - 0.02, fy - 0.08, hx + 0.02, fy + 0.08), sd_seg(hx, fy - 0.062, hx, fy + 0.062, 0.0065), (0.7, 0.71, 0.74),
-         bevel=0.0065, relief=0.8, gloss=0.12, sh_off=(0.008, 0.011), sh_soft=0.006)  # fmt: skip
+    draw(
+        cv,
+        (min(fx, hx) - 0.02, fy - 0.02, max(fx, hx) + 0.02, fy + 0.02),
+        sd_seg(fx + side * 0.2, fy, hx, fy, 0.0085),
+        (0.66, 0.67, 0.7),
+        bevel=0.0085,
+        relief=0.8,
+        gloss=0.1,
+        sh_off=(0.006, 0.008),
+        sh_soft=0.005,
+    )
+    draw(
+        cv,
+        (hx - 0.02, fy - 0.08, hx + 0.02, fy + 0.08),
+        sd_seg(hx, fy - 0.062, hx, fy + 0.062, 0.0065),
+        (0.7, 0.71, 0.74),
+        bevel=0.0065,
+        relief=0.8,
+        gloss=0.12,
+        sh_off=(0.008, 0.011),
+        sh_soft=0.006,
+    )
     for e in (-1, 1):
-        draw(cv, (hx - 0.02, fy + e * 0.062 - 0.02, hx + 0.02, fy + e * 0.062 + 0.02), sd_circle(hx, fy + e * 0.062, 0.011),
-             (0.15, 0.15, 0.17), bevel=0.008, relief=0.8, gloss=0.15, sh_off=(0.008, 0.011), sh_soft=0.006)  # fmt: skip
+        draw(
+            cv,
+            (hx - 0.02, fy + e * 0.062 - 0.02, hx + 0.02, fy + e * 0.062 + 0.02),
+            sd_circle(hx, fy + e * 0.062, 0.011),
+            (0.15, 0.15, 0.17),
+            bevel=0.008,
+            relief=0.8,
+            gloss=0.15,
+            sh_off=(0.008, 0.011),
+            sh_soft=0.006,
+        )
     # jaws
     for e in (-1, 1):
         jx = fx + e * 0.182
-        draw(cv, (jx - 0.04, fy - 0.12, jx + 0.04, fy + 0.12), sd_box(jx, fy, 0.032, 0.105, 0, 0.004), (0.58, 0.6, 0.63),
-             sh_off=(0.006, 0.008), sh_soft=0.006, shadow=0.5, bevel=0.006, relief=0.5, tex=_brushed(60))  # fmt: skip
+        draw(
+            cv,
+            (jx - 0.04, fy - 0.12, jx + 0.04, fy + 0.12),
+            sd_box(jx, fy, 0.032, 0.105, 0, 0.004),
+            (0.58, 0.6, 0.63),
+            sh_off=(0.006, 0.008),
+            sh_soft=0.006,
+            shadow=0.5,
+            bevel=0.006,
+            relief=0.5,
+            tex=_brushed(60),
+        )
         for k in range(9):
             gy = fy - 0.09 + k * 0.0225
-            draw(cv, (jx - 0.035, gy - 0.004, jx + 0.035, gy + 0.004), sd_box(jx - e * 0.012, gy, 0.016, 0.0013),
-                 (0.4, 0.41, 0.44), shadow=0, inner=True, bevel=0.0013, outline=0.05)  # fmt: skip
+            draw(
+                cv,
+                (jx - 0.035, gy - 0.004, jx + 0.035, gy + 0.004),
+                sd_box(jx - e * 0.012, gy, 0.016, 0.0013),
+                (0.4, 0.41, 0.44),
+                shadow=0,
+                inner=True,
+                bevel=0.0013,
+                outline=0.05,
+            )
     # workpiece block
-    draw(cv, (fx - 0.16, fy - 0.095, fx + 0.16, fy + 0.095), sd_box(fx, fy, 0.15, 0.086, 0, 0.004), sc.block_col,
-         sh_off=(0.004, 0.006), sh_soft=0.004, shadow=0.5, bevel=0.005, relief=0.45, tex=_brushed(90))  # fmt: skip
+    draw(
+        cv,
+        (fx - 0.16, fy - 0.095, fx + 0.16, fy + 0.095),
+        sd_box(fx, fy, 0.15, 0.086, 0, 0.004),
+        sc.block_col,
+        sh_off=(0.004, 0.006),
+        sh_soft=0.004,
+        shadow=0.5,
+        bevel=0.005,
+        relief=0.45,
+        tex=_brushed(90),
+    )
     # holes and sockets where the parts go
     for kind in SLOTS:
         x, y = slot_pos(sc, kind)
         dark = (0.28, 0.29, 0.31)
         if kind in ("bolt", "pin", "knob", "lever"):
             r = {"bolt": 0.0075, "pin": 0.0085, "knob": 0.006, "lever": 0.005}[kind] * Z
-            draw(cv, (x - 0.012, y - 0.012, x + 0.012, y + 0.012), sd_circle(x, y, r), dark, shadow=0, inner=True,
-                 bevel=0.003)  # fmt: skip
+            draw(
+                cv,
+                (x - 0.012, y - 0.012, x + 0.012, y + 0.012),
+                sd_circle(x, y, r),
+                dark,
+                shadow=0,
+                inner=True,
+                bevel=0.003,
+            )
         elif kind == "rail":
-            draw(cv, (x - 0.08, y - 0.02, x + 0.08, y + 0.02), sd_box(x, y, 0.05 * Z, 0.011 * Z, 0, 0.002), sc.block_col * 0.7,
-                 shadow=0, inner=True, bevel=0.003)  # fmt: skip
+            draw(
+                cv,
+                (x - 0.08, y - 0.02, x + 0.08, y + 0.02),
+                sd_box(x, y, 0.05 * Z, 0.011 * Z, 0, 0.002),
+                sc.block_col * 0.7,
+                shadow=0,
+                inner=True,
+                bevel=0.003,
+            )
         elif kind == "cable":
-            draw(cv, (x - 0.025, y - 0.03, x + 0.025, y + 0.03), sd_box(x, y + 0.004 * Z, 0.0095 * Z, 0.012 * Z, 0, 0.002),
-                 (0.2, 0.2, 0.22), shadow=0, inner=True, bevel=0.003)  # fmt: skip
+            draw(
+                cv,
+                (x - 0.025, y - 0.03, x + 0.025, y + 0.03),
+                sd_box(x, y + 0.004 * Z, 0.0095 * Z, 0.012 * Z, 0, 0.002),
+                (0.2, 0.2, 0.22),
+                shadow=0,
+                inner=True,
+                bevel=0.003,
+            )
         elif kind == "bracket":
             for u, v in ((0.014 * Z, 0.012 * Z), (-0.012 * Z, -0.015 * Z)):
-                draw(cv, (x + u - 0.006, y + v - 0.006, x + u + 0.006, y + v + 0.006), sd_circle(x + u, y + v, 0.0028 * Z),
-                     dark, shadow=0, inner=True, bevel=0.002)  # fmt: skip
+                draw(
+                    cv,
+                    (x + u - 0.006, y + v - 0.006, x + u + 0.006, y + v + 0.006),
+                    sd_circle(x + u, y + v, 0.0028 * Z),
+                    dark,
+                    shadow=0,
+                    inner=True,
+                    bevel=0.002,
+                )
         elif kind == "clip":
-            draw(cv, (x - 0.01, y - 0.01, x + 0.01, y + 0.01), sd_circle(x, y, 0.0045 * Z), dark, shadow=0, inner=True,
-                 bevel=0.002)  # fmt: skip
+            draw(
+                cv,
+                (x - 0.01, y - 0.01, x + 0.01, y + 0.01),
+                sd_circle(x, y, 0.0045 * Z),
+                dark,
+                shadow=0,
+                inner=True,
+                bevel=0.002,
+            )
 
 
 def draw_tray(cv: Canvas, sc: Scene):
     x0, y0, x1, y1 = sc.tray_box
     cx, cy = 0.5 * (x0 + x1), 0.5 * (y0 + y1)
-    draw(cv, (x0 - 0.01, y0 - 0.01, x1 + 0.01, y1 + 0.01), sd_box(cx, cy, (x1 - x0) / 2, (y1 - y0) / 2, 0, 0.012),
-         sc.tray_col, sh_off=(0.005, 0.007), sh_soft=0.007, shadow=0.5, bevel=0.006, relief=0.6)  # fmt: skip
+    draw(
+        cv,
+        (x0 - 0.01, y0 - 0.01, x1 + 0.01, y1 + 0.01),
+        sd_box(cx, cy, (x1 - x0) / 2, (y1 - y0) / 2, 0, 0.012),
+        sc.tray_col,
+        sh_off=(0.005, 0.007),
+        sh_soft=0.007,
+        shadow=0.5,
+        bevel=0.006,
+        relief=0.6,
+    )
     cw, ch = (x1 - x0 - 0.02) / 2, (y1 - y0 - 0.02) / 4
-    for kind, (px, py) in sc.compartments.items():
-        draw(cv, (px - cw / 2, py - ch / 2, px + cw / 2, py + ch / 2), sd_box(px, py, cw / 2 - 0.005, ch / 2 - 0.005, 0, 0.008),
-             sc.tray_col * 0.72, shadow=0, inner=True, bevel=0.008, relief=0.7)  # fmt: skip
+    for px, py in sc.compartments.values():
+        draw(
+            cv,
+            (px - cw / 2, py - ch / 2, px + cw / 2, py + ch / 2),
+            sd_box(px, py, cw / 2 - 0.005, ch / 2 - 0.005, 0, 0.008),
+            sc.tray_col * 0.72,
+            shadow=0,
+            inner=True,
+            bevel=0.008,
+            relief=0.7,
+        )
     for kind, px, py, ang in sc.tray_fill:
         draw_part(cv, kind, px, py, ang=ang, tray=True)
 
@@ -885,8 +1290,16 @@ def extra_work(sc: Scene, tg: float, dg: float) -> Work:
     pose[I_THUMB + 2] += 0.2 * math.sin(2 * math.pi * 1.3 * tg) * e
     pose[I_PITCH] += 0.15 * e
     tgt = (ex + 0.025 * e * math.sin(w), ey + 0.012 * e * math.sin(2 * w))
-    return Work("pinch", tgt, 0.45 * e * math.sin(2 * math.pi * 0.45 * tg), pose, POSES["pinch"], sc.extra_kind, "hand",
-                (CARRY_ROT + 1.4 * e * math.sin(2 * math.pi * 0.35 * tg), 0.0, 0.0, 0.0, 0.0))  # fmt: skip
+    return Work(
+        "pinch",
+        tgt,
+        0.45 * e * math.sin(2 * math.pi * 0.45 * tg),
+        pose,
+        POSES["pinch"],
+        sc.extra_kind,
+        "hand",
+        (CARRY_ROT + 1.4 * e * math.sin(2 * math.pi * 0.35 * tg), 0.0, 0.0, 0.0, 0.0),
+    )
 
 
 def rest_work(sc: Scene, t: float) -> Work:
@@ -1125,8 +1538,9 @@ class Camera:
 
 CAMERAS = {
     "gold": Camera(640, 360, 30.0),
-    "correct_nuisance": Camera(512, 288, 25.0, zoom=1.1, shift=(0.028, -0.016), rot_deg=2.0, gain=0.8,
-                               tint=(1.06, 0.97, 0.8), noise=4.0),  # fmt: skip
+    "correct_nuisance": Camera(
+        512, 288, 25.0, zoom=1.1, shift=(0.028, -0.016), rot_deg=2.0, gain=0.8, tint=(1.06, 0.97, 0.8), noise=4.0
+    ),
 }
 TRAINEE = Camera(480, 270, 24.0)
 ROT_STEP_DEG = 0.04
@@ -1145,8 +1559,11 @@ class _Shake:
 
     def __call__(self, t: float):
         v = (self.a * np.sin(2 * math.pi * self.f * t + self.p)).sum(axis=1) / 1.6
-        g = 1.0 + 0.045 * math.sin(2 * math.pi * self.drift_f[0] * t + self.drift_p[0]) \
+        g = (
+            1.0
+            + 0.045 * math.sin(2 * math.pi * self.drift_f[0] * t + self.drift_p[0])
             + 0.02 * math.sin(2 * math.pi * self.drift_f[1] * t + self.drift_p[1])
+        )
         return float(v[0]), float(v[1]), float(v[2]), g
 
 
@@ -1309,7 +1726,9 @@ def compose(cv: Canvas, sc: Scene, hs: HandState, parts) -> None:
             draw_part(cv, kind, x, y, prm, lift=lift, anchor=anchor)
 
 
-def render_video(sc: Scene, acts: list[plans.Activity], path: Path, cam: Camera, seed: int, cache: dict) -> plans.Timeline:
+def render_video(
+    sc: Scene, acts: list[plans.Activity], path: Path, cam: Camera, seed: int, cache: dict
+) -> plans.Timeline:
     tl = plans.lay_out(acts, sc.transition, sc.lead_in, sc.tail)
     rng = np.random.default_rng(seed)
     director = Director(sc, tl)
@@ -1320,7 +1739,7 @@ def render_video(sc: Scene, acts: list[plans.Activity], path: Path, cam: Camera,
     vw = 1.0 / cam.zoom
     U = ((np.arange(cam.w, dtype=F32) + 0.5 - cam.w / 2) / cam.w * vw)[None, :]
     V = ((np.arange(cam.h, dtype=F32) + 0.5 - cam.h / 2) / cam.w * vw)[:, None]
-    yy, xx = np.mgrid[0:cam.h, 0:cam.w].astype(F32)
+    yy, xx = np.mgrid[0 : cam.h, 0 : cam.w].astype(F32)
     r2 = ((xx - cam.w / 2) / (cam.w / 2)) ** 2 + ((yy - cam.h / 2) / (cam.w / 2)) ** 2
     vig = (1.0 - 0.22 * r2).astype(F32)
     light = (vig[..., None] * np.array(cam.tint, F32)[None, None, :] * F32(255.0 * cam.gain)).astype(F32)
@@ -1347,8 +1766,8 @@ def render_video(sc: Scene, acts: list[plans.Activity], path: Path, cam: Camera,
                 th = math.radians(q * ROT_STEP_DEG)
                 c, si = math.cos(th), math.sin(th)
                 J = (0.5 + cam.shift[0] + MARGIN) * s - 0.5 + s * (c * U - si * V)
-                I = (WORLD_H / 2 + cam.shift[1] + MARGIN) * s - 0.5 + s * (si * U + c * V)
-                maps[q] = (np.rint(I).astype(np.int32) * cv.W + np.rint(J).astype(np.int32)).astype(np.int32)
+                row = (WORLD_H / 2 + cam.shift[1] + MARGIN) * s - 0.5 + s * (si * U + c * V)
+                maps[q] = (np.rint(row).astype(np.int32) * cv.W + np.rint(J).astype(np.int32)).astype(np.int32)
             off = int(round(cam.shake * oy * s)) * cv.W + int(round(cam.shake * ox * s))
             idx = _clip(maps[q] + np.int32(off), 0, cv.H * cv.W - 1)
             frame = np.take(work.reshape(-1, 3), idx, axis=0)
@@ -1382,8 +1801,22 @@ def _grab(path: Path, t: float, size: tuple[int, int]) -> np.ndarray:
     from imageio_ffmpeg import get_ffmpeg_exe
 
     w, h = size
-    cmd = [get_ffmpeg_exe(), "-v", "error", "-ss", f"{t:.3f}", "-i", str(path), "-frames:v", "1", "-f", "rawvideo",
-           "-pix_fmt", "rgb24", "-"]  # fmt: skip
+    cmd = [
+        get_ffmpeg_exe(),
+        "-v",
+        "error",
+        "-ss",
+        f"{t:.3f}",
+        "-i",
+        str(path),
+        "-frames:v",
+        "1",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-",
+    ]
     raw = subprocess.run(cmd, capture_output=True, check=True).stdout
     return np.frombuffer(raw[: w * h * 3], np.uint8).reshape(h, w, 3)
 
@@ -1396,7 +1829,9 @@ def contact_sheet(task: plans.Task, path: Path) -> None:
     tiles = []
     for k, (a, b) in enumerate(task.gold_steps()):
         kind = sc.steps[k]
-        tiles.append((_grab(task.gold.path, 0.5 * (a + b), (640, 360)), f"gold step {k}: {kind} ({KINDS[KIND_INDEX[kind]][1]})"))
+        tiles.append(
+            (_grab(task.gold.path, 0.5 * (a + b), (640, 360)), f"gold step {k}: {kind} ({KINDS[KIND_INDEX[kind]][1]})")
+        )
     for v in ("correct_nuisance", "wrong_execution", "extra_step"):
         vid = task.trainees.get(v)
         if vid is None:

@@ -30,9 +30,13 @@ def available() -> bool:
 def _video(truth: dict, key: str, variant: str, gold_actions: list[int]) -> plans.Video:
     rec = truth[key]
     segs = [
-        plans.Segment(plans.Activity("step", gold_actions.index(s["action"]), s["end_sec"] - s["start_sec"]), s["start_sec"], s["end_sec"])
+        plans.Segment(
+            plans.Activity("step", gold_actions.index(s["action"]), s["end_sec"] - s["start_sec"]),
+            s["start_sec"],
+            s["end_sec"],
+        )
         for s in rec["steps"]
-    ]  # fmt: skip
+    ]
     expected = [plans.Expected("step_missing", gold_actions.index(a)) for a in rec["missing_actions"]]
     return plans.Video(data_dir() / rec["file"], variant, plans.Timeline(segs, rec["seconds"]), expected)
 
@@ -44,7 +48,9 @@ def render_task(out_dir: Path, task_seed: int = 0, variants: Sequence[str] = tup
     truth = json.loads((data_dir() / "truth.json").read_text())
     actions = [s["action"] for s in truth[GOLD]["steps"]]
     gold = _video(truth, GOLD, "gold", actions)
-    trainees = {v: (gold if TRAINEES[v] == GOLD else _video(truth, TRAINEES[v], v, actions)) for v in variants if v in TRAINEES}
+    trainees = {
+        v: (gold if TRAINEES[v] == GOLD else _video(truth, TRAINEES[v], v, actions)) for v in variants if v in TRAINEES
+    }
     return plans.Task(NAME, "handwash", gold, trainees)
 
 

@@ -137,8 +137,7 @@ def _scaled_cutout(obj: str, height_px: float) -> tuple[np.ndarray, float]:
     if f > 0.97:
         return p, side
     h, w = max(4, round(p.shape[0] * f)), max(4, round(p.shape[1] * f))
-    chans = [np.asarray(Image.fromarray(p[..., c]).resize((w, h), Image.BILINEAR, reducing_gap=None))
-             for c in range(5)]  # fmt: skip
+    chans = [np.asarray(Image.fromarray(p[..., c]).resize((w, h), Image.BILINEAR, reducing_gap=None)) for c in range(5)]
     return np.stack(chans, axis=-1).astype(np.float32), side * h / p.shape[0]
 
 
@@ -195,11 +194,19 @@ class TaskSpec:
 
 
 def _motion(rng: np.random.Generator, kind: str) -> Motion:
-    size = {"slide": (0.22, 0.32), "arc": (0.12, 0.16), "circle": (0.09, 0.13), "figure8": (0.12, 0.16),
-            "shake": (0.045, 0.07), "spin": (0.0, 0.02), "approach": (0.35, 0.5)}[kind]  # fmt: skip
+    size = {
+        "slide": (0.22, 0.32),
+        "arc": (0.12, 0.16),
+        "circle": (0.09, 0.13),
+        "figure8": (0.12, 0.16),
+        "shake": (0.045, 0.07),
+        "spin": (0.0, 0.02),
+        "approach": (0.35, 0.5),
+    }[kind]
     cycles = {"shake": rng.uniform(3.5, 5.5), "spin": rng.choice([1.0, 1.5]), "circle": 1.0}.get(kind, 1.0)
-    return Motion(kind, float(rng.uniform(0, 2 * np.pi)), float(rng.uniform(*size)), float(rng.choice([-1, 1])),
-                  float(cycles))  # fmt: skip
+    return Motion(
+        kind, float(rng.uniform(0, 2 * np.pi)), float(rng.uniform(*size)), float(rng.choice([-1, 1])), float(cycles)
+    )
 
 
 def _cam(rng: np.random.Generator, place: tuple[float, float]) -> Cam:
@@ -263,8 +270,16 @@ def make_spec(task_seed: int) -> TaskSpec:
         vert = "top" if place[1] < 0.5 else "bottom"
         enter = horiz if rng.random() < 0.6 else vert
         exit_ = EDGES[int(rng.integers(4))]
-        return Spec(obj, (float(place[0]), float(place[1])), _motion(rng, kind), enter, exit_,
-                    float(rng.uniform(-25, 25)), float(rng.uniform(0.9, 1.1)), _cam(rng, place))  # fmt: skip
+        return Spec(
+            obj,
+            (float(place[0]), float(place[1])),
+            _motion(rng, kind),
+            enter,
+            exit_,
+            float(rng.uniform(-25, 25)),
+            float(rng.uniform(0.9, 1.1)),
+            _cam(rng, place),
+        )
 
     steps = [spec(gold_objs[o_seq[i]], places[gold_place_ids[p_seq[i]]], kinds[i]) for i in range(n)]
     wrong = []
@@ -273,8 +288,9 @@ def make_spec(task_seed: int) -> TaskSpec:
         wrong.append(replace(s, motion=_motion(rng, others[int(rng.integers(len(others)))])))
     extra_kind = MOTIONS[int(rng.integers(len(MOTIONS)))]
     extra = spec(extra_obj, places[extra_place], extra_kind)
-    return TaskSpec(scene, float(rng.uniform(0.2, 0.8)), tuple(float(d) for d in durations), tuple(steps),
-                    tuple(wrong), extra)  # fmt: skip
+    return TaskSpec(
+        scene, float(rng.uniform(0.2, 0.8)), tuple(float(d) for d in durations), tuple(steps), tuple(wrong), extra
+    )
 
 
 # ----------------------------------------------------------------------------- motion
@@ -336,11 +352,23 @@ def _object_state(sp: Spec, phase: float) -> tuple[float, float, float, float, f
     if phase < ENTER:
         a = _smooth(phase / ENTER) ** 0.7
         e = _offscreen(sp.enter, p0, size)
-        return e[0] + (p0[0] - e[0]) * a, e[1] + (p0[1] - e[1]) * a, sp.angle0 + m0[2] - 20 * (1 - a), m0[3] * sp.scale0, 1.0
+        return (
+            e[0] + (p0[0] - e[0]) * a,
+            e[1] + (p0[1] - e[1]) * a,
+            sp.angle0 + m0[2] - 20 * (1 - a),
+            m0[3] * sp.scale0,
+            1.0,
+        )
     if phase > 1 - EXIT:
         a = _smooth((phase - (1 - EXIT)) / EXIT) ** 1.4
         x = _offscreen(sp.exit, p1, size)
-        return p1[0] + (x[0] - p1[0]) * a, p1[1] + (x[1] - p1[1]) * a, sp.angle0 + m1[2] + 20 * a, m1[3] * sp.scale0, 1.0
+        return (
+            p1[0] + (x[0] - p1[0]) * a,
+            p1[1] + (x[1] - p1[1]) * a,
+            sp.angle0 + m1[2] + 20 * a,
+            m1[3] * sp.scale0,
+            1.0,
+        )
     s = (phase - ENTER) / (1 - ENTER - EXIT)
     du, dv, rot, sc = _path(sp.motion, s)
     return sp.place[0] + du, sp.place[1] + dv, sp.angle0 + rot, sc * sp.scale0, 1.0
@@ -374,11 +402,20 @@ def _look(variant: str, seed: int) -> Look:
     if variant == "gold":
         return Look((640, 426), 30.0)
     rng = np.random.default_rng(seed)
-    common = dict(noise=float(rng.uniform(2.0, 3.5)), jpeg=int(rng.integers(38, 66)), drift=float(rng.uniform(0.04, 0.08)),
-                  drift_period=float(rng.uniform(7, 14)), drift_phase=float(rng.uniform(0, 2 * np.pi)),
-                  exposure=float(rng.uniform(0.95, 1.05)), transition=float(rng.uniform(0.55, 0.95)))  # fmt: skip
+    common = dict(
+        noise=float(rng.uniform(2.0, 3.5)),
+        jpeg=int(rng.integers(38, 66)),
+        drift=float(rng.uniform(0.04, 0.08)),
+        drift_period=float(rng.uniform(7, 14)),
+        drift_phase=float(rng.uniform(0, 2 * np.pi)),
+        exposure=float(rng.uniform(0.95, 1.05)),
+        transition=float(rng.uniform(0.55, 0.95)),
+    )
     if variant == "correct_nuisance":
-        pan = (float(rng.choice([-1, 1]) * rng.uniform(0.03, 0.05)), float(rng.choice([-1, 1]) * rng.uniform(0.02, 0.035)))
+        pan = (
+            float(rng.choice([-1, 1]) * rng.uniform(0.03, 0.05)),
+            float(rng.choice([-1, 1]) * rng.uniform(0.02, 0.035)),
+        )
         return Look((400, 266), 15.0, zoom=1.15, pan=pan, wb=(1.1, 1.0, 0.84), **common)
     zoom = float(rng.uniform(0.98, 1.03))
     pan = (float(rng.uniform(-0.012, 0.012)), float(rng.uniform(-0.01, 0.01)))
@@ -427,12 +464,14 @@ class _Scene:
         y0 = min(max(y - h / 2, 0.0), H - h)
         return x0, y0, h
 
-    def frame(self, cam: tuple[float, float, float], obj: tuple[str, tuple] | None, t: float,
-              rng: np.random.Generator | None) -> np.ndarray:  # fmt: skip
+    def frame(
+        self, cam: tuple[float, float, float], obj: tuple[str, tuple] | None, t: float, rng: np.random.Generator | None
+    ) -> np.ndarray:
         x0, y0, h = self._crop(cam)
         k = self.H / h  # screen px per scene px
-        bg = self.img.resize((self.W, self.H), Image.BILINEAR, box=(x0, y0, x0 + h * self.aspect, y0 + h),
-                             reducing_gap=None)  # fmt: skip
+        bg = self.img.resize(
+            (self.W, self.H), Image.BILINEAR, box=(x0, y0, x0 + h * self.aspect, y0 + h), reducing_gap=None
+        )
         out = np.array(bg)
         if obj is not None:
             name, (u, v, rot, sc, _) = obj
@@ -468,8 +507,9 @@ class _Patch:
         self.side = side  # the ellipse's largest side, patch px
 
 
-def _composite(out: np.ndarray, patch: _Patch, cx: float, cy: float, scale: float, theta: float,
-               shadow: tuple[float, float]) -> None:  # fmt: skip
+def _composite(
+    out: np.ndarray, patch: _Patch, cx: float, cy: float, scale: float, theta: float, shadow: tuple[float, float]
+) -> None:
     """Draws `patch` centred at (cx, cy), scaled and rotated, with its shadow, into out."""
     ph, pw = patch.h, patch.w
     H, W = out.shape[:2]
@@ -522,10 +562,18 @@ class _Clip:
             ph = (t - sg.start_sec) / max(sg.end_sec - sg.start_sec, 1e-6)
             return _cam_at(sp.cam, ph), (sp.obj, _object_state(sp, ph))
         # between activities (or a pause): the camera glides from the last framing to the next
-        prev = next(((k, self.segs[k].end_sec) for k in range(min(i, len(self.segs) - 1), -1, -1)
-                     if self.specs[k] is not None and self.segs[k].end_sec <= t + 1e-9), None)  # fmt: skip
-        nxt = next(((k, self.segs[k].start_sec) for k in range(max(i + 1, 0), len(self.segs))
-                    if self.specs[k] is not None), None)  # fmt: skip
+        prev = next(
+            (
+                (k, self.segs[k].end_sec)
+                for k in range(min(i, len(self.segs) - 1), -1, -1)
+                if self.specs[k] is not None and self.segs[k].end_sec <= t + 1e-9
+            ),
+            None,
+        )
+        nxt = next(
+            ((k, self.segs[k].start_sec) for k in range(max(i + 1, 0), len(self.segs)) if self.specs[k] is not None),
+            None,
+        )
         if prev is None and nxt is None:
             return (1.0, 0.0, 0.0), None
         if prev is None:
@@ -579,7 +627,12 @@ def contact_sheet(task_seed: int, path: Path) -> None:
         sp = gold.specs[k]
         ims = [gold.frame(sg.start_sec + f * (sg.end_sec - sg.start_sec), None) for f in (0.3, 0.5, 0.7)]
         rows.append((f"step {sg.activity.step}: {sp.obj} @({sp.place[0]:.2f},{sp.place[1]:.2f}) {sp.motion.kind}", ims))
-    for v, kind in (("correct_nuisance", "step"), ("wrong_execution", "step"), ("extra_step", "extra"), ("repeated", "pause")):
+    for v, kind in (
+        ("correct_nuisance", "step"),
+        ("wrong_execution", "step"),
+        ("extra_step", "extra"),
+        ("repeated", "pause"),
+    ):
         acts, _ = plans.plan_variant(spec.durations, v)
         clip = _Clip(spec, acts, _look(v, task_seed * 1000 + 17))
         rng = np.random.default_rng(1)
@@ -618,9 +671,13 @@ if __name__ == "__main__":
     sp = make_spec(args.seed)
     print(f"scene {sp.scene}; durations {[round(d, 2) for d in sp.durations]}")
     for i, s in enumerate(sp.steps):
-        print(f"  step {i}: {s.obj:10s} place ({s.place[0]:.2f},{s.place[1]:.2f}) {s.motion.kind:9s} "
-              f"in {s.enter:6s} out {s.exit:6s}; wrong: {sp.wrong[i].motion.kind}")  # fmt: skip
-    print(f"  extra : {sp.extra.obj:10s} place ({sp.extra.place[0]:.2f},{sp.extra.place[1]:.2f}) {sp.extra.motion.kind}")
+        print(
+            f"  step {i}: {s.obj:10s} place ({s.place[0]:.2f},{s.place[1]:.2f}) {s.motion.kind:9s} "
+            f"in {s.enter:6s} out {s.exit:6s}; wrong: {sp.wrong[i].motion.kind}"
+        )
+    print(
+        f"  extra : {sp.extra.obj:10s} place ({sp.extra.place[0]:.2f},{sp.extra.place[1]:.2f}) {sp.extra.motion.kind}"
+    )
     sheet = args.out_dir / f"{NAME}-{args.seed}_contact.png"
     contact_sheet(args.seed, sheet)
     print("contact sheet", sheet)

@@ -98,7 +98,9 @@ class Task:
 
     def gold_steps(self) -> list[tuple[float, float]]:
         """True (start, end) seconds of each gold step in the gold video."""
-        spans = {s.activity.step: (s.start_sec, s.end_sec) for s in self.gold.timeline.segments if s.activity.kind == "step"}
+        spans = {
+            s.activity.step: (s.start_sec, s.end_sec) for s in self.gold.timeline.segments if s.activity.kind == "step"
+        }
         return [spans[k] for k in sorted(spans)]
 
     def extra_gold_span(self, video: Video) -> tuple[float, float]:
@@ -172,8 +174,15 @@ def plan_variant(durations: Sequence[float], variant: str) -> tuple[list[Activit
 Renderer = Callable[[list[Activity], Path, str, int], Timeline]
 
 
-def build_task(style: str, task_id: str, out_dir: Path, durations: Sequence[float], variants: Sequence[str],
-               render: Renderer, seed: int) -> Task:  # fmt: skip
+def build_task(
+    style: str,
+    task_id: str,
+    out_dir: Path,
+    durations: Sequence[float],
+    variants: Sequence[str],
+    render: Renderer,
+    seed: int,
+) -> Task:
     """Render the gold and each variant with `render(activities, path, variant, seed)`."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -209,7 +218,20 @@ def lay_out(activities: Sequence[Activity], transition: float, lead_in: float, t
 _CODECS = {
     "h264": ["-c:v", "libx264", "-preset", "veryfast", "-crf", "21", "-pix_fmt", "yuv420p"],
     "mpeg4": ["-c:v", "mpeg4", "-q:v", "4", "-pix_fmt", "yuv420p"],  # MPEG-4 Part 2
-    "vp9": ["-c:v", "libvpx-vp9", "-b:v", "0", "-crf", "36", "-deadline", "realtime", "-cpu-used", "8", "-pix_fmt", "yuv420p"],
+    "vp9": [
+        "-c:v",
+        "libvpx-vp9",
+        "-b:v",
+        "0",
+        "-crf",
+        "36",
+        "-deadline",
+        "realtime",
+        "-cpu-used",
+        "8",
+        "-pix_fmt",
+        "yuv420p",
+    ],
     "mjpeg": ["-c:v", "mjpeg", "-q:v", "5", "-pix_fmt", "yuvj420p"],
 }
 
@@ -230,9 +252,24 @@ class VideoWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         w, h = size
         rate = Fraction(fps).limit_denominator(1001)
-        cmd = [get_ffmpeg_exe(), "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-               "-s", f"{w}x{h}", "-r", f"{rate.numerator}/{rate.denominator}", "-i", "-",
-               *_CODECS[codec], str(self.path)]  # fmt: skip
+        cmd = [
+            get_ffmpeg_exe(),
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            f"{w}x{h}",
+            "-r",
+            f"{rate.numerator}/{rate.denominator}",
+            "-i",
+            "-",
+            *_CODECS[codec],
+            str(self.path),
+        ]
         self._p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def write(self, frame: np.ndarray) -> None:

@@ -87,9 +87,16 @@ COLOURS = {  # vivid, well separated hues
 }
 MOTIONS = ("loop", "zigzag", "spiral", "bounce", "figure8", "drift", "pendulum", "rectangle")
 # motions that look alike; a wrong execution never swaps one for its look-alike
-_ALIKE = {"loop": {"spiral", "figure8"}, "spiral": {"loop"}, "figure8": {"loop"},
-          "zigzag": {"bounce"}, "bounce": {"zigzag"}, "drift": set(), "pendulum": {"bounce"},
-          "rectangle": {"loop"}}  # fmt: skip
+_ALIKE = {
+    "loop": {"spiral", "figure8"},
+    "spiral": {"loop"},
+    "figure8": {"loop"},
+    "zigzag": {"bounce"},
+    "bounce": {"zigzag"},
+    "drift": set(),
+    "pendulum": {"bounce"},
+    "rectangle": {"loop"},
+}
 
 
 @dataclass(frozen=True)
@@ -143,7 +150,9 @@ def _raw_path(kind: str, rng: np.random.Generator, u: np.ndarray) -> np.ndarray:
         ang = rng.uniform(-0.45, 0.45)
         along = d * (u - 0.5) * rng.uniform(0.8, 1.0)
         across = tri * rng.uniform(0.12, 0.17)
-        return np.stack([along * math.cos(ang) - across * math.sin(ang), along * math.sin(ang) + across * math.cos(ang)], 1)
+        return np.stack(
+            [along * math.cos(ang) - across * math.sin(ang), along * math.sin(ang) + across * math.cos(ang)], 1
+        )
     if kind == "bounce":  # ball bouncing along a floor, decaying hops
         n = int(rng.integers(3, 5))
         s = (u * n) % 1.0
@@ -196,8 +205,14 @@ def _fit(path: np.ndarray, size: float, centre: np.ndarray | None, rng: np.rando
     return path + centre
 
 
-def _spec(shape: str, colour: str, motion: str, rng: np.random.Generator, size: float | None = None,
-          centre: np.ndarray | None = None) -> StepSpec:  # fmt: skip
+def _spec(
+    shape: str,
+    colour: str,
+    motion: str,
+    rng: np.random.Generator,
+    size: float | None = None,
+    centre: np.ndarray | None = None,
+) -> StepSpec:
     u = np.linspace(0, 1, 241)
     size = size if size is not None else float(rng.uniform(0.075, 0.1))
     path = _fit(_raw_path(motion, rng, u), size, centre, rng)
@@ -205,11 +220,15 @@ def _spec(shape: str, colour: str, motion: str, rng: np.random.Generator, size: 
     return StepSpec(shape, colour, size, motion, path, float(turns), float(rng.uniform(0, 2 * math.pi)))
 
 
-def _durations_fit(durations: list[float], transition: float, lead: float, tail: float, cap: float = 44.5) -> list[float]:
+def _durations_fit(
+    durations: list[float], transition: float, lead: float, tail: float, cap: float = 44.5
+) -> list[float]:
     """Shrink step durations (towards 3 s) until every variant's video lasts <= cap seconds."""
     d = list(durations)
     for _ in range(40):
-        worst = max(plans.lay_out(plans.plan_variant(d, v)[0], transition, lead, tail).duration_sec for v in plans.VARIANTS)
+        worst = max(
+            plans.lay_out(plans.plan_variant(d, v)[0], transition, lead, tail).duration_sec for v in plans.VARIANTS
+        )
         if worst <= cap:
             return d
         d = [3.0 + (x - 3.0) * 0.93 for x in d]
@@ -235,7 +254,9 @@ def _procedure(task_seed: int) -> Procedure:
 
     mid = n // 2  # plans.plan_variant's wrong_execution step
     o = steps[mid]
-    pool = [m for m in MOTIONS if m not in motions and m not in _ALIKE[o.motion]] or [m for m in MOTIONS if m != o.motion]
+    pool = [m for m in MOTIONS if m not in motions and m not in _ALIKE[o.motion]] or [
+        m for m in MOTIONS if m != o.motion
+    ]
     wm = str(rng.choice(pool))
     centre = (o.path.min(0) + o.path.max(0)) / 2
     w = _spec(o.shape, o.colour, wm, rng, size=o.size, centre=centre)
@@ -516,8 +537,15 @@ def _render(proc: Procedure, acts: list[plans.Activity], path: Path, variant: st
                 e = min(1.0, lt / fi, (dur - lt) / fi)
                 e = max(0.0, e) ** 2 * (3 - 2 * max(0.0, e))
                 s = cam.ppu * zoom
-                _draw(frame, spec, (x - cx) * s + cam.w / 2, (y - cy) * s + cam.h / 2,
-                      spec.size * s * (0.55 + 0.45 * e), ang, e)  # fmt: skip
+                _draw(
+                    frame,
+                    spec,
+                    (x - cx) * s + cam.w / 2,
+                    (y - cy) * s + cam.h / 2,
+                    spec.size * s * (0.55 + 0.45 * e),
+                    ang,
+                    e,
+                )
             g = (1.0 + a1 * math.sin(2 * math.pi * f1 * t + p1) + a2 * math.sin(2 * math.pi * f2 * t + p2)) * tint
             frame *= g
             frame += noise[(i * 3 + (i // 7)) % len(noise)]
@@ -548,7 +576,22 @@ def _decode(path: Path, times: Sequence[float]) -> list[np.ndarray]:
     w, h = map(int, re.search(r", (\d{2,5})x(\d{2,5})", probe).groups())
     out = []
     for t in times:
-        cmd = [ff, "-v", "error", "-ss", f"{t:.3f}", "-i", str(path), "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
+        cmd = [
+            ff,
+            "-v",
+            "error",
+            "-ss",
+            f"{t:.3f}",
+            "-i",
+            str(path),
+            "-frames:v",
+            "1",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-",
+        ]
         raw = subprocess.run(cmd, capture_output=True, check=True).stdout
         out.append(np.frombuffer(raw[: w * h * 3], np.uint8).reshape(h, w, 3))
     return out

@@ -62,9 +62,17 @@ EXTRAS = (  # activities that are never a gold step
     ("Look around", "Watch what the others are doing", "eye"),
 )
 PALETTE = (
-    (35, 85, 165), (15, 120, 125), (45, 130, 60), (200, 105, 25), (170, 45, 45),
-    (105, 55, 145), (120, 120, 30), (115, 75, 45), (30, 45, 100), (165, 50, 115),
-)  # fmt: skip
+    (35, 85, 165),
+    (15, 120, 125),
+    (45, 130, 60),
+    (200, 105, 25),
+    (170, 45, 45),
+    (105, 55, 145),
+    (120, 120, 30),
+    (115, 75, 45),
+    (30, 45, 100),
+    (165, 50, 115),
+)
 PAUSE_BG = ((105, 105, 105), (22, 22, 22))
 
 _FONT_DIR = Path(__import__("matplotlib").get_data_path()) / "fonts" / "ttf"
@@ -94,7 +102,10 @@ def _icon(d: ImageDraw.ImageDraw, kind: str, cx: float, cy: float, s: float, fg,
             dot(*p, w / 2, col)
 
     if kind == "arrow":
-        d.polygon([P(-0.8, -0.2), P(0.15, -0.2), P(0.15, -0.55), P(0.85, 0), P(0.15, 0.55), P(0.15, 0.2), P(-0.8, 0.2)], fill=fg)
+        d.polygon(
+            [P(-0.8, -0.2), P(0.15, -0.2), P(0.15, -0.55), P(0.85, 0), P(0.15, 0.55), P(0.15, 0.2), P(-0.8, 0.2)],
+            fill=fg,
+        )
     elif kind == "gear":
         pts = []
         for i in range(8):
@@ -110,9 +121,15 @@ def _icon(d: ImageDraw.ImageDraw, kind: str, cx: float, cy: float, s: float, fg,
             d.polygon(pts, fill=fg)
             d.arc([P(-0.45, -0.1), P(0.35, 0.7)], 100, 170, fill=hole, width=W(0.08))
         else:
+
             def flame(sc, dx, dy, lean):
-                return [P(dx + sc * (0.7 * math.sin(t) * math.sin(t / 2) ** 2.2 + lean * (1 + math.cos(t)) ** 2 / 4),
-                          dy + sc * (-0.95 * math.cos(t))) for t in ts]  # fmt: skip
+                return [
+                    P(
+                        dx + sc * (0.7 * math.sin(t) * math.sin(t / 2) ** 2.2 + lean * (1 + math.cos(t)) ** 2 / 4),
+                        dy + sc * (-0.95 * math.cos(t)),
+                    )
+                    for t in ts
+                ]
 
             d.polygon(flame(1.0, 0.0, 0.05, -0.18), fill=fg)
             d.polygon(flame(0.45, 0.0, 0.52, 0.08), fill=hole)
@@ -133,7 +150,10 @@ def _icon(d: ImageDraw.ImageDraw, kind: str, cx: float, cy: float, s: float, fg,
         dot(0.36, -0.36, 0.38)
         u, v = (0.7071, -0.7071), (0.7071, 0.7071)
         c = (0.36 + 0.05 * u[0], -0.36 + 0.05 * u[1])
-        slot = [(c[0] + a * u[0] + b * v[0], c[1] + a * u[1] + b * v[1]) for a, b in ((0, -0.14), (0.6, -0.14), (0.6, 0.14), (0, 0.14))]
+        slot = [
+            (c[0] + a * u[0] + b * v[0], c[1] + a * u[1] + b * v[1])
+            for a, b in ((0, -0.14), (0.6, -0.14), (0.6, 0.14), (0, 0.14))
+        ]
         d.polygon([P(*p) for p in slot], fill=hole)
         dot(-0.62, 0.62, 0.06, hole)
     elif kind in ("lock", "unlock"):
@@ -145,11 +165,26 @@ def _icon(d: ImageDraw.ImageDraw, kind: str, cx: float, cy: float, s: float, fg,
         dot(0, 0.3, 0.12, hole)
         d.polygon([P(-0.06, 0.32), P(0.06, 0.32), P(0.1, 0.6), P(-0.1, 0.6)], fill=hole)
     elif kind == "bolt":
-        d.polygon([P(0.12, -0.95), P(-0.5, 0.12), P(-0.05, 0.12), P(-0.22, 0.95), P(0.52, -0.22), P(0.06, -0.22), P(0.32, -0.95)], fill=fg)
+        d.polygon(
+            [
+                P(0.12, -0.95),
+                P(-0.5, 0.12),
+                P(-0.05, 0.12),
+                P(-0.22, 0.95),
+                P(0.52, -0.22),
+                P(0.06, -0.22),
+                P(0.32, -0.95),
+            ],
+            fill=fg,
+        )
     elif kind == "gauge":
         d.arc([P(-0.85, -0.7), P(0.85, 1.0)], 180, 360, fill=fg, width=W(0.14))
         for a in np.linspace(math.pi, 2 * math.pi, 7):
-            d.line([P(0.55 * math.cos(a), 0.15 + 0.55 * math.sin(a)), P(0.7 * math.cos(a), 0.15 + 0.7 * math.sin(a))], fill=fg, width=W(0.06))
+            d.line(
+                [P(0.55 * math.cos(a), 0.15 + 0.55 * math.sin(a)), P(0.7 * math.cos(a), 0.15 + 0.7 * math.sin(a))],
+                fill=fg,
+                width=W(0.06),
+            )
         a = math.radians(300)
         line([(0, 0.15), (0.62 * math.cos(a), 0.15 + 0.62 * math.sin(a))], 0.09)
         dot(0, 0.15, 0.13)
@@ -171,8 +206,13 @@ def _icon(d: ImageDraw.ImageDraw, kind: str, cx: float, cy: float, s: float, fg,
         d.rectangle([P(0.14, -0.85), P(0.3, -0.4)], fill=fg)
         line([(0, 0.35), (0, 0.65), (0.35, 0.95)], 0.14)
     elif kind == "star":
-        pts = [P((0.92 if i % 2 == 0 else 0.4) * math.cos(-math.pi / 2 + i * math.pi / 5),
-                 0.08 + (0.92 if i % 2 == 0 else 0.4) * math.sin(-math.pi / 2 + i * math.pi / 5)) for i in range(10)]  # fmt: skip
+        pts = [
+            P(
+                (0.92 if i % 2 == 0 else 0.4) * math.cos(-math.pi / 2 + i * math.pi / 5),
+                0.08 + (0.92 if i % 2 == 0 else 0.4) * math.sin(-math.pi / 2 + i * math.pi / 5),
+            )
+            for i in range(10)
+        ]
         d.polygon(pts, fill=fg)
     elif kind == "bell":
         d.rounded_rectangle([P(-0.5, -0.65), P(0.5, 0.5)], radius=W(0.45), fill=fg)
@@ -314,7 +354,9 @@ class _Procedure:
                 title, text, icon = self.extra
                 img = _draw_slide(title, text, icon, self.extra_colour, self.footer)
             else:  # ("pause", dot)
-                img = _draw_slide("Please wait", "The line is paused", "hourglass", self.pause_colour, self.footer, dots=key[1])
+                img = _draw_slide(
+                    "Please wait", "The line is paused", "hourglass", self.pause_colour, self.footer, dots=key[1]
+                )
             self._slides[key] = img
         return self._slides[key]
 
@@ -348,7 +390,12 @@ class _Format:
         spr = np.asarray(Image.fromarray(spr).resize((cw, ch), Image.LANCZOS)).astype(np.uint16)
         self.cur_rgb, self.cur_a = spr[..., :3], spr[..., 3:4]
         # progress bar, in output px of the slide region
-        self.bar = (round(200 * self.sx), round(452 * self.sy), round(600 * self.sx), max(round(462 * self.sy), round(452 * self.sy) + 2))
+        self.bar = (
+            round(200 * self.sx),
+            round(452 * self.sy),
+            round(600 * self.sx),
+            max(round(462 * self.sy), round(452 * self.sy) + 2),
+        )
 
     def base(self, key: tuple) -> np.ndarray:
         if key not in self._base:
@@ -483,10 +530,19 @@ def contact_sheet(task: plans.Task, out_png: Path) -> None:
     for k, (s, e) in enumerate(task.gold_steps()):
         grab(task.gold, (s + e) / 2, f"gold step {k}")
     grab(task.gold, task.gold_steps()[0][1] - 0.05, "gold step 0 end")
-    for v, kind in (("wrong_execution", "step"), ("extra_step", "extra"), ("repeated", "pause"), ("correct_nuisance", "step")):
+    for v, kind in (
+        ("wrong_execution", "step"),
+        ("extra_step", "extra"),
+        ("repeated", "pause"),
+        ("correct_nuisance", "step"),
+    ):
         if v in task.trainees:
             vid = task.trainees[v]
-            seg = next(s for s in vid.timeline.segments if (s.activity.wrong if v == "wrong_execution" else s.activity.kind == kind))
+            seg = next(
+                s
+                for s in vid.timeline.segments
+                if (s.activity.wrong if v == "wrong_execution" else s.activity.kind == kind)
+            )
             grab(vid, (seg.start_sec + seg.end_sec) / 2, f"{v}")
     tw, th = 320, 240
     cols = 4
@@ -515,8 +571,10 @@ if __name__ == "__main__":
     task = render_task(args.out_dir, args.seed, [v for v in args.variants.split(",") if v])
     dt = time.perf_counter() - t0
     proc = _Procedure(args.seed)
-    print(f"rendered {task.task_id} ({len(task.trainees)} trainees) in {dt:.1f} s; "
-          f"steps {proc.durations}, transition {proc.transition}, overlay {proc.overlay}")  # fmt: skip
+    print(
+        f"rendered {task.task_id} ({len(task.trainees)} trainees) in {dt:.1f} s; "
+        f"steps {proc.durations}, transition {proc.transition}, overlay {proc.overlay}"
+    )
     for v, vid in task.trainees.items():
         print(f"  {v:17s} {vid.path.name:32s} {vid.timeline.duration_sec:6.2f} s")
     contact_sheet(task, args.out_dir / "contact_sheet.png")

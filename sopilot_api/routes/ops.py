@@ -44,7 +44,9 @@ def ops_queue(door: DagsterDep, _: Operator):
     except DagsterUnavailable as exc:
         error = str(exc)
     queues = [
-        QueueStats(key=job, name=kind, queued=c["queued"], started=c["running"], failed=c["failed"], finished=c["completed"])
+        QueueStats(
+            key=job, name=kind, queued=c["queued"], started=c["running"], failed=c["failed"], finished=c["completed"]
+        )
         for (kind, job), c in zip(JOB_TYPES.items(), counts.values())
     ]
     # Dagster's run queue, not Redis: redis_ok stays null, the daemon's health is daemon_ok

@@ -17,9 +17,15 @@ from ..schemas import ScoreJob, ScoreQueued, ScoreRequest
 router = APIRouter(tags=["scoring"])
 
 
-@router.post("/score", response_model=ScoreQueued, responses={
-    400: {"description": "Invalid video IDs or mismatched task_id"}, 404: {"description": "Unknown video"},
-    409: {"description": "A video's ingest has not completed"}})  # fmt: skip
+@router.post(
+    "/score",
+    response_model=ScoreQueued,
+    responses={
+        400: {"description": "Invalid video IDs or mismatched task_id"},
+        404: {"description": "Unknown video"},
+        409: {"description": "A video's ingest has not completed"},
+    },
+)
 def request_score(body: ScoreRequest, cat: CatalogDep, door: DagsterDep, principal: Operator):
     """Queue a score of a trainee video against a gold video of the same task. Both must be
     ingested (completed) first: a video still ingesting answers 409, so a client polls its
@@ -36,17 +42,30 @@ def request_score(body: ScoreRequest, cat: CatalogDep, door: DagsterDep, princip
         if row["status"] == "failed":
             raise HTTPException(400, f"video {row['video_id']} failed to ingest: {row['error_message']}")
         if row["status"] != "ready":
-            raise HTTPException(409, f"video {row['video_id']} is still being ingested; retry when its ingest job is completed")
+            raise HTTPException(
+                409, f"video {row['video_id']} is still being ingested; retry when its ingest job is completed"
+            )
     if gold["embedding_model"] != trainee["embedding_model"]:
-        raise HTTPException(400, f"videos were embedded by different models ({gold['embedding_model']} vs "
-                                 f"{trainee['embedding_model']}); re-embed one of them")  # fmt: skip
+        raise HTTPException(
+            400,
+            f"videos were embedded by different models ({gold['embedding_model']} vs "
+            f"{trainee['embedding_model']}); re-embed one of them",
+        )
     job_id = new_job_id("score")
-    cat.record_score(job_id, task_id=gold["task_id"], gold_video_id=gold["video_id"], trainee_video_id=trainee["video_id"],
-                     requested_by=principal.requested_by)  # fmt: skip
+    cat.record_score(
+        job_id,
+        task_id=gold["task_id"],
+        gold_video_id=gold["video_id"],
+        trainee_video_id=trainee["video_id"],
+        requested_by=principal.requested_by,
+    )
     try:
         door.add_partition("score_jobs", job_id)
-        run_id = door.launch("score_job", partition_key=job_id, tags={
-            TAG_JOB_ID: job_id, TAG_REQUESTED_BY: principal.requested_by, TAG_TASK_ID: gold["task_id"]})  # fmt: skip
+        run_id = door.launch(
+            "score_job",
+            partition_key=job_id,
+            tags={TAG_JOB_ID: job_id, TAG_REQUESTED_BY: principal.requested_by, TAG_TASK_ID: gold["task_id"]},
+        )
     except Exception as exc:
         cat.update_score(job_id, status="failed", error_message=f"could not queue the score run: {exc}")
         raise
@@ -70,7 +89,11 @@ def job_state(door: Dagster, job: dict) -> tuple[str, dict]:
     run = door.run(job["run_id"]) if job.get("run_id") else None
     if run is None:
         status = job["status"] if job["status"] in ("queued", "running", "completed", "failed") else "queued"
-        return status, {"queued_at": job["created_at"], "started_at": job.get("started_at"), "finished_at": job.get("finished_at")}
+        return status, {
+            "queued_at": job["created_at"],
+            "started_at": job.get("started_at"),
+            "finished_at": job.get("finished_at"),
+        }
     return run.status, {"queued_at": run.queued_at, "started_at": run.started_at, "finished_at": run.finished_at}
 
 
@@ -83,13 +106,24 @@ def get_score(score_job_id: str, _: Viewer, job: ScoreJobRow, door: DagsterDep):
     error = None
     if status == "failed":
         error = job.get("error_message") or door.run_error(job["run_id"]) or "the score run failed"
-    return ScoreJob(score_job_id=job["job_id"], status=status, gold_video_id=job["gold_video_id"],
-                    trainee_video_id=job["trainee_video_id"], requested_by=job["requested_by"],
-                    score=result["score"] if result else None, error_message=error, result=result, **times)  # fmt: skip
+    return ScoreJob(
+        score_job_id=job["job_id"],
+        status=status,
+        gold_video_id=job["gold_video_id"],
+        trainee_video_id=job["trainee_video_id"],
+        requested_by=job["requested_by"],
+        score=result["score"] if result else None,
+        error_message=error,
+        result=result,
+        **times,
+    )
 
 
-@router.get("/score/{score_job_id}/report.pdf", response_class=FileResponse,
-            responses={200: {"content": {"application/pdf": {}}}, 404: {"description": "Job not found or not completed"}})  # fmt: skip
+@router.get(
+    "/score/{score_job_id}/report.pdf",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/pdf": {}}}, 404: {"description": "Job not found or not completed"}},
+)
 def score_report(score_job_id: str, _: Viewer, job: ScoreJobRow, door: DagsterDep):
     status, _times = job_state(door, job)
     if status != "completed" or not job.get("report_path") or not Path(job["report_path"]).exists():

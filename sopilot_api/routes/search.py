@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import threading
-
-import numpy as np
 from typing import Annotated
 
+import numpy as np
 from fastapi import APIRouter, HTTPException, Query
 
 from sopilot_pipelines.catalog import validate_task_id
@@ -45,8 +44,14 @@ def _query(opened, store, video_id: int, clip_idx: int) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(vec, dtype=np.float32).reshape(1, -1))
 
 
-@router.get("/search", response_model=SearchResult, responses={
-    400: {"description": "task_id does not match the video, or clip_idx out of range"}, 404: {"description": "Unknown video"}})  # fmt: skip
+@router.get(
+    "/search",
+    response_model=SearchResult,
+    responses={
+        400: {"description": "task_id does not match the video, or clip_idx out of range"},
+        404: {"description": "Unknown video"},
+    },
+)
 def search(
     cat: CatalogDep,
     store: StoreDep,
@@ -95,8 +100,16 @@ def search(
         c = by_idx.get(cidx)
         if c is None:
             continue
-        items.append(SearchItem(similarity=round(float(sim), 4), video_id=vid, clip_idx=cidx,
-                                start_sec=c["start_sec"], end_sec=c["end_sec"], role=role))  # fmt: skip
+        items.append(
+            SearchItem(
+                similarity=round(float(sim), 4),
+                video_id=vid,
+                clip_idx=cidx,
+                start_sec=c["start_sec"],
+                end_sec=c["end_sec"],
+                role=role,
+            )
+        )
         if len(items) == k:
             break
     return SearchResult(task_id=task_id, query_video_id=video_id, query_clip_idx=clip_idx, items=items)

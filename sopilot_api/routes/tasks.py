@@ -2,7 +2,8 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path as PathParam
+from fastapi import APIRouter, HTTPException
+from fastapi import Path as PathParam
 
 from sopilot_pipelines.catalog import validate_task_id
 from sopilot_pipelines.catalog.models import ID_PATTERN
@@ -26,9 +27,16 @@ def list_tasks(cat: CatalogDep, _: Viewer):
 
 
 def _sop(sop: dict) -> dict:
-    return {"task_id": sop["task_id"], "version": sop["version"], "source": sop["source"], "gold_video_id": sop["gold_video_id"],
-            "steps": [{"index": k, "optional": False, "group": None, **st} for k, st in enumerate(sop["steps"])],
-            "per_gold": sop.get("per_gold") or {}, "updated_at": sop["created_at"], "updated_by": sop["requested_by"]}  # fmt: skip
+    return {
+        "task_id": sop["task_id"],
+        "version": sop["version"],
+        "source": sop["source"],
+        "gold_video_id": sop["gold_video_id"],
+        "steps": [{"index": k, "optional": False, "group": None, **st} for k, st in enumerate(sop["steps"])],
+        "per_gold": sop.get("per_gold") or {},
+        "updated_at": sop["created_at"],
+        "updated_by": sop["requested_by"],
+    }
 
 
 @router.get("/tasks/{task_id}/sop", response_model=Sop, responses={404: {"description": "The task has no gold video"}})
@@ -39,9 +47,15 @@ def get_sop(task_id: TaskIdPath, cat: CatalogDep, store: StoreDep, _: Viewer):
     return Sop(**_sop(sop))
 
 
-@router.put("/tasks/{task_id}/sop", response_model=SopStored, responses={
-    400: {"description": "Invalid steps, or a gold that is not this task's or not ingested"},
-    403: {"description": "Admin role required"}, 404: {"description": "The task has no gold video"}})  # fmt: skip
+@router.put(
+    "/tasks/{task_id}/sop",
+    response_model=SopStored,
+    responses={
+        400: {"description": "Invalid steps, or a gold that is not this task's or not ingested"},
+        403: {"description": "Admin role required"},
+        404: {"description": "The task has no gold video"},
+    },
+)
 def put_sop(task_id: TaskIdPath, body: SopPut, cat: CatalogDep, door: DagsterDep, principal: Admin):
     """Store a new version of the task's SOP, marked on one of its golds; with `rescore` (the
     default) the task's latest score of each trainee is re-run against it, in one Dagster run.
@@ -56,12 +70,16 @@ def put_sop(task_id: TaskIdPath, body: SopPut, cat: CatalogDep, door: DagsterDep
     if gold is None or gold["task_id"] != task_id or gold["role"] != "gold":
         raise HTTPException(400, f"video {gold_id} is not a gold video of task {task_id!r}")
     if gold["status"] != "ready":
-        raise HTTPException(400, f"gold video {gold_id} is not ingested yet (status {gold['status']}); retry when it is")
+        raise HTTPException(
+            400, f"gold video {gold_id} is not ingested yet (status {gold['status']}); retry when it is"
+        )
     try:
         steps = parse_steps(body.steps, gold["duration_sec"], source="steps")
     except StepsError as exc:
         raise HTTPException(400, str(exc)) from None
-    sop = cat.add_sop(task_id, gold_video_id=gold_id, steps=[st.as_dict() for st in steps], requested_by=principal.requested_by)
+    sop = cat.add_sop(
+        task_id, gold_video_id=gold_id, steps=[st.as_dict() for st in steps], requested_by=principal.requested_by
+    )
     tags = {TAG_REQUESTED_BY: principal.requested_by, TAG_TASK_ID: task_id}
     door.add_partition("tasks", task_id)
     door.launch("sop_job", partition_key=task_id, tags=tags)
@@ -77,8 +95,15 @@ def _rescore(cat, door, task_id: str, requested_by: str) -> list[str]:
     job_ids = []
     for prev in cat.latest_scores_by_trainee(task_id):
         job_id = new_job_id("score")
-        cat.record_score(job_id, task_id=task_id, gold_video_id=prev["gold_video_id"], trainee_video_id=prev["trainee_video_id"],
-                         requested_by=requested_by, trigger=SOP_CHANGE, previous_job_id=prev["job_id"])  # fmt: skip
+        cat.record_score(
+            job_id,
+            task_id=task_id,
+            gold_video_id=prev["gold_video_id"],
+            trainee_video_id=prev["trainee_video_id"],
+            requested_by=requested_by,
+            trigger=SOP_CHANGE,
+            previous_job_id=prev["job_id"],
+        )
         door.add_partition("score_jobs", job_id)
         job_ids.append(job_id)
     if not job_ids:
@@ -91,8 +116,10 @@ def _rescore(cat, door, task_id: str, requested_by: str) -> list[str]:
             if len(block) == 1:
                 run_id = door.launch("score_job", partition_key=block[0], tags={**tags, TAG_JOB_ID: block[0]})
             else:
-                run_id = door.launch("score_job", tags={**tags, TAG_JOB_ID: f"{block[0]}..{block[-1]}",
-                                                        RANGE_START: block[0], RANGE_END: block[-1]})  # fmt: skip
+                run_id = door.launch(
+                    "score_job",
+                    tags={**tags, TAG_JOB_ID: f"{block[0]}..{block[-1]}", RANGE_START: block[0], RANGE_END: block[-1]},
+                )
             for job_id in block:
                 cat.update_score(job_id, run_id=run_id)
                 pending.remove(job_id)

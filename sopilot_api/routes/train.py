@@ -17,7 +17,9 @@ from ..schemas import NightlyStatus, TrainingJob, TrainingQueued
 router = APIRouter(tags=["training"])
 
 
-@router.post("/train/nightly", response_model=TrainingQueued, responses={409: {"description": "A training is already running"}})
+@router.post(
+    "/train/nightly", response_model=TrainingQueued, responses={409: {"description": "A training is already running"}}
+)
 def trigger_training(cat: CatalogDep, door: DagsterDep, principal: Admin):
     """Queue a training of the feature adapter now (trigger: manual). One training at a time."""
     for job in cat.list_trainings(5):
@@ -27,12 +29,16 @@ def trigger_training(cat: CatalogDep, door: DagsterDep, principal: Admin):
                 raise HTTPException(409, f"training {job['job_id']} is already {run.status}; wait for it to finish")
     job_id = new_job_id("train")
     cat.record_training(job_id, trigger="manual", requested_by=principal.requested_by)
-    run_id = door.launch("train_job", tags={TAG_JOB_ID: job_id, TAG_TRIGGER: "manual", TAG_REQUESTED_BY: principal.requested_by})
+    run_id = door.launch(
+        "train_job", tags={TAG_JOB_ID: job_id, TAG_TRIGGER: "manual", TAG_REQUESTED_BY: principal.requested_by}
+    )
     cat.update_training(job_id, run_id=run_id)
     return TrainingQueued(training_job_id=job_id, status="queued", trigger="manual")
 
 
-@router.get("/train/jobs/{training_job_id}", response_model=TrainingJob, responses={404: {"description": "Job not found"}})
+@router.get(
+    "/train/jobs/{training_job_id}", response_model=TrainingJob, responses={404: {"description": "Job not found"}}
+)
 def training_job(training_job_id: str, cat: CatalogDep, door: DagsterDep, _: Viewer):
     job = cat.get_training(training_job_id)
     if job is None:
@@ -41,19 +47,38 @@ def training_job(training_job_id: str, cat: CatalogDep, door: DagsterDep, _: Vie
     status = run.status if run else job["status"]
     if status == "completed" and job["status"] in ("skipped", "rejected"):
         status = job["status"]
-    times = ({"queued_at": run.queued_at, "started_at": run.started_at, "finished_at": run.finished_at} if run else
-             {"queued_at": job["created_at"], "started_at": job.get("started_at"), "finished_at": job.get("finished_at")})  # fmt: skip
+    times = (
+        {"queued_at": run.queued_at, "started_at": run.started_at, "finished_at": run.finished_at}
+        if run
+        else {
+            "queued_at": job["created_at"],
+            "started_at": job.get("started_at"),
+            "finished_at": job.get("finished_at"),
+        }
+    )
     result = None
     if status in ("completed", "skipped", "rejected"):
         result = {
-            "status": status, "mode": job.get("mode"), "adapter_path": job.get("adapter_path"),
-            "videos_used": job.get("videos_used"), "clips_used": job.get("clips_used"),
-            "embedding_dim": job.get("embedding_dim"), "reindex": job.get("reindex"),
-            "figures": job.get("figures"), "reason": job.get("skip_reason"),  # why skipped / rejected
-        }  # fmt: skip
+            "status": status,
+            "mode": job.get("mode"),
+            "adapter_path": job.get("adapter_path"),
+            "videos_used": job.get("videos_used"),
+            "clips_used": job.get("clips_used"),
+            "embedding_dim": job.get("embedding_dim"),
+            "reindex": job.get("reindex"),
+            "figures": job.get("figures"),
+            "reason": job.get("skip_reason"),  # why skipped / rejected
+        }
     error = job.get("error_message") or (door.run_error(run.run_id) if run and status == "failed" else None)
-    return TrainingJob(training_job_id=job["job_id"], trigger=job["trigger"], status=status, requested_by=job["requested_by"],
-                       error_message=error, result=result, **times)  # fmt: skip
+    return TrainingJob(
+        training_job_id=job["job_id"],
+        trigger=job["trigger"],
+        status=status,
+        requested_by=job["requested_by"],
+        error_message=error,
+        result=result,
+        **times,
+    )
 
 
 @router.get("/train/nightly/status", response_model=NightlyStatus)
@@ -64,5 +89,9 @@ def nightly_status(_: Viewer):
     nxt = now.replace(hour=s.nightly_hour_local, minute=0, second=0, microsecond=0)
     if nxt <= now:
         nxt = (nxt + timedelta(days=1)).replace(hour=s.nightly_hour_local)
-    return NightlyStatus(enabled=s.nightly_enabled, next_run_local=nxt.strftime("%Y-%m-%dT%H:%M:%S") if s.nightly_enabled else None,
-                         hour_local=s.nightly_hour_local, min_new_videos=s.nightly_min_new_videos)  # fmt: skip
+    return NightlyStatus(
+        enabled=s.nightly_enabled,
+        next_run_local=nxt.strftime("%Y-%m-%dT%H:%M:%S") if s.nightly_enabled else None,
+        hour_local=s.nightly_hour_local,
+        min_new_videos=s.nightly_min_new_videos,
+    )

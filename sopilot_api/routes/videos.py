@@ -4,9 +4,10 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path as PathParam, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
@@ -20,8 +21,17 @@ from ..schemas import MAX_ID, IngestJob, IngestQueued, UploadForm, Video, VideoD
 from ..uploads import UPLOAD_OPENAPI, receive_upload
 
 router = APIRouter(tags=["videos"])
-VIDEO_KEYS = ("video_id", "task_id", "role", "site_id", "camera_id", "num_clips", "embedding_model", "created_at",
-              "original_filename")  # fmt: skip
+VIDEO_KEYS = (
+    "video_id",
+    "task_id",
+    "role",
+    "site_id",
+    "camera_id",
+    "num_clips",
+    "embedding_model",
+    "created_at",
+    "original_filename",
+)
 
 
 def _video(row: dict) -> Video:
@@ -108,7 +118,10 @@ def _upload_steps(text: str | None, role: str | None) -> list[dict] | None:
     return [st.as_dict() for st in steps]
 
 
-UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {400: {"description": "Invalid file or parameters"}, 413: {"description": "Exceeds SOPILOT_UPLOAD_MAX_MB"}}
+UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Invalid file or parameters"},
+    413: {"description": "Exceeds SOPILOT_UPLOAD_MAX_MB"},
+}
 
 
 @router.post("/videos", response_model=IngestQueued, openapi_extra=UPLOAD_OPENAPI, responses=UPLOAD_RESPONSES)
@@ -126,7 +139,9 @@ async def upload_gold(upload: Annotated[_Upload, Depends()]):
 VideoIdPath = Annotated[int, PathParam(ge=1, le=MAX_ID)]
 
 
-@router.get("/videos/jobs/{ingest_job_id}", response_model=IngestJob, responses={404: {"description": "Job ID does not exist"}})
+@router.get(
+    "/videos/jobs/{ingest_job_id}", response_model=IngestJob, responses={404: {"description": "Job ID does not exist"}}
+)
 def ingest_job(ingest_job_id: Annotated[str, PathParam(max_length=64)], cat: CatalogDep, door: DagsterDep, _: Viewer):
     run = door.run(ingest_job_id)
     if run is None or run.job_name != "ingest_job":

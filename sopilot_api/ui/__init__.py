@@ -27,7 +27,8 @@ import time
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path as PathParam, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import Path as PathParam
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -41,8 +42,16 @@ from ..settings import ApiSettings
 STATIC = Path(__file__).parent / "static"
 COOKIE = "sopilot_session"
 SESSION_SECONDS = 8 * 3600
-MEDIA_TYPES = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm",
-               ".mkv": "video/x-matroska", ".avi": "video/x-msvideo", ".mpg": "video/mpeg", ".mpeg": "video/mpeg"}  # fmt: skip
+MEDIA_TYPES = {
+    ".mp4": "video/mp4",
+    ".m4v": "video/mp4",
+    ".mov": "video/quicktime",
+    ".webm": "video/webm",
+    ".mkv": "video/x-matroska",
+    ".avi": "video/x-msvideo",
+    ".mpg": "video/mpeg",
+    ".mpeg": "video/mpeg",
+}
 
 router = APIRouter(tags=["ui"])
 
@@ -52,13 +61,21 @@ router = APIRouter(tags=["ui"])
 
 def _key(settings: ApiSettings) -> bytes:
     """Derived from every configured secret: changing any of them ends every session."""
-    secrets = [settings.api_token, settings.api_token_role, *(f"{r}:{t}" for r, t in settings.role_tokens()),
-               settings.basic_user, settings.basic_password, settings.basic_role]  # fmt: skip
+    secrets = [
+        settings.api_token,
+        settings.api_token_role,
+        *(f"{r}:{t}" for r, t in settings.role_tokens()),
+        settings.basic_user,
+        settings.basic_password,
+        settings.basic_role,
+    ]
     return hashlib.sha256("\x00".join(["sopilot-ui-session", *secrets]).encode("utf-8", "surrogateescape")).digest()
 
 
 def _sign(settings: ApiSettings, principal: Principal, now: float | None = None) -> str:
-    payload = json.dumps({"r": principal.role, "b": principal.requested_by, "e": int((now or time.time()) + SESSION_SECONDS)})
+    payload = json.dumps(
+        {"r": principal.role, "b": principal.requested_by, "e": int((now or time.time()) + SESSION_SECONDS)}
+    )
     body = base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
     mac = hmac.new(_key(settings), body.encode(), hashlib.sha256).hexdigest()
     return f"{body}.{mac}"
@@ -78,9 +95,7 @@ def _from_cookie(settings: ApiSettings, value: str) -> Principal | None:
     return Principal(data["r"], data["b"])
 
 
-def _viewer_or_cookie(
-    request: Request, _bearer=Depends(bearer_scheme), _basic=Depends(basic_scheme)
-) -> Principal:
+def _viewer_or_cookie(request: Request, _bearer=Depends(bearer_scheme), _basic=Depends(basic_scheme)) -> Principal:
     """The Authorization header when one is sent; otherwise the session cookie; otherwise what
     `authenticate` says of no credentials (the default role, or 401)."""
     settings = request.app.state.settings
@@ -103,8 +118,15 @@ def login(request: Request, principal: Annotated[Principal, Depends(_viewer_or_c
         raise HTTPException(400, "send the credentials in the Authorization header to start a session")
     settings = request.app.state.settings
     resp = JSONResponse({"role": principal.role, "requested_by": principal.requested_by})
-    resp.set_cookie(COOKIE, _sign(settings, principal), max_age=SESSION_SECONDS, path="/", httponly=True,
-                    samesite="strict", secure=request.url.scheme == "https")  # fmt: skip
+    resp.set_cookie(
+        COOKIE,
+        _sign(settings, principal),
+        max_age=SESSION_SECONDS,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
     return resp
 
 
@@ -136,11 +158,18 @@ def logout():
 VideoIdPath = Annotated[int, PathParam(ge=1, le=MAX_ID)]
 
 
-@router.get("/videos/{video_id}/stream", response_class=FileResponse,
-            responses={200: {"content": {"video/mp4": {}}}, 206: {"description": "Partial content (Range)"},
-                       404: {"description": "Video not found"}})  # fmt: skip
-def video_stream(video_id: VideoIdPath, cat: CatalogDep, store: StoreDep,
-                 _: Annotated[Principal, Depends(_viewer_or_cookie)]):  # fmt: skip
+@router.get(
+    "/videos/{video_id}/stream",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"video/mp4": {}}},
+        206: {"description": "Partial content (Range)"},
+        404: {"description": "Video not found"},
+    },
+)
+def video_stream(
+    video_id: VideoIdPath, cat: CatalogDep, store: StoreDep, _: Annotated[Principal, Depends(_viewer_or_cookie)]
+):
     """The video for a browser, seekable (HTTP Range): the ingest's browser proxy when there is
     one, the original otherwise. Accepts the UI's session cookie as well as the header."""
     row = cat.get_video(video_id)
@@ -180,9 +209,16 @@ def score_alignment(score_job_id: str, _: Viewer, job: ScoreJobRow, door: Dagste
         path = [[p["gold_clip"], p["trainee_clip"]] for p in result.get("alignment_preview", [])]
     return {
         "score_job_id": job["job_id"],
-        "gold": {"video_id": job["gold_video_id"], "clips": _clip_times(cat, job["gold_video_id"]), "labels": labels["gold"]},
-        "trainee": {"video_id": job["trainee_video_id"], "clips": _clip_times(cat, job["trainee_video_id"]),
-                    "labels": labels["trainee"]},  # fmt: skip
+        "gold": {
+            "video_id": job["gold_video_id"],
+            "clips": _clip_times(cat, job["gold_video_id"]),
+            "labels": labels["gold"],
+        },
+        "trainee": {
+            "video_id": job["trainee_video_id"],
+            "clips": _clip_times(cat, job["trainee_video_id"]),
+            "labels": labels["trainee"],
+        },
         "path": path,
         "full_path": full,
     }
@@ -219,13 +255,20 @@ def install(app: FastAPI) -> None:
 
     @app.get("/docs", include_in_schema=False)
     def docs():
-        return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} - docs",
-                                   swagger_js_url="/docs-static/swagger-ui-bundle.js",
-                                   swagger_css_url="/docs-static/swagger-ui.css",
-                                   swagger_favicon_url="/docs-static/favicon.png")  # fmt: skip
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url,
+            title=f"{app.title} - docs",
+            swagger_js_url="/docs-static/swagger-ui-bundle.js",
+            swagger_css_url="/docs-static/swagger-ui.css",
+            swagger_favicon_url="/docs-static/favicon.png",
+        )
 
     @app.get("/redoc", include_in_schema=False)
     def redoc():
-        return get_redoc_html(openapi_url=app.openapi_url, title=f"{app.title} - ReDoc",
-                              redoc_js_url="/docs-static/redoc.standalone.js",
-                              redoc_favicon_url="/docs-static/favicon.png", with_google_fonts=False)  # fmt: skip
+        return get_redoc_html(
+            openapi_url=app.openapi_url,
+            title=f"{app.title} - ReDoc",
+            redoc_js_url="/docs-static/redoc.standalone.js",
+            redoc_favicon_url="/docs-static/favicon.png",
+            with_google_fonts=False,
+        )

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Any, Self
-
 from pathlib import Path
+from typing import Any, Self
 
 from sqlalchemy import Select, text
 from sqlalchemy.engine import URL, Connection, Engine
 
-from sopilot_pipelines.catalog.engine import create_catalog_engine, safe_url, catalog_url, writer
+from sopilot_pipelines.catalog.engine import catalog_url, create_catalog_engine, safe_url, writer
 from sopilot_pipelines.catalog.migrations import upgrade
 from sopilot_pipelines.catalog.models import Limit, check_value
 

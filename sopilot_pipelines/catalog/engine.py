@@ -46,9 +46,7 @@ def normalize_url(url: str | URL) -> URL:
     if u.drivername in ("postgresql", "postgres"):
         u = u.set(drivername="postgresql+psycopg2")
     if u.get_backend_name() not in ("sqlite", "postgresql"):
-        raise ValueError(
-            f"unsupported catalog database {u.get_backend_name()!r}: use sqlite or postgresql"
-        )
+        raise ValueError(f"unsupported catalog database {u.get_backend_name()!r}: use sqlite or postgresql")
     return u
 
 

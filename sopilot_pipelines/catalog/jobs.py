@@ -141,11 +141,18 @@ class JobsMixin(CatalogBase):
         return SCORES.get(self, job_id)
 
     def list_scores(
-        self, limit: int | None = 50, *, task_id: str | None = None, status: str | None = None,
-        trainee_video_id: int | None = None, trigger: str | None = None,
+        self,
+        limit: int | None = 50,
+        *,
+        task_id: str | None = None,
+        status: str | None = None,
+        trainee_video_id: int | None = None,
+        trigger: str | None = None,
     ) -> list[dict]:
         """Score jobs, newest first."""
-        return SCORES.list(self, limit, task_id=task_id, status=status, trainee_video_id=trainee_video_id, trigger=trigger)
+        return SCORES.list(
+            self, limit, task_id=task_id, status=status, trainee_video_id=trainee_video_id, trigger=trigger
+        )
 
     # -- training jobs
 

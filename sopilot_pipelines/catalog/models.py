@@ -256,7 +256,10 @@ class NewSop(BaseModel):
 
 
 # {gold video id (as text: JSON keys): [[start_sec, end_sec], ...]}
-PerGold = dict[Annotated[str, StringConstraints(pattern=r"^[0-9]{1,10}$")], list[Annotated[list[Seconds], Field(min_length=2, max_length=2)]]]
+PerGold = dict[
+    Annotated[str, StringConstraints(pattern=r"^[0-9]{1,10}$")],
+    list[Annotated[list[Seconds], Field(min_length=2, max_length=2)]],
+]
 
 
 # --------------------------------------------------------------------------- index versions, exports

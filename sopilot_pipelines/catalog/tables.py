@@ -160,6 +160,7 @@ clips = Table(
     CheckConstraint("start_sec >= 0 AND end_sec >= start_sec", name="times"),
 )
 
+
 def _job_table(name: str, statuses: tuple[str, ...], *own) -> Table:
     """A job table: its id, Dagster run, requester and status, its own columns, then the error and
     the times; looked up by time and by run."""

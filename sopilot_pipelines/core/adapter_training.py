@@ -93,7 +93,9 @@ def _in_space(ev: EmbeddedVideo, adapter: FeatureAdapter) -> EmbeddedVideo:
     return dataclasses.replace(ev, embeddings=adapter.apply(ev.embeddings))
 
 
-def gold_steps(gold_ev: EmbeddedVideo, adapter: FeatureAdapter, scoring_config: ScoringConfig | None = None) -> np.ndarray:
+def gold_steps(
+    gold_ev: EmbeddedVideo, adapter: FeatureAdapter, scoring_config: ScoringConfig | None = None
+) -> np.ndarray:
     """(n,) the gold's own step per clip in the adapter's space, segmented exactly as score() does."""
     cfg = scoring_config or ScoringConfig()
     g = adapter.apply(gold_ev.embeddings)
@@ -123,11 +125,18 @@ def _fresh(gold_ev, trainee_ev, adapter, scoring_config) -> tuple[np.ndarray, Co
     """A fresh score in the adapter's space: trusted labels, deviations (type, gold step), deviant clips."""
     outcome = score(_in_space(gold_ev, adapter), _in_space(trainee_ev, adapter), scoring_config)
     found = Counter((d["type"], d["gold_step"]) for d in outcome.result["deviations"])
-    return trusted_labels(outcome.trainee_labels, outcome.result, trainee_ev), found, _deviant(outcome.result, trainee_ev)
+    return (
+        trusted_labels(outcome.trainee_labels, outcome.result, trainee_ev),
+        found,
+        _deviant(outcome.result, trainee_ev),
+    )
 
 
 def fresh_labels(
-    gold_ev: EmbeddedVideo, trainee_ev: EmbeddedVideo, adapter: FeatureAdapter, scoring_config: ScoringConfig | None = None
+    gold_ev: EmbeddedVideo,
+    trainee_ev: EmbeddedVideo,
+    adapter: FeatureAdapter,
+    scoring_config: ScoringConfig | None = None,
 ) -> np.ndarray:
     """(m,) gold step per trainee clip from a fresh score() alignment in the adapter's space, as
     `trusted_labels` (-1: no step, or a step performed differently)."""
@@ -165,7 +174,9 @@ class _Rows:
         if labels is None:
             lab = np.full(n, -1, dtype=np.int64)
         else:
-            lab = np.array([ids.setdefault((v.task_id, int(s)), len(ids)) if s >= 0 else -1 for s in labels], dtype=np.int64)
+            lab = np.array(
+                [ids.setdefault((v.task_id, int(s)), len(ids)) if s >= 0 else -1 for s in labels], dtype=np.int64
+            )
         self.x.append(np.asarray(v.ev.embeddings, dtype=np.float32))
         self.label.append(lab)
         self.video.append(np.full(n, v.video_id, dtype=np.int64))
@@ -237,7 +248,9 @@ def projection_model(mean: np.ndarray):
 def _train(rows: _Rows, cfg: TrainingConfig) -> tuple[FeatureAdapter | None, dict]:
     import torch
 
-    x, label, video, t, temporal = (np.concatenate(a) for a in (rows.x, rows.label, rows.video, rows.time, rows.temporal))
+    x, label, video, t, temporal = (
+        np.concatenate(a) for a in (rows.x, rows.label, rows.video, rows.time, rows.temporal)
+    )
     if len(x) > cfg.max_clips:  # evenly thinned, so every video keeps its share and its time order
         keep = np.unique(np.linspace(0, len(x) - 1, cfg.max_clips).round().astype(int))
         x, label, video, t, temporal = (a[keep] for a in (x, label, video, t, temporal))
@@ -265,7 +278,9 @@ def _train(rows: _Rows, cfg: TrainingConfig) -> tuple[FeatureAdapter | None, dic
                 xb, (pairs, target) = X, full
             z = model(xb)
             cos = z @ z.T
-            loss = _info_nce(cos / cfg.temperature, *pairs[:2]) + cfg.temporal_weight * _info_nce(cos / cfg.temperature, *pairs[2:])
+            loss = _info_nce(cos / cfg.temperature, *pairs[:2]) + cfg.temporal_weight * _info_nce(
+                cos / cfg.temperature, *pairs[2:]
+            )
             loss = loss + cfg.preserve_weight * (cos - target).pow(2).mean() + cfg.identity_decay * model.W.pow(2).sum()
             opt.zero_grad()
             loss.backward()
@@ -279,8 +294,12 @@ def _train(rows: _Rows, cfg: TrainingConfig) -> tuple[FeatureAdapter | None, dic
     def num(v: float | None) -> float | None:  # figures stay strict JSON
         return round(float(v), 4) if v is not None and np.isfinite(v) else None
 
-    stats = {"loss_first": num(losses[0] if losses else None), "loss_last": num(losses[-1] if losses else None),
-             "train_clips": int(len(x)), "weight_change": num(change)}  # fmt: skip
+    stats = {
+        "loss_first": num(losses[0] if losses else None),
+        "loss_last": num(losses[-1] if losses else None),
+        "train_clips": int(len(x)),
+        "weight_change": num(change),
+    }
     return (model.to_adapter() if finite else None), stats
 
 
@@ -305,7 +324,9 @@ def _lost_deviations(candidate: FeatureAdapter, tasks: list[_JudgeTask], scoring
             found = _fresh(jt.gold_ev, v.ev, candidate, scoring_config)[1]
             live_n += sum(live_found.values())
             new_n += sum((found - live_found).values())
-            lost += [f"{kind} (gold step {step}) in video {v.video_id}" for (kind, step) in (live_found - found).elements()]
+            lost += [
+                f"{kind} (gold step {step}) in video {v.video_id}" for (kind, step) in (live_found - found).elements()
+            ]
     return lost, live_n, new_n
 
 
@@ -354,8 +375,13 @@ def _judge(adapter: FeatureAdapter, tasks: list[_JudgeTask], k: int) -> dict:
     def mean(xs: list) -> float | None:
         return round(float(np.mean(xs)), 4) if xs else None
 
-    return {"recall": mean(recall), "gold_recall": mean(gold_recall), "recall_k": mean(recall_k),
-            "separation": mean(separation), "clips": len(recall)}  # fmt: skip
+    return {
+        "recall": mean(recall),
+        "gold_recall": mean(gold_recall),
+        "recall_k": mean(recall_k),
+        "separation": mean(separation),
+        "clips": len(recall),
+    }
 
 
 @dataclass
@@ -414,15 +440,22 @@ def _collect(videos: list[TrainingVideo], live: FeatureAdapter, cfg: TrainingCon
         c.n_train += len(golds) + len(train)
         if held:
             train_lab, held_lab = ([(v.ev.embeddings, fresh[v.video_id][0]) for v in vs] for vs in (train, held))
-            c.judge.append(_JudgeTask(
-                (gold.ev.embeddings, g_lab), train_lab, held_lab,
-                gold.ev, [(v, fresh[v.video_id][1]) for v in train + held],
-            ))  # fmt: skip
+            c.judge.append(
+                _JudgeTask(
+                    (gold.ev.embeddings, g_lab),
+                    train_lab,
+                    held_lab,
+                    gold.ev,
+                    [(v, fresh[v.video_id][1]) for v in train + held],
+                )
+            )
             c.n_held += len(held)
     return c
 
 
-def _objections(cand: dict, base: dict, improvement: float, lost: list[str], suspect: dict, cfg: TrainingConfig) -> list[str]:
+def _objections(
+    cand: dict, base: dict, improvement: float, lost: list[str], suspect: dict, cfg: TrainingConfig
+) -> list[str]:
     """Why a candidate must not go live (none: it may)."""
     failed = []
     if improvement < cfg.min_improvement:
@@ -438,8 +471,10 @@ def _objections(cand: dict, base: dict, improvement: float, lost: list[str], sus
     # Stored labels that contradict a fresh alignment are corrupt or forged: whatever the figures
     # say, an adapter learnt from them must not go live (the figures show what it would do).
     if suspect:
-        failed.append(f"the stored score labels of {len(suspect)} videos disagree with a fresh alignment in the live space "
-                      f"(agreement {', '.join(f'{a:.2f} for video {v}' for v, a in sorted(suspect.items()))}): the data is suspect")  # fmt: skip
+        failed.append(
+            f"the stored score labels of {len(suspect)} videos disagree with a fresh alignment in the live space "
+            f"(agreement {', '.join(f'{a:.2f} for video {v}' for v, a in sorted(suspect.items()))}): the data is suspect"
+        )
     return failed
 
 
@@ -458,11 +493,20 @@ def train_and_judge(
     c = _collect(videos, live, cfg, scoring_config)
     rows, judge = c.rows, c.judge
     figures: dict = {
-        "metric": METRIC, "k": cfg.k, "min_improvement": cfg.min_improvement, "live_kind": live.kind,
-        "tasks": c.tasks, "train_videos": c.n_train, "heldout_videos": c.n_held,
-        "labelled_clips": dict(rows.counts), "ignored_stored_labels": c.ignored, "epochs": cfg.epochs,
-        "suspect_stored_labels": {str(v): a for v, a in c.suspect.items()},  # video id -> agreement with a fresh alignment
-    }  # fmt: skip
+        "metric": METRIC,
+        "k": cfg.k,
+        "min_improvement": cfg.min_improvement,
+        "live_kind": live.kind,
+        "tasks": c.tasks,
+        "train_videos": c.n_train,
+        "heldout_videos": c.n_held,
+        "labelled_clips": dict(rows.counts),
+        "ignored_stored_labels": c.ignored,
+        "epochs": cfg.epochs,
+        "suspect_stored_labels": {
+            str(v): a for v, a in c.suspect.items()
+        },  # video id -> agreement with a fresh alignment
+    }
 
     def finish(accepted: bool, adapter: FeatureAdapter | None, reason: str) -> TrainingOutcome:
         figures.update(accepted=accepted, reason=reason, seconds=round(time.perf_counter() - t0, 3))
@@ -473,8 +517,12 @@ def train_and_judge(
     base = _judge(live, judge, cfg.k)
     figures.update(heldout_clips=base["clips"], baseline=base["recall"], train_clips=int(sum(len(x) for x in rows.x)))
     if base["clips"] == 0:
-        return finish(False, None, "nothing to measure on: no held-out trainee clip of a task with a gold is "
-                      f"aligned to a step; the live {live.kind} adapter stays")  # fmt: skip
+        return finish(
+            False,
+            None,
+            "nothing to measure on: no held-out trainee clip of a task with a gold is "
+            f"aligned to a step; the live {live.kind} adapter stays",
+        )
 
     candidate, stats = _train(rows, cfg)
     figures.update(stats)
@@ -483,10 +531,17 @@ def train_and_judge(
     cand = _judge(candidate, judge, cfg.k)
     improvement = cand["recall"] - base["recall"]
     figures.update(
-        candidate=cand["recall"], improvement=round(improvement, 4),
-        secondary={name: {"baseline": base[key], "candidate": cand[key]} for name, key in
-                   (("gold_step_recall", "gold_recall"), (f"step_recall_at_{cfg.k}", "recall_k"), ("step_separation_dprime", "separation"))},
-    )  # fmt: skip
+        candidate=cand["recall"],
+        improvement=round(improvement, 4),
+        secondary={
+            name: {"baseline": base[key], "candidate": cand[key]}
+            for name, key in (
+                ("gold_step_recall", "gold_recall"),
+                (f"step_recall_at_{cfg.k}", "recall_k"),
+                ("step_separation_dprime", "separation"),
+            )
+        },
+    )
     lost, live_n, new_n = _lost_deviations(candidate, judge, scoring_config)
     figures["deviations"] = {"live": live_n, "lost": lost, "new": new_n}
 
@@ -506,6 +561,12 @@ def train_and_judge(
 
 
 __all__ = [
-    "TrainingConfig", "TrainingOutcome", "TrainingVideo", "fresh_labels", "gold_steps", "projection_model",
-    "train_and_judge", "trusted_labels",
-]  # fmt: skip
+    "TrainingConfig",
+    "TrainingOutcome",
+    "TrainingVideo",
+    "fresh_labels",
+    "gold_steps",
+    "projection_model",
+    "train_and_judge",
+    "trusted_labels",
+]

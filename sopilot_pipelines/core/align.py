@@ -87,9 +87,7 @@ def cost_matrix(gold: np.ndarray, trainee: np.ndarray) -> np.ndarray:
     g = _as_embeddings("gold", gold)
     t = _as_embeddings("trainee", trainee)
     if g.shape[1] != t.shape[1]:
-        raise ValueError(
-            f"embedding dimension mismatch: gold has dim {g.shape[1]}, trainee has dim {t.shape[1]}"
-        )
+        raise ValueError(f"embedding dimension mismatch: gold has dim {g.shape[1]}, trainee has dim {t.shape[1]}")
     out = np.empty((g.shape[0], t.shape[0]), dtype=np.float32)
     np.matmul(g, t.T, out=out)
     _one_minus_clip_inplace(out)

@@ -50,8 +50,9 @@ def _as_matrix(vectors: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(v)
 
 
-def _exact_top_other(x: np.ndarray, queries: np.ndarray, own: np.ndarray, groups: np.ndarray, k: int = 5,
-                     chunk: int = 65536) -> list[set]:  # fmt: skip
+def _exact_top_other(
+    x: np.ndarray, queries: np.ndarray, own: np.ndarray, groups: np.ndarray, k: int = 5, chunk: int = 65536
+) -> list[set]:
     """Exact top-k rows per query among the rows outside the query's group (chunked brute force:
     a group can be far larger than k, so a plain top-k search could miss every other row)."""
     best_s = np.full((len(queries), k), -np.inf, np.float32)
@@ -66,8 +67,14 @@ def _exact_top_other(x: np.ndarray, queries: np.ndarray, own: np.ndarray, groups
     return [set(r[np.isfinite(s_)].tolist()) for r, s_ in zip(best_r, best_s)]
 
 
-def build_index(vectors: np.ndarray, *, approx_min_clips: int = APPROX_MIN_CLIPS, target_recall: float = 0.95,
-                seed: int = 0, groups: np.ndarray | None = None):  # fmt: skip
+def build_index(
+    vectors: np.ndarray,
+    *,
+    approx_min_clips: int = APPROX_MIN_CLIPS,
+    target_recall: float = 0.95,
+    seed: int = 0,
+    groups: np.ndarray | None = None,
+):
     """Exact IndexFlatIP below approx_min_clips vectors, else IVF with a self-calibrated nprobe.
 
     groups (e.g. the video id of each row) makes the calibration count only neighbours from
@@ -79,8 +86,16 @@ def build_index(vectors: np.ndarray, *, approx_min_clips: int = APPROX_MIN_CLIPS
     t0 = time.perf_counter()
     x = _as_matrix(vectors)
     n, dim = x.shape
-    info = {"kind": "flat", "ntotal": n, "dim": dim, "nlist": None, "nprobe": None, "recall_at_5": 1.0,
-            "calibration_queries": 0, "target_recall": target_recall}  # fmt: skip
+    info = {
+        "kind": "flat",
+        "ntotal": n,
+        "dim": dim,
+        "nlist": None,
+        "nprobe": None,
+        "recall_at_5": 1.0,
+        "calibration_queries": 0,
+        "target_recall": target_recall,
+    }
     nlist = min(round(math.sqrt(n)), n // _MIN_POINTS_PER_LIST)
     if n < approx_min_clips or nlist < 2:  # too few vectors for lists to pay off: exact
         index = faiss.IndexFlatIP(dim)
@@ -128,9 +143,16 @@ def build_index(vectors: np.ndarray, *, approx_min_clips: int = APPROX_MIN_CLIPS
             break
         nprobe = min(nprobe * 2, nlist)
     index.nprobe = nprobe
-    info.update(kind="ivf", nlist=nlist, nprobe=nprobe, recall_at_5=round(recall, 4), calibration_queries=nq,
-                calibration="query's own group excluded" if n_groups < n else "query row excluded",
-                train_points=n_train, build_sec=round(time.perf_counter() - t0, 3))  # fmt: skip
+    info.update(
+        kind="ivf",
+        nlist=nlist,
+        nprobe=nprobe,
+        recall_at_5=round(recall, 4),
+        calibration_queries=nq,
+        calibration="query's own group excluded" if n_groups < n else "query row excluded",
+        train_points=n_train,
+        build_sec=round(time.perf_counter() - t0, 3),
+    )
     return index, info
 
 
@@ -154,8 +176,9 @@ def _sweep_dead_temps(final_dir: Path) -> None:
             pass  # not ours to judge
 
 
-def write_version(final_dir: Path, vectors: np.ndarray, ids: np.ndarray, meta: dict, *,
-                  approx_min_clips: int = APPROX_MIN_CLIPS) -> Path:  # fmt: skip
+def write_version(
+    final_dir: Path, vectors: np.ndarray, ids: np.ndarray, meta: dict, *, approx_min_clips: int = APPROX_MIN_CLIPS
+) -> Path:
     """Write index.faiss + ids.npy (video_id, clip_idx) + meta.json into final_dir atomically.
 
     meta.json is the caller's meta plus the index description under "index"."""

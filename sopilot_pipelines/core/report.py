@@ -48,8 +48,12 @@ def _timeline_png(result: dict, gold_duration: float, trainee_duration: float) -
     bounds = result["step_boundaries"]["gold"]
     scale_g = gold_duration / max(n["gold"], 1)
     for k in range(len(bounds) - 1):
-        ax.barh(1, (bounds[k + 1] - bounds[k]) * scale_g, left=bounds[k] * scale_g, color=colours(k % 10), edgecolor="white")
-        ax.text((bounds[k] + bounds[k + 1]) / 2 * scale_g, 1, str(k), ha="center", va="center", fontsize=7, color="white")
+        ax.barh(
+            1, (bounds[k + 1] - bounds[k]) * scale_g, left=bounds[k] * scale_g, color=colours(k % 10), edgecolor="white"
+        )
+        ax.text(
+            (bounds[k] + bounds[k + 1]) / 2 * scale_g, 1, str(k), ha="center", va="center", fontsize=7, color="white"
+        )
     labels = result["step_map_preview"]["trainee"]
     dt = trainee_duration / max(len(labels), 1)
     for i, lbl in enumerate(labels):
@@ -112,8 +116,25 @@ def _frame_png(path: str, t: float, width: int = FRAME_WIDTH_PX) -> bytes | None
     """One frame at t seconds, scaled to `width` pixels wide, as PNG; None when ffmpeg gives none."""
     from .video import _ffmpeg, _ffmpeg_url
 
-    cmd = [_ffmpeg(), "-nostdin", "-v", "error", "-ss", f"{max(t, 0.0):.3f}", "-i", _ffmpeg_url(path),
-           "-frames:v", "1", "-vf", f"scale={width}:-2", "-f", "image2pipe", "-vcodec", "png", "-"]  # fmt: skip
+    cmd = [
+        _ffmpeg(),
+        "-nostdin",
+        "-v",
+        "error",
+        "-ss",
+        f"{max(t, 0.0):.3f}",
+        "-i",
+        _ffmpeg_url(path),
+        "-frames:v",
+        "1",
+        "-vf",
+        f"scale={width}:-2",
+        "-f",
+        "image2pipe",
+        "-vcodec",
+        "png",
+        "-",
+    ]
     try:
         out = subprocess.run(cmd, capture_output=True, timeout=30, check=False)
     except (OSError, subprocess.SubprocessError):
@@ -132,11 +153,12 @@ def _mid(t: dict, duration: float | None) -> float | None:
 
 
 def _frames_section(result: dict, gold: dict, trainee: dict, styles) -> list:
+    from xml.sax.saxutils import escape
+
     from reportlab.lib import colors
     from reportlab.lib.units import mm
     from reportlab.lib.utils import ImageReader
     from reportlab.platypus import Image, Paragraph, Table, TableStyle
-    from xml.sax.saxutils import escape
 
     devs = result["deviations"]
     if not devs:
@@ -146,9 +168,20 @@ def _frames_section(result: dict, gold: dict, trainee: dict, styles) -> list:
     centred = small.clone("centred", alignment=1)
 
     def placeholder(text: str):
-        box = Table([[Paragraph(f"<font color='#555555'>{text}</font>", centred)]], colWidths=[cell_w], rowHeights=[cell_h * 0.75])
-        box.setStyle(TableStyle([("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#d9d9d9")),
-                                 ("ALIGN", (0, 0), (-1, -1), "CENTER"), ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))  # fmt: skip
+        box = Table(
+            [[Paragraph(f"<font color='#555555'>{text}</font>", centred)]],
+            colWidths=[cell_w],
+            rowHeights=[cell_h * 0.75],
+        )
+        box.setStyle(
+            TableStyle(
+                [
+                    ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#d9d9d9")),
+                    ("ALIGN", (0, 0), (-1, -1), "CENTER"),
+                    ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+                ]
+            )
+        )
         return box
 
     problems = {"gold": _video_problem(gold), "trainee": _video_problem(trainee)}
@@ -172,16 +205,28 @@ def _frames_section(result: dict, gold: dict, trainee: dict, styles) -> list:
     rows = [["deviation", "gold", "trainee"]]
     for d in devs[:MAX_FRAME_ROWS]:
         step = escape(deviation_step(d))
-        rows.append([
-            Paragraph(f"<b>{d['type']}</b><br/>step {step}<br/>gold {_span(d['gold_time'])}<br/>trainee {_span(d['trainee_time'])}", small),
-            frame("gold", gold, d["gold_time"]), frame("trainee", trainee, d["trainee_time"]),
-        ])  # fmt: skip
+        rows.append(
+            [
+                Paragraph(
+                    f"<b>{d['type']}</b><br/>step {step}<br/>gold {_span(d['gold_time'])}<br/>trainee {_span(d['trainee_time'])}",
+                    small,
+                ),
+                frame("gold", gold, d["gold_time"]),
+                frame("trainee", trainee, d["trainee_time"]),
+            ]
+        )
     table = Table(rows, colWidths=[44 * mm, cell_w + 4 * mm, cell_w + 4 * mm], repeatRows=1)
-    table.setStyle(TableStyle([
-        ("FONT", (0, 0), (-1, 0), "Helvetica-Bold"), ("FONTSIZE", (0, 0), (-1, -1), 8),
-        ("GRID", (0, 0), (-1, -1), 0.3, colors.grey), ("VALIGN", (0, 0), (-1, -1), "TOP"),
-        ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eeeeee")),
-    ]))  # fmt: skip
+    table.setStyle(
+        TableStyle(
+            [
+                ("FONT", (0, 0), (-1, 0), "Helvetica-Bold"),
+                ("FONTSIZE", (0, 0), (-1, -1), 8),
+                ("GRID", (0, 0), (-1, -1), 0.3, colors.grey),
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eeeeee")),
+            ]
+        )
+    )
     out = [Paragraph("Frames at each deviation (middle of its time in each video)", styles["Heading3"]), table]
     notes = []
     if len(devs) > MAX_FRAME_ROWS:
@@ -193,20 +238,30 @@ def _frames_section(result: dict, gold: dict, trainee: dict, styles) -> list:
     return out
 
 
-def render_report(path: str | Path, job_id: str, result: dict, gold: dict, trainee: dict, requested_by: str | None = None) -> Path:
+def render_report(
+    path: str | Path, job_id: str, result: dict, gold: dict, trainee: dict, requested_by: str | None = None
+) -> Path:
     """Write the report atomically and return its path. ``gold`` / ``trainee``: catalog rows
     (their uploaded file names are shown); ``requested_by``: who asked for the score."""
+    from xml.sax.saxutils import escape
+
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import getSampleStyleSheet
     from reportlab.lib.units import mm
     from reportlab.platypus import CondPageBreak, Image, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
-    from xml.sax.saxutils import escape
 
     styles = getSampleStyleSheet()
     buf = io.BytesIO()
-    doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=15 * mm, rightMargin=15 * mm, topMargin=12 * mm, bottomMargin=12 * mm,
-                            title=f"SOPilot report {job_id}")  # fmt: skip
+    doc = SimpleDocTemplate(
+        buf,
+        pagesize=A4,
+        leftMargin=15 * mm,
+        rightMargin=15 * mm,
+        topMargin=12 * mm,
+        bottomMargin=12 * mm,
+        title=f"SOPilot report {job_id}",
+    )
     decision = result.get("decision", "")
 
     def name(v: dict) -> str:
@@ -234,30 +289,55 @@ def render_report(path: str | Path, job_id: str, result: dict, gold: dict, train
         ),
         Spacer(1, 7 * mm),
         Paragraph("Steps: gold (top) and what the trainee did (bottom)", styles["Heading3"]),
-        Image(io.BytesIO(_timeline_png(result, float(gold.get("duration_sec") or 1), float(trainee.get("duration_sec") or 1))),
-              width=180 * mm, height=45 * mm),  # fmt: skip
-        Paragraph("Gold steps: " + escape("; ".join(
-            f"{step_title(st['index'], st['name'])} {st['start_sec']:.1f}-{st['end_sec']:.1f} s"
-            + (" (optional)" if st.get("optional") else "") + (f" (any order: {st['group']})" if st.get("group") else "")
-            for st in result.get("gold_steps", []))), styles["BodyText"]),  # fmt: skip
+        Image(
+            io.BytesIO(
+                _timeline_png(result, float(gold.get("duration_sec") or 1), float(trainee.get("duration_sec") or 1))
+            ),
+            width=180 * mm,
+            height=45 * mm,
+        ),
+        Paragraph(
+            "Gold steps: "
+            + escape(
+                "; ".join(
+                    f"{step_title(st['index'], st['name'])} {st['start_sec']:.1f}-{st['end_sec']:.1f} s"
+                    + (" (optional)" if st.get("optional") else "")
+                    + (f" (any order: {st['group']})" if st.get("group") else "")
+                    for st in result.get("gold_steps", [])
+                )
+            ),
+            styles["BodyText"],
+        ),
         Paragraph("Deviations", styles["Heading3"]),
     ]
     cell = styles["BodyText"].clone("cell", fontSize=8, leading=10)
     rows = [["type", "step", "gold time", "trainee time", "conf.", "reason"]]
     for d in result["deviations"]:
-        rows.append([
-            d["type"], Paragraph(escape(deviation_step(d)), cell), _span(d["gold_time"]),
-            _span(d["trainee_time"]), f"{d['confidence']:.2f}", Paragraph(escape(d["reason"]), styles["BodyText"]),
-        ])  # fmt: skip
+        rows.append(
+            [
+                d["type"],
+                Paragraph(escape(deviation_step(d)), cell),
+                _span(d["gold_time"]),
+                _span(d["trainee_time"]),
+                f"{d['confidence']:.2f}",
+                Paragraph(escape(d["reason"]), styles["BodyText"]),
+            ]
+        )
     if len(rows) == 1:
         story.append(Paragraph("None: the trainee followed the procedure.", styles["Normal"]))
     else:
         table = Table(rows, colWidths=[32 * mm, 28 * mm, 22 * mm, 22 * mm, 12 * mm, 64 * mm], repeatRows=1)
-        table.setStyle(TableStyle([
-            ("FONT", (0, 0), (-1, 0), "Helvetica-Bold"), ("FONTSIZE", (0, 0), (-1, -1), 8),
-            ("GRID", (0, 0), (-1, -1), 0.3, colors.grey), ("VALIGN", (0, 0), (-1, -1), "TOP"),
-            ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eeeeee")),
-        ]))  # fmt: skip
+        table.setStyle(
+            TableStyle(
+                [
+                    ("FONT", (0, 0), (-1, 0), "Helvetica-Bold"),
+                    ("FONTSIZE", (0, 0), (-1, -1), 8),
+                    ("GRID", (0, 0), (-1, -1), 0.3, colors.grey),
+                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                    ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eeeeee")),
+                ]
+            )
+        )
         story.append(table)
     story += [
         CondPageBreak(70 * mm),

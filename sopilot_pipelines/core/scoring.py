@@ -24,8 +24,17 @@ from .embedding import EmbeddedVideo
 from .scoring_config import ScoringConfig
 from .sop import MIN_ENVELOPE_RECORDINGS, Envelope, StepSpec
 from .steps import (
-    OTHER, Run, absorb_short_runs, label_trainee, reassign_lookalikes, runs_of, segment_steps, step_of_clip, step_similarity,
-)  # fmt: skip
+    OTHER,
+    Run,
+    absorb_short_runs,
+    label_trainee,
+    reassign_lookalikes,
+    runs_of,
+    segment_steps,
+    step_of_clip,
+    step_similarity,
+)
+
 
 @dataclass
 class ScoreOutcome:
@@ -269,7 +278,9 @@ class _Pair:
         of totals: one mislabelled step moves it little, and people's steps vary in length)."""
         if not longest:
             return 1.0
-        return sum(r.length for r in longest.values()) * self.t_stride / max(sum(self.gold_dur[k] for k in longest), 1e-6)
+        return (
+            sum(r.length for r in longest.values()) * self.t_stride / max(sum(self.gold_dur[k] for k in longest), 1e-6)
+        )
 
     def deviation(self, kind: str, k: int | None, t_span, conf: float, reason: str, gold_span=None, **extra) -> dict:
         d = {
@@ -311,9 +322,14 @@ def _label(p: _Pair, path: np.ndarray) -> _Labelling:
     # a match and a non-match, so a step done out of order is still recognised as itself.
     prior = _position_prior(path, p.gold.labels, K, p.m, p.t_stride, cfg.prior_cap * spread, cfg.prior_reach_seconds)
     labels = label_trainee(
-        p.step_sim - prior, p.tau, _ranks(p.gold.steps), step_cost=cfg.step_cost * spread,
-        skip_cost=cfg.step_cost * spread, jump_cost=cfg.jump_cost * spread, repeat_cost=cfg.repeat_cost * spread,
-    )  # fmt: skip
+        p.step_sim - prior,
+        p.tau,
+        _ranks(p.gold.steps),
+        step_cost=cfg.step_cost * spread,
+        skip_cost=cfg.step_cost * spread,
+        jump_cost=cfg.jump_cost * spread,
+        repeat_cost=cfg.repeat_cost * spread,
+    )
     labels = absorb_short_runs(labels, p.step_sim, p.min_run)
     labels = reassign_lookalikes(labels, p.step_sim, p.tau)
     lab = _Labelling.of(labels, K)
@@ -322,17 +338,27 @@ def _label(p: _Pair, path: np.ndarray) -> _Labelling:
     # through on its way) was not done: those clips are unexplained activity
     # (never more than the gold's own clips of the step: a very short gold is its own measure)
     gold_clips = np.bincount(p.gold.labels[p.gold.labels >= 0], minlength=K)
-    glimpses = [k for k, r in lab.longest.items()
-                if r.length < min(max(p.min_run, cfg.glimpse_share * p.gold_dur[k] * tempo / p.t_stride), gold_clips[k])]  # fmt: skip
+    glimpses = [
+        k
+        for k, r in lab.longest.items()
+        if r.length < min(max(p.min_run, cfg.glimpse_share * p.gold_dur[k] * tempo / p.t_stride), gold_clips[k])
+    ]
     if glimpses:
         lab = _Labelling.of(np.where(np.isin(labels, glimpses), OTHER, labels), K)
     # a run far longer than this trainee's pace may be the step done twice with nothing clearly
     # else between (the pause looks like the step's own start): the trainee's run against the
     # gold step twice over fits clearly better than against it once, stretched
-    splits = [c for k, r in lab.longest.items()
-              if r.length * p.t_stride / max(p.gold_dur[k] * tempo, 1e-6) >= cfg.over_time_ratio
-              and (c := _repeat_split(p.cost, p.gold.labels == k, r, p.expected_clips(k, cfg.attempt_share, tempo),
-                                      cfg.repeat_fit * spread)) is not None]  # fmt: skip
+    splits = [
+        c
+        for k, r in lab.longest.items()
+        if r.length * p.t_stride / max(p.gold_dur[k] * tempo, 1e-6) >= cfg.over_time_ratio
+        and (
+            c := _repeat_split(
+                p.cost, p.gold.labels == k, r, p.expected_clips(k, cfg.attempt_share, tempo), cfg.repeat_fit * spread
+            )
+        )
+        is not None
+    ]
     if splits:
         labels = lab.labels.copy()
         labels[splits] = OTHER
@@ -368,20 +394,30 @@ def _not_found(p: _Pair, lab: _Labelling) -> tuple[list[dict], set[Run]]:
         if cand is not None and p.run_sim(cand, k) > inter + p.cfg.slot_level * spread:
             consumed.add(cand)
             s = p.run_sim(cand, k)
-            out.append(p.deviation(
-                "execution_deviation", k, p.tv.span(cand.start, cand.end), _clip01((p.intra - s) / spread),
-                f"{name} was performed at the expected point but looks different from the gold "
-                f"(similarity {s:.2f}, gold consistency {p.intra:.2f})",
-                similarity=round(s, 3),
-            ))  # fmt: skip
+            out.append(
+                p.deviation(
+                    "execution_deviation",
+                    k,
+                    p.tv.span(cand.start, cand.end),
+                    _clip01((p.intra - s) / spread),
+                    f"{name} was performed at the expected point but looks different from the gold "
+                    f"(similarity {s:.2f}, gold consistency {p.intra:.2f})",
+                    similarity=round(s, 3),
+                )
+            )
         elif p.gold.steps[k].optional:
             out.append(p.deviation("optional_step_skipped", k, None, absent, f"{name} (optional) was not done"))
         else:
-            out.append(p.deviation(
-                "step_missing", k, None, absent,
-                f"the trainee never performs {name}: no stretch of the video matches it "
-                f"(closest stretch: similarity {best_anywhere:.2f}, a match needs {tau:.2f})",
-            ))  # fmt: skip
+            out.append(
+                p.deviation(
+                    "step_missing",
+                    k,
+                    None,
+                    absent,
+                    f"the trainee never performs {name}: no stretch of the video matches it "
+                    f"(closest stretch: similarity {best_anywhere:.2f}, a match needs {tau:.2f})",
+                )
+            )
     return out, consumed
 
 
@@ -394,12 +430,17 @@ def _done_differently(p: _Pair, lab: _Labelling) -> tuple[list[dict], dict[int, 
         s = cores[k]
         drop = (typical - s) / max(typical - p.inter, 1e-3)
         if drop >= p.cfg.execution_drop:
-            out.append(p.deviation(
-                "execution_deviation", k, p.tv.span(r.start, r.end), _clip01(2 * drop),
-                f"{p.names[k]!r} was done at the right point but differently from the gold "
-                f"(similarity {s:.2f}; this trainee's other steps match at about {typical:.2f})",
-                similarity=round(s, 3),
-            ))  # fmt: skip
+            out.append(
+                p.deviation(
+                    "execution_deviation",
+                    k,
+                    p.tv.span(r.start, r.end),
+                    _clip01(2 * drop),
+                    f"{p.names[k]!r} was done at the right point but differently from the gold "
+                    f"(similarity {s:.2f}; this trainee's other steps match at about {typical:.2f})",
+                    similarity=round(s, 3),
+                )
+            )
     return out, cores
 
 
@@ -426,12 +467,17 @@ def _order(p: _Pair, lab: _Labelling) -> tuple[list[dict], _Order]:
         if (a, b) in reported:
             continue
         reported.add((a, b))
-        out.append(p.deviation(
-            "order_swap", a, p.tv.span(primary[a].start, primary[a].end),
-            min(p.confidence(p.run_sim(primary[a], a)), p.confidence(p.run_sim(primary[b], b))),
-            f"{p.names[a]!r} and {p.names[b]!r} were done in the wrong order: {p.names[b]!r} was done before {p.names[a]!r}",
-            swapped_with=b, swapped_with_trainee_time=_time(p.tv.span(primary[b].start, primary[b].end)),
-        ))  # fmt: skip
+        out.append(
+            p.deviation(
+                "order_swap",
+                a,
+                p.tv.span(primary[a].start, primary[a].end),
+                min(p.confidence(p.run_sim(primary[a], a)), p.confidence(p.run_sim(primary[b], b))),
+                f"{p.names[a]!r} and {p.names[b]!r} were done in the wrong order: {p.names[b]!r} was done before {p.names[a]!r}",
+                swapped_with=b,
+                swapped_with_trainee_time=_time(p.tv.span(primary[b].start, primary[b].end)),
+            )
+        )
     return out, _Order(found, keep, inversions)
 
 
@@ -445,11 +491,16 @@ def _repeats(p: _Pair, lab: _Labelling) -> tuple[list[dict], int]:
                 continue
             clips += r.length
             first = lab.primary[k]
-            out.append(p.deviation(
-                "step_repeated", k, p.tv.span(r.start, r.end), p.confidence(p.run_sim(r, k)),
-                f"{p.names[k]!r} was done again after it was already completed",
-                first_trainee_time=_time(p.tv.span(first.start, first.end)),
-            ))  # fmt: skip
+            out.append(
+                p.deviation(
+                    "step_repeated",
+                    k,
+                    p.tv.span(r.start, r.end),
+                    p.confidence(p.run_sim(r, k)),
+                    f"{p.names[k]!r} was done again after it was already completed",
+                    first_trainee_time=_time(p.tv.span(first.start, first.end)),
+                )
+            )
     return out, clips
 
 
@@ -468,21 +519,34 @@ def _over_time(p: _Pair, lab: _Labelling) -> tuple[list[dict], dict[int, float]]
             span = p.tv.span(r.start, r.end)
             took, bound = span[1] - span[0], max(env.p90, limit * env.median)
             if took > bound:
-                out.append(p.deviation(
-                    "over_time", k, span, _clip01(0.5 + (took / max(bound, 1e-6) - 1) / 2),
-                    f"{p.names[k]!r} took {took:.1f} s, over its duration envelope from {env.count} recordings "
-                    f"({env.golds} gold, {env.trainees} passing trainee): median {env.median:.1f} s, "
-                    f"90th percentile {env.p90:.1f} s",
-                    duration_ratio=round(ratio, 2), relative_ratio=round(rel, 2), judged_against="envelope",
-                    envelope=env.as_dict(),
-                ))  # fmt: skip
+                out.append(
+                    p.deviation(
+                        "over_time",
+                        k,
+                        span,
+                        _clip01(0.5 + (took / max(bound, 1e-6) - 1) / 2),
+                        f"{p.names[k]!r} took {took:.1f} s, over its duration envelope from {env.count} recordings "
+                        f"({env.golds} gold, {env.trainees} passing trainee): median {env.median:.1f} s, "
+                        f"90th percentile {env.p90:.1f} s",
+                        duration_ratio=round(ratio, 2),
+                        relative_ratio=round(rel, 2),
+                        judged_against="envelope",
+                        envelope=env.as_dict(),
+                    )
+                )
             continue
         if rel >= limit:
-            out.append(p.deviation(
-                "over_time", k, p.tv.span(r.start, r.end), _clip01(0.5 + (rel - limit) / (2 * (limit - 1))),
-                f"{p.names[k]!r} took {ratio:.1f}x the gold's time ({rel:.1f}x this trainee's usual pace)",
-                duration_ratio=round(ratio, 2), relative_ratio=round(rel, 2),
-            ))  # fmt: skip
+            out.append(
+                p.deviation(
+                    "over_time",
+                    k,
+                    p.tv.span(r.start, r.end),
+                    _clip01(0.5 + (rel - limit) / (2 * (limit - 1))),
+                    f"{p.names[k]!r} took {ratio:.1f}x the gold's time ({rel:.1f}x this trainee's usual pace)",
+                    duration_ratio=round(ratio, 2),
+                    relative_ratio=round(rel, 2),
+                )
+            )
     return out, ratios
 
 
@@ -501,12 +565,18 @@ def _extras(p: _Pair, lab: _Labelling, consumed: set[Run]) -> list[dict]:
         before = min((k for k in primary if primary[k].start >= r.end), key=lambda k: primary[k].start, default=None)
         g_lo = p.gold.spans[after][1] if after is not None else 0.0
         g_hi = p.gold.spans[before][0] if before is not None else p.gv.duration
-        out.append(p.deviation(
-            "extra_step", None, p.tv.span(r.start, r.end), _clip01((p.tau - best) / p.spread + 0.5),
-            "the trainee did something that matches no gold step"
-            + (f" (after {p.names[after]!r})" if after is not None else " (before the first step)"),
-            gold_span=(g_lo, max(g_lo, g_hi)), after_gold_step=after,
-        ))  # fmt: skip
+        out.append(
+            p.deviation(
+                "extra_step",
+                None,
+                p.tv.span(r.start, r.end),
+                _clip01((p.tau - best) / p.spread + 0.5),
+                "the trainee did something that matches no gold step"
+                + (f" (after {p.names[after]!r})" if after is not None else " (before the first step)"),
+                gold_span=(g_lo, max(g_lo, g_hi)),
+                after_gold_step=after,
+            )
+        )
     return out
 
 
@@ -519,10 +589,17 @@ def _metrics(p, lab, order, counts, ratios, repeated_clips, path, total_cost, qu
     gap_local = float(np.mean([max(0.0, p.intra - s) for s in matched])) if matched else 1.0
     log_ratios = np.log([max(v, 1e-3) for v in ratios.values()]) if ratios else np.zeros(1)
     drift = (
-        float(np.mean([abs(np.mean(p.tv.span(r.start, r.end)) / p.tv.duration - np.mean(p.gold.spans[k]) / p.gv.duration)
-                       for k, r in lab.primary.items()]))
-        if lab.primary else 0.0
-    )  # fmt: skip
+        float(
+            np.mean(
+                [
+                    abs(np.mean(p.tv.span(r.start, r.end)) / p.tv.duration - np.mean(p.gold.spans[k]) / p.gv.duration)
+                    for k, r in lab.primary.items()
+                ]
+            )
+        )
+        if lab.primary
+        else 0.0
+    )
     n_found = len(order.found)
     n_pairs = n_found * (n_found - 1) / 2
     return {
@@ -558,7 +635,10 @@ def _score_value(counts: dict[str, int], out_of_order: int, K: int, cfg: Scoring
 
 
 def score(
-    gold: EmbeddedVideo, trainee: EmbeddedVideo, config: ScoringConfig | None = None, steps: list[StepSpec] | None = None,
+    gold: EmbeddedVideo,
+    trainee: EmbeddedVideo,
+    config: ScoringConfig | None = None,
+    steps: list[StepSpec] | None = None,
     envelope: dict[str, Envelope] | None = None,
 ) -> ScoreOutcome:
     """Score a trainee against the gold. `steps`: the gold's steps given by the user (gold
@@ -583,7 +663,7 @@ def score(
     repeats, repeated_clips = _repeats(p, lab)
     slow, ratios = _over_time(p, lab)
     deviations = missing + different + swaps + repeats + slow + _extras(p, lab, consumed)
-    deviations.sort(key=lambda d: (d["gold_time"]["start_sec"] if d["gold_time"]["start_sec"] is not None else 1e9))
+    deviations.sort(key=lambda d: d["gold_time"]["start_sec"] if d["gold_time"]["start_sec"] is not None else 1e9)
     counts = {t: sum(d["type"] == t for d in deviations) for t in _COUNTED}
     flagged = sum(bool(q) for q in gold.quality) + sum(bool(q) for q in trainee.quality)
     metrics = _metrics(p, lab, order, counts, ratios, repeated_clips, path, total_cost, flagged)
@@ -605,10 +685,16 @@ def score(
         ],
         "clip_count": {"gold": p.n, "trainee": p.m},
         "gold_steps": [
-            {"index": k, "name": st.name, "start_sec": p.gold.spans[k][0], "end_sec": p.gold.spans[k][1],
-             "optional": st.optional, "group": st.group}
+            {
+                "index": k,
+                "name": st.name,
+                "start_sec": p.gold.spans[k][0],
+                "end_sec": p.gold.spans[k][1],
+                "optional": st.optional,
+                "group": st.group,
+            }
             for k, st in enumerate(p.gold.steps)
-        ],  # fmt: skip
+        ],
         # where the trainee did each found step (its first real attempt), in trainee seconds
         "trainee_steps": [
             {"index": k, "name": p.names[k], **_time(p.tv.span(lab.primary[k].start, lab.primary[k].end))}
@@ -621,10 +707,20 @@ def score(
         "decision": decide(value, deviations, cfg),
     }
     return ScoreOutcome(
-        result, path, p.sim, p.gold.labels, lab.labels,
-        extras={"gold_step_times": p.gold.spans, "intra": p.intra, "inter": p.inter, "tempo": lab.tempo,
-                "dtw_sec": dtw_sec, "core_sims": cores},
-    )  # fmt: skip
+        result,
+        path,
+        p.sim,
+        p.gold.labels,
+        lab.labels,
+        extras={
+            "gold_step_times": p.gold.spans,
+            "intra": p.intra,
+            "inter": p.inter,
+            "tempo": lab.tempo,
+            "dtw_sec": dtw_sec,
+            "core_sims": cores,
+        },
+    )
 
 
 def _preview(labels: np.ndarray, limit: int = 120) -> list[int]:

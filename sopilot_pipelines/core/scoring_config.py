@@ -24,15 +24,22 @@ class ScoringConfig:
     min_step_seconds: float = _rule(2.0, "shortest gold step the segmentation may cut")
     over_time_ratio: float = _rule(1.6, "step duration over the trainee's own tempo that counts as over time")
     min_extra_seconds: float = _rule(2.5, "unexplained activity shorter than this is transition, not an extra step")
-    execution_drop: float = _rule(0.35, "a step matching this far below the trainee's typical step (as a share of the way down to the pair's non-match level) was done differently")
+    execution_drop: float = _rule(
+        0.35,
+        "a step matching this far below the trainee's typical step (as a share of the way down to the pair's non-match level) was done differently",
+    )
     # The engine's rules below are in units of the pair's spread (its match level less its
     # non-match level), so they hold for any embedder, person and camera; set on the benchmark's
     # tuning styles (bench/README.md).
     step_cost: float = _rule(0.2, "labelling: going on to another step in order (or skipping one)")
     repeat_cost: float = _rule(0.5, "labelling: the same step again after something else")
     jump_cost: float = _rule(1.0, "labelling: going back to an earlier step")
-    repeat_fit: float = _rule(0.1, "a long run fitting the gold step twice over this much better (mean cost) is a repeat")
-    slot_level: float = _rule(0.15, "an unexplained stretch where a missing step belongs, this far above non-match: done differently")
+    repeat_fit: float = _rule(
+        0.1, "a long run fitting the gold step twice over this much better (mean cost) is a repeat"
+    )
+    slot_level: float = _rule(
+        0.15, "an unexplained stretch where a missing step belongs, this far above non-match: done differently"
+    )
     prior_cap: float = _rule(0.3, "the positional prior's largest penalty, well below a match's margin")
     min_spread_share: float = _rule(0.25, "the pair's spread is at least this share of the gold's own")
     # Durations, as shares of a gold step's expected length at the trainee's tempo.

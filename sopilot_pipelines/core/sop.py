@@ -35,7 +35,7 @@ def parse_steps(obj, gold_duration: float | None = None, source: str = "steps") 
     sorted by start. ``gold_duration`` (seconds) bounds the times when given."""
     items = obj.get("steps") if isinstance(obj, dict) else obj
     if not isinstance(items, list):
-        raise StepsError(f"{source}: expected {{\"steps\": [...]}} or a list of steps")
+        raise StepsError(f'{source}: expected {{"steps": [...]}} or a list of steps')
     if not items:
         raise StepsError(f"{source}: the steps list is empty")
     out: list[StepSpec] = []
@@ -64,8 +64,15 @@ def parse_steps(obj, gold_duration: float | None = None, source: str = "steps") 
         group = it.get("group")
         if group is not None and not isinstance(group, (str, int)):
             raise StepsError(f"{where} ({name!r}): group must be a string, a number or null")
-        out.append(StepSpec(name.strip(), a, min(b, gold_duration) if gold_duration else b, optional,
-                            None if group is None else str(group)))  # fmt: skip
+        out.append(
+            StepSpec(
+                name.strip(),
+                a,
+                min(b, gold_duration) if gold_duration else b,
+                optional,
+                None if group is None else str(group),
+            )
+        )
     names = [s.name for s in out]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup is not None:
@@ -73,8 +80,10 @@ def parse_steps(obj, gold_duration: float | None = None, source: str = "steps") 
     out.sort(key=lambda s: s.start_sec)
     for p, q in zip(out, out[1:]):
         if q.start_sec < p.end_sec - 1e-6:
-            raise StepsError(f"{source}: steps {p.name!r} ({p.start_sec}-{p.end_sec} s) and {q.name!r} "
-                             f"({q.start_sec}-{q.end_sec} s) overlap")  # fmt: skip
+            raise StepsError(
+                f"{source}: steps {p.name!r} ({p.start_sec}-{p.end_sec} s) and {q.name!r} "
+                f"({q.start_sec}-{q.end_sec} s) overlap"
+            )
     return out
 
 
@@ -102,8 +111,10 @@ def deviation_step(d: dict) -> str:
 
 def steps_from_rows(rows) -> list[StepSpec]:
     """StepSpecs from stored step dicts (already validated when they were stored)."""
-    return [StepSpec(r["name"], float(r["start_sec"]), float(r["end_sec"]), bool(r.get("optional", False)), r.get("group"))
-            for r in rows]  # fmt: skip
+    return [
+        StepSpec(r["name"], float(r["start_sec"]), float(r["end_sec"]), bool(r.get("optional", False)), r.get("group"))
+        for r in rows
+    ]
 
 
 def transfer_steps(steps: list[StepSpec], src, dst) -> list[StepSpec]:
@@ -156,8 +167,12 @@ class Envelope:
         values = np.asarray([*gold_seconds, *trainee_seconds], dtype=float)
         if not len(values):
             return cls(0.0, 0.0, 0, 0)
-        return cls(round(float(np.median(values)), 2), round(float(np.percentile(values, 90)), 2),
-                   len(gold_seconds), len(trainee_seconds))  # fmt: skip
+        return cls(
+            round(float(np.median(values)), 2),
+            round(float(np.percentile(values, 90)), 2),
+            len(gold_seconds),
+            len(trainee_seconds),
+        )
 
     def as_dict(self) -> dict:
         return {**asdict(self), "count": self.count}

@@ -84,7 +84,12 @@ def step_similarity(sim: np.ndarray, gold_steps: np.ndarray, n_steps: int, top: 
 
 
 def label_trainee(
-    step_sim: np.ndarray, other_level: float, ranks: list[int], step_cost: float, skip_cost: float, jump_cost: float,
+    step_sim: np.ndarray,
+    other_level: float,
+    ranks: list[int],
+    step_cost: float,
+    skip_cost: float,
+    jump_cost: float,
     repeat_cost: float,
 ) -> np.ndarray:
     """Viterbi labels (m,) in 0..K-1 or OTHER, maximising similarity minus transition costs.
@@ -157,7 +162,7 @@ def absorb_short_runs(labels: np.ndarray, step_sim: np.ndarray, min_len: int) ->
             if i + 1 < len(runs):
                 neighbours.append(runs[i + 1].label)
 
-            def fit(lbl: int) -> float:
+            def fit(lbl: int, r: Run = r) -> float:
                 return -np.inf if lbl == OTHER else float(step_sim[r.start : r.end, lbl].mean())
 
             best = max(neighbours, key=lambda lbl: (fit(lbl), lbl != OTHER))

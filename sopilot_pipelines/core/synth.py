@@ -268,8 +268,10 @@ class _Scene:
     def _box(self, cx: float, cy: float, rx: float, ry: float) -> tuple[slice, slice]:
         """Pixel slices covering the normalised box centre +- radius (clamped to the canvas)."""
         H, W = self.xn.shape
-        x0 = int(np.clip((cx - rx) * self.w + self.pad, 0, W)); x1 = int(np.clip((cx + rx) * self.w + self.pad + 2, 0, W))
-        y0 = int(np.clip((cy - ry) * self.h + self.pad, 0, H)); y1 = int(np.clip((cy + ry) * self.h + self.pad + 2, 0, H))
+        x0 = int(np.clip((cx - rx) * self.w + self.pad, 0, W))
+        x1 = int(np.clip((cx + rx) * self.w + self.pad + 2, 0, W))
+        y0 = int(np.clip((cy - ry) * self.h + self.pad, 0, H))
+        y1 = int(np.clip((cy + ry) * self.h + self.pad + 2, 0, H))
         return slice(y0, y1), slice(x0, x1)
 
     def _draw_station(self, img, i, offset, box) -> None:
@@ -347,12 +349,32 @@ def render_plan(
     from imageio_ffmpeg import get_ffmpeg_exe
 
     cmd = [
-        get_ffmpeg_exe(), "-loglevel", "error", "-y",
-        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}", "-r", f"{rate.numerator}/{rate.denominator}",
-        "-i", "-",
-        "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p",
-        "-movflags", "+faststart", str(path),
-    ]  # fmt: skip
+        get_ffmpeg_exe(),
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{w}x{h}",
+        "-r",
+        f"{rate.numerator}/{rate.denominator}",
+        "-i",
+        "-",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-crf",
+        "20",
+        "-pix_fmt",
+        "yuv420p",
+        "-movflags",
+        "+faststart",
+        str(path),
+    ]
     proc_ff = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
     stdin, stderr = proc_ff.stdin, proc_ff.stderr
     assert stdin is not None and stderr is not None  # both PIPE
@@ -396,6 +418,18 @@ def render_suite(
 
 
 __all__ = [
-    "Expected", "MOTIONS", "Nuisance", "Procedure", "Rendered", "STATIONS", "Segment", "Step",
-    "VARIANTS", "default_procedure", "plan_variant", "render", "render_plan", "render_suite",
-]  # fmt: skip
+    "Expected",
+    "MOTIONS",
+    "Nuisance",
+    "Procedure",
+    "Rendered",
+    "STATIONS",
+    "Segment",
+    "Step",
+    "VARIANTS",
+    "default_procedure",
+    "plan_variant",
+    "render",
+    "render_plan",
+    "render_suite",
+]

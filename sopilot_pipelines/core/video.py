@@ -405,10 +405,18 @@ class VideoStream:
             if until_sec is not None:
                 vf = f"trim=end={until_sec:.6f}," + vf  # times count from the seek point
         cmd += [
-            "-i", _ffmpeg_url(self.path),
-            "-map", f"0:{self._probed.stream_index}", "-an", "-sn", "-dn",
-            "-vf", vf, "-filter_threads", "1",
-        ]  # fmt: skip
+            "-i",
+            _ffmpeg_url(self.path),
+            "-map",
+            f"0:{self._probed.stream_index}",
+            "-an",
+            "-sn",
+            "-dn",
+            "-vf",
+            vf,
+            "-filter_threads",
+            "1",
+        ]
         if seek_sec is not None and until_sec is None:
             cmd += ["-frames:v", "1"]
         return cmd + ["-pix_fmt", "rgb24", "-f", "rawvideo", "pipe:1"]
@@ -482,8 +490,10 @@ class VideoStream:
             for begin, until in ((start, t - start + 1e-6), (start, None), (0.0, t + 1e-6)):
                 raw = subprocess.run(
                     self._cmd(seek_sec=begin, until_sec=until),
-                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                ).stdout  # fmt: skip
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                ).stdout
                 got = len(raw) // self.frame_bytes
                 if got:
                     last = raw[(got - 1) * self.frame_bytes : got * self.frame_bytes]
@@ -554,9 +564,7 @@ def _frame_stats(frames: np.ndarray, chunk: int = 128) -> tuple[np.ndarray, np.n
         mean_luma[s : s + chunk] = y.mean(axis=(1, 2))
         white[s : s + chunk] = (y >= NEAR_WHITE_LUMA).mean(axis=(1, 2))
         if y.shape[1] >= 3 and y.shape[2] >= 3:
-            lap = (
-                y[:, :-2, 1:-1] + y[:, 2:, 1:-1] + y[:, 1:-1, :-2] + y[:, 1:-1, 2:] - 4.0 * y[:, 1:-1, 1:-1]
-            )
+            lap = y[:, :-2, 1:-1] + y[:, 2:, 1:-1] + y[:, 1:-1, :-2] + y[:, 1:-1, 2:] - 4.0 * y[:, 1:-1, 1:-1]
             lap_var[s : s + chunk] = lap.var(axis=(1, 2))
         else:
             lap_var[s : s + chunk] = np.inf  # too small to judge sharpness

@@ -22,9 +22,16 @@ from .policy import QUEUE_TAG
 
 COPIED_TAG_KEYS = (QUEUE_TAG,)
 # QueuedRunCoordinator's own settings, as its from_config_value passes them
-_BASE_KEYS = ("max_concurrent_runs", "tag_concurrency_limits", "dequeue_interval_seconds", "dequeue_use_threads",
-              "dequeue_num_workers", "max_user_code_failure_retries", "user_code_failure_retry_delay",
-              "block_op_concurrency_limited_runs")  # fmt: skip
+_BASE_KEYS = (
+    "max_concurrent_runs",
+    "tag_concurrency_limits",
+    "dequeue_interval_seconds",
+    "dequeue_use_threads",
+    "dequeue_num_workers",
+    "max_user_code_failure_retries",
+    "user_code_failure_retry_delay",
+    "block_op_concurrency_limited_runs",
+)
 
 
 class SopilotRunCoordinator(QueuedRunCoordinator):
@@ -40,9 +47,10 @@ class SopilotRunCoordinator(QueuedRunCoordinator):
     def config_type(cls):
         return {
             **QueuedRunCoordinator.config_type(),
-            "backfill_interval_seconds": Field(IntSource, is_required=False,
-                                               description="Seconds between the backfill daemon's passes (Dagster: 30)"),
-        }  # fmt: skip
+            "backfill_interval_seconds": Field(
+                IntSource, is_required=False, description="Seconds between the backfill daemon's passes (Dagster: 30)"
+            ),
+        }
 
     @classmethod
     def from_config_value(cls, inst_data, config_value):
@@ -66,7 +74,7 @@ class SopilotRunCoordinator(QueuedRunCoordinator):
             return {}
         try:
             graph = context.workspace.asset_graph
-        except Exception:  # noqa: BLE001 - no workspace (e.g. a bare instance): queue the run as it is
+        except Exception:
             return {}
         tags: dict[str, str] = {}
         for key in keys:

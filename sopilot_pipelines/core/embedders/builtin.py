@@ -355,9 +355,7 @@ class BuiltinEmbedder(StreamingEmbedder):
         # The appearance dims of each cell: r, g, lum (three blocks of n_cells) and the HOG bins.
         shape0 = self._slices["shape"].start
         self._cell_dims = [
-            np.array(
-                [c, n_cells + c, 2 * n_cells + c] + [shape0 + c * _HOG_BINS + b for b in range(_HOG_BINS)]
-            )
+            np.array([c, n_cells + c, 2 * n_cells + c] + [shape0 + c * _HOG_BINS + b for b in range(_HOG_BINS)])
             for c in range(n_cells)
         ]
         self._dir_cell_half = _cell_index(_WORK_H // 2, _WORK_W // 2, _DIR_GRID)
@@ -453,7 +451,9 @@ class BuiltinEmbedder(StreamingEmbedder):
             my = _block_sum(ad * (gy_all[1:] + gy_all[:-1]), 2, 2)
             wdir = np.sqrt(mx * mx + my * my)
             base = (np.arange(k, dtype=np.int64)[:, None, None] * n_dir + self._dir_cell_half[None]) * _DIR_BINS
-            hist = _orientation_histograms(np.arctan2(my, mx), wdir, 2.0 * np.pi, _DIR_BINS, base, k * n_dir * _DIR_BINS)
+            hist = _orientation_histograms(
+                np.arctan2(my, mx), wdir, 2.0 * np.pi, _DIR_BINS, base, k * n_dir * _DIR_BINS
+            )
             hh, hw = _WORK_H // 2, _WORK_W // 2
             hist = hist.reshape(k, n_dir, _DIR_BINS) / (8.0 * (hh // dh) * (hw // dw))
             # Without its isotropic part (that is motion energy, kept in its own group) the
@@ -495,9 +495,9 @@ class BuiltinEmbedder(StreamingEmbedder):
             np.maximum(busy[k:], motion[:-k], out=busy[k:])
             np.maximum(busy[:-k], motion[k:], out=busy[:-k])
         p = np.pad(busy, ((0, 0), (1, 1), (1, 1)), mode="edge")
-        busy = np.max(
-            np.stack([p[:, i : i + gh, j : j + gw] for i in range(3) for j in range(3)]), axis=0
-        ).reshape(n, gh * gw)
+        busy = np.max(np.stack([p[:, i : i + gh, j : j + gw] for i in range(3) for j in range(3)]), axis=0).reshape(
+            n, gh * gw
+        )
         static = busy <= _STATIC_MOTION
         min_static = max(_MIN_STATIC_FRAMES, int(np.ceil(_MIN_STATIC_FRACTION * n)))
         app = feats[:, : self._n_app]

@@ -163,8 +163,7 @@ def load_interpreter_class(modules: tuple[str, ...] = RUNTIME_MODULES):
         except (ImportError, AttributeError) as exc:
             errors.append(f"{mod}: {exc}")
     raise EmbedderError(
-        f"the hands embedder needs a TFLite runtime (ai-edge-litert), none imports "
-        f"({'; '.join(errors)}); {EXTRA_HINT}"
+        f"the hands embedder needs a TFLite runtime (ai-edge-litert), none imports ({'; '.join(errors)}); {EXTRA_HINT}"
     )
 
 
@@ -443,7 +442,7 @@ class HandTracker:
                 cands: list[tuple[Rect, float | None]] = []
                 if len(prev) < self.max_hands:
                     tracking.detections += 1
-                    for score, box, kp in self.detect_palms(frame)[: self.max_hands]:
+                    for _score, box, kp in self.detect_palms(frame)[: self.max_hands]:
                         cands = _associate(cands, (self._palm_rect(box, kp, fw, fh), None), self.roi_iou)
                 if self.roi_iou < 1.0:
                     for c in prev:
@@ -587,8 +586,18 @@ def _hand_geometry(lm: np.ndarray, aspect: float) -> dict[str, np.ndarray]:
     d = (xy - xy[:, WRIST : WRIST + 1]) / size[:, None, None]
     c, s = c[:, None], s[:, None]
     own = np.stack([c * d[..., 0] - s * d[..., 1], s * d[..., 0] + c * d[..., 1]], axis=-1)
-    return {"xy": xy, "lo": lo, "hi": hi, "centre": centre, "size": size, "rel": rel, "z": z,
-            "palm": palm, "dir": direction, "own": own}
+    return {
+        "xy": xy,
+        "lo": lo,
+        "hi": hi,
+        "centre": centre,
+        "size": size,
+        "rel": rel,
+        "z": z,
+        "palm": palm,
+        "dir": direction,
+        "own": own,
+    }
 
 
 def _turning(v: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -621,8 +630,9 @@ def _clip_blocks(tracks: HandTracks, spans: np.ndarray, aspect: float) -> dict[s
     geo = [_hand_geometry(tracks.landmarks[:, k].astype(np.float64), aspect) for k in range(2)]
     pres = tracks.present
     # Which hands are seen: none, slot 0 only, slot 1 only, both.
-    count = np.stack([~pres[:, 0] & ~pres[:, 1], pres[:, 0] & ~pres[:, 1], ~pres[:, 0] & pres[:, 1],
-                      pres[:, 0] & pres[:, 1]], axis=1).astype(np.float64)
+    count = np.stack(
+        [~pres[:, 0] & ~pres[:, 1], pres[:, 0] & ~pres[:, 1], ~pres[:, 0] & pres[:, 1], pres[:, 0] & pres[:, 1]], axis=1
+    ).astype(np.float64)
     blocks["count"], _, _ = span.mean_std(count, np.ones(n, dtype=bool))
     for k, g in enumerate(geo):
         m = pres[:, k]
@@ -630,8 +640,10 @@ def _clip_blocks(tracks: HandTracks, spans: np.ndarray, aspect: float) -> dict[s
         mean, std, _ = span.mean_std(np.nan_to_num(pose), m)
         blocks[f"pose{k}"], blocks[f"pose_std{k}"] = mean, std
         blocks[f"shape{k}"], _, _ = span.mean_std(np.nan_to_num(g["own"].reshape(n, -1)), m)
-        place = np.concatenate([g["xy"][:, WRIST], g["centre"], g["xy"][:, TIPS].reshape(n, -1),
-                                np.log(g["size"])[:, None], g["dir"]], axis=1)
+        place = np.concatenate(
+            [g["xy"][:, WRIST], g["centre"], g["xy"][:, TIPS].reshape(n, -1), np.log(g["size"])[:, None], g["dir"]],
+            axis=1,
+        )
         mean, std, _ = span.mean_std(np.nan_to_num(place), m)
         blocks[f"place{k}"], blocks[f"place_std{k}"] = mean, std
         # Motion: displacement per sampled frame of wrist and finger tips, in hand sizes.
@@ -641,8 +653,9 @@ def _clip_blocks(tracks: HandTracks, spans: np.ndarray, aspect: float) -> dict[s
         v[1:] = (g["xy"][1:, MOVING] - g["xy"][:-1, MOVING]) / g["size"][1:, None, None]
         v = np.nan_to_num(v)
         speed = np.linalg.norm(v, axis=2)
-        vc = np.nan_to_num(np.concatenate([np.zeros((1, 2)), (g["centre"][1:] - g["centre"][:-1])], axis=0)
-                           / g["size"][:, None])
+        vc = np.nan_to_num(
+            np.concatenate([np.zeros((1, 2)), (g["centre"][1:] - g["centre"][:-1])], axis=0) / g["size"][:, None]
+        )
         cov = np.stack([vc[:, 0] ** 2, vc[:, 1] ** 2, vc[:, 0] * vc[:, 1]], axis=1)
         mv, _, _ = span.mean_std(np.concatenate([v.reshape(n, -1), speed, cov], axis=1), ok, lo_off=1)
         tv, okt = _turning(vc, ok)
@@ -664,16 +677,36 @@ def _clip_blocks(tracks: HandTracks, spans: np.ndarray, aspect: float) -> dict[s
     tip1 = np.linalg.norm(g1["xy"][:, TIPS] - g0["palm"][:, None], axis=2).min(axis=1) / s
     cosang = np.sum(g0["dir"] * g1["dir"], axis=1)
     sinang = g0["dir"][:, 0] * g1["dir"][:, 1] - g0["dir"][:, 1] * g1["dir"][:, 0]
-    pair = np.stack([d[:, 0], d[:, 1], np.linalg.norm(d, axis=1), dw[:, 0], dw[:, 1], iou, tip0, tip1,
-                     cosang, sinang, np.log(g1["size"] / g0["size"])], axis=1)
+    pair = np.stack(
+        [
+            d[:, 0],
+            d[:, 1],
+            np.linalg.norm(d, axis=1),
+            dw[:, 0],
+            dw[:, 1],
+            iou,
+            tip0,
+            tip1,
+            cosang,
+            sinang,
+            np.log(g1["size"] / g0["size"]),
+        ],
+        axis=1,
+    )
     blocks["pair"], _, _ = span.mean_std(np.nan_to_num(pair), both)
     okr = np.zeros(n, dtype=bool)
     okr[1:] = both[1:] & both[:-1]
     rv = np.zeros((n, 2))
     rv[1:] = d[1:] - d[:-1]
     rv = np.nan_to_num(rv)
-    rel = np.concatenate([np.abs(rv), np.linalg.norm(rv, axis=1, keepdims=True),
-                          np.stack([rv[:, 0] ** 2, rv[:, 1] ** 2, rv[:, 0] * rv[:, 1]], axis=1)], axis=1)
+    rel = np.concatenate(
+        [
+            np.abs(rv),
+            np.linalg.norm(rv, axis=1, keepdims=True),
+            np.stack([rv[:, 0] ** 2, rv[:, 1] ** 2, rv[:, 0] * rv[:, 1]], axis=1),
+        ],
+        axis=1,
+    )
     mr, _, _ = span.mean_std(rel, okr, lo_off=1)
     tv, okt = _turning(rv, okr)
     ts, _, _ = span.mean_std(tv, okt, lo_off=2)
@@ -741,8 +774,12 @@ class HandsEmbedder(StreamingEmbedder):
             tag = ",".join(f"{k}={v:g}" for k, v in sorted(self.weights.items()))
             self.name = f"{type(self).name}:w[{tag}]"
         # Block sizes, from an empty video of one frame.
-        empty = HandTracks(np.full((1, 2, 21, 3), np.nan, np.float32), np.zeros((1, 2), bool),
-                           np.full((1, 2), np.nan, np.float32), np.full((1, 2), np.nan, np.float32))
+        empty = HandTracks(
+            np.full((1, 2, 21, 3), np.nan, np.float32),
+            np.zeros((1, 2), bool),
+            np.full((1, 2), np.nan, np.float32),
+            np.full((1, 2), np.nan, np.float32),
+        )
         self._dims = {k: b.shape[1] for k, b in clip_blocks(empty, np.array([[0, 1]]), 1.5).items()}
         self.dim = sum(d for k, d in self._dims.items() if self._weight(k) > 0) + 1
 

@@ -39,7 +39,12 @@ DEFAULT_FRAMES = 16
 _IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 _IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 _SIZES = {384: "vit_small", 768: "vit_base", 1024: "vit_large", 1280: "vit_huge", 1408: "vit_giant"}
-_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+_WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 
 
 def variant_name(hidden_size: int, num_layers: int, crop_size: int) -> str:
@@ -82,7 +87,9 @@ class VJEPA2Embedder(Embedder):
             import torch
             from transformers import VJEPA2Config, VJEPA2Model
         except ImportError as exc:
-            raise EmbedderError(f"the vjepa2 embedder needs transformers with V-JEPA 2 support ({exc}); {_EXTRA_HINT}") from exc
+            raise EmbedderError(
+                f"the vjepa2 embedder needs transformers with V-JEPA 2 support ({exc}); {_EXTRA_HINT}"
+            ) from exc
 
         meta = _read_metadata(directory)
         try:
@@ -117,7 +124,9 @@ class VJEPA2Embedder(Embedder):
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self._model = model.to(self.device)
         self.crop = int(config.crop_size)
-        self.patch = int(config.patch_size if not isinstance(config.patch_size, (list, tuple)) else config.patch_size[0])
+        self.patch = int(
+            config.patch_size if not isinstance(config.patch_size, (list, tuple)) else config.patch_size[0]
+        )
         self.tubelet = int(config.tubelet_size)
         self.hidden = int(config.hidden_size)
         variant = str(meta.get("variant") or variant_name(self.hidden, config.num_hidden_layers, self.crop))

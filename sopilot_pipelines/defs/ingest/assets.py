@@ -9,7 +9,6 @@ materialization is logged with its own metadata (clips, fps, duration, timings),
 total. A transient error (I/O, database) is not caught here: the retry policy retries the step.
 """
 
-
 import hashlib
 import os
 import time
@@ -55,8 +54,12 @@ def versioned_materialization(asset_key, partition: str, metadata: dict, content
     """A per-partition materialization whose data version is the hash of what was written, so
     Dagster's staleness sees a change exactly when the content changed."""
     version = hashlib.sha256(content).hexdigest()[:24]
-    return dg.AssetMaterialization(asset_key=asset_key, partition=partition, metadata=metadata,
-                                   tags={_DATA_VERSION_TAG: version, _USER_PROVIDED_TAG: "true"})  # fmt: skip
+    return dg.AssetMaterialization(
+        asset_key=asset_key,
+        partition=partition,
+        metadata=metadata,
+        tags={_DATA_VERSION_TAG: version, _USER_PROVIDED_TAG: "true"},
+    )
 
 
 @dg.multi_asset(
@@ -66,17 +69,33 @@ def versioned_materialization(asset_key, partition: str, metadata: dict, content
     can_subset=True,  # video_embeddings alone re-adapts from the raw files (and breaks the cycle via feature_adapter)
     # on Celery workers one video per run, so a backfill's videos spread over the workers (N runs
     # under the run queue's limits); in process one range run
-    backfill_policy=dg.BackfillPolicy.multi_run(1) if settings().executor == "celery" else dg.BackfillPolicy.single_run(),
+    backfill_policy=dg.BackfillPolicy.multi_run(1)
+    if settings().executor == "celery"
+    else dg.BackfillPolicy.single_run(),
     retry_policy=RETRY,
     specs=[
-        dg.AssetSpec(CLIPS, kinds={"ffmpeg", "numpy"}, skippable=True,
-                     description="Decode (fps and scale inside ffmpeg), cut clips, embed: video_<id>.raw.npy + video_<id>.json"),
-        dg.AssetSpec(EMBEDDINGS, kinds={"numpy"}, skippable=True,
-                     deps=[CLIPS, dg.AssetKey("feature_adapter")],  # the adapter it goes through, for the lineage
-                     description="Raw embeddings through the current feature adapter: video_<id>.npy; marks the video ready"),
-    ],  # fmt: skip
-    check_specs=[dg.AssetCheckSpec(CHECK, asset=EMBEDDINGS, blocking=True,
-                                   description="finite, unit-length rows, one per clip, at least 2 clips")],  # fmt: skip
+        dg.AssetSpec(
+            CLIPS,
+            kinds={"ffmpeg", "numpy"},
+            skippable=True,
+            description="Decode (fps and scale inside ffmpeg), cut clips, embed: video_<id>.raw.npy + video_<id>.json",
+        ),
+        dg.AssetSpec(
+            EMBEDDINGS,
+            kinds={"numpy"},
+            skippable=True,
+            deps=[CLIPS, dg.AssetKey("feature_adapter")],  # the adapter it goes through, for the lineage
+            description="Raw embeddings through the current feature adapter: video_<id>.npy; marks the video ready",
+        ),
+    ],
+    check_specs=[
+        dg.AssetCheckSpec(
+            CHECK,
+            asset=EMBEDDINGS,
+            blocking=True,
+            description="finite, unit-length rows, one per clip, at least 2 clips",
+        )
+    ],
 )
 def ingest_video(context: dg.AssetExecutionContext, catalog: CatalogResource, storage: StorageResource):
     # Outputs are never yielded: every partition's materialization is logged by itself below
@@ -96,16 +115,28 @@ def ingest_video(context: dg.AssetExecutionContext, catalog: CatalogResource, st
             failed[key] = str(exc)
             context.log.error(f"{key}: {exc}")
     if EMBEDDINGS in selected and dg.AssetCheckKey(EMBEDDINGS, CHECK) in context.selected_asset_check_keys:
-        yield dg.AssetCheckResult(asset_key=EMBEDDINGS, check_name=CHECK, passed=not any("embeddings_are_sane" in r for r in failed.values()),
-                                  metadata={"videos_checked": len(done) + len(failed), "videos_failed": len(failed)})  # fmt: skip
+        yield dg.AssetCheckResult(
+            asset_key=EMBEDDINGS,
+            check_name=CHECK,
+            passed=not any("embeddings_are_sane" in r for r in failed.values()),
+            metadata={"videos_checked": len(done) + len(failed), "videos_failed": len(failed)},
+        )
     if len(context.partition_keys) > 1:
-        context.instance.add_run_tags(context.run.run_id, {TAG_VIDEOS_DONE: str(len(done)), TAG_VIDEOS_FAILED: str(len(failed))})
+        context.instance.add_run_tags(
+            context.run.run_id, {TAG_VIDEOS_DONE: str(len(done)), TAG_VIDEOS_FAILED: str(len(failed))}
+        )
     if failed:
         reasons = "; ".join(f"{k}: {r}" for k, r in failed.items())
-        summary = (next(iter(failed.values())) if len(context.partition_keys) == 1
-                   else f"{len(failed)} of {len(context.partition_keys)} videos failed ({len(done)} materialized): {reasons}")  # fmt: skip
-        raise dg.Failure(summary, allow_retries=False,
-                         metadata={"failed": len(failed), "materialized": len(done), "failed_keys": ", ".join(failed)})  # fmt: skip
+        summary = (
+            next(iter(failed.values()))
+            if len(context.partition_keys) == 1
+            else f"{len(failed)} of {len(context.partition_keys)} videos failed ({len(done)} materialized): {reasons}"
+        )
+        raise dg.Failure(
+            summary,
+            allow_retries=False,
+            metadata={"failed": len(failed), "materialized": len(done), "failed_keys": ", ".join(failed)},
+        )
 
 
 def _clips(context, cat, store, key: str) -> dg.AssetMaterialization:
@@ -201,8 +232,17 @@ def _embeddings(context, cat, store, key: str, live) -> dg.AssetMaterialization:
         # version 0 on it): recorded as a task_sop materialization, as a sop_job run records a PUT
         context.log_event(task_sop_materialization(context, cat, store, row["task_id"]))
     job_transition("ingest", context.run.run_id, "completed", video_id=video_id, clips=int(adapted.shape[0]))
-    md = {"video_id": video_id, "task_id": row["task_id"], "clips": int(adapted.shape[0]), "dim": int(adapted.shape[1]),
-          "adapter": name, "embedder": ev.model, "path": dg.MetadataValue.path(str(paths["adapted"])), **sop, **where()}  # fmt: skip
+    md = {
+        "video_id": video_id,
+        "task_id": row["task_id"],
+        "clips": int(adapted.shape[0]),
+        "dim": int(adapted.shape[1]),
+        "adapter": name,
+        "embedder": ev.model,
+        "path": dg.MetadataValue.path(str(paths["adapted"])),
+        **sop,
+        **where(),
+    }
     return embeddings_materialization(key, md, adapted, name)
 
 

@@ -10,7 +10,6 @@ If a tick dies between the move and the request, the next tick finds the registe
 without a run and requests it again under the same key.
 """
 
-
 import json
 import os
 import shutil

@@ -1,6 +1,5 @@
 """Per score job: the score result (scores/<job>.json) and its PDF report (reports/<job>.pdf)."""
 
-
 import json
 import time
 
@@ -53,13 +52,22 @@ class ScoreFailed(Exception):
     backfill_policy=dg.BackfillPolicy.single_run(),
     retry_policy=RETRY,
     specs=[
-        dg.AssetSpec(SCORE_RESULT, kinds={"numpy"}, skippable=True,
-                     deps=[ALL_VIDEOS, dg.AssetKey("feature_adapter"), ALL_TASK_SOPS],
-                     description="Align the trainee with the gold: score, decision, steps and deviations"),
-        dg.AssetSpec(SCORE_REPORT, kinds={"pdf"}, skippable=True, deps=[SCORE_RESULT],
-                     description="The supervisor's PDF report of a score job"),
+        dg.AssetSpec(
+            SCORE_RESULT,
+            kinds={"numpy"},
+            skippable=True,
+            deps=[ALL_VIDEOS, dg.AssetKey("feature_adapter"), ALL_TASK_SOPS],
+            description="Align the trainee with the gold: score, decision, steps and deviations",
+        ),
+        dg.AssetSpec(
+            SCORE_REPORT,
+            kinds={"pdf"},
+            skippable=True,
+            deps=[SCORE_RESULT],
+            description="The supervisor's PDF report of a score job",
+        ),
     ],
-)  # fmt: skip
+)
 def score_assets(context: dg.AssetExecutionContext, catalog: CatalogResource, storage: StorageResource):
     cat, store, selected = catalog.catalog, storage.store, context.selected_asset_keys
     keys = context.partition_keys
@@ -78,18 +86,21 @@ def score_assets(context: dg.AssetExecutionContext, catalog: CatalogResource, st
             failed[job_id] = str(exc)
             context.log.error(str(exc))
     if failed:
-        summary = (next(iter(failed.values())) if len(keys) == 1
-                   else f"{len(failed)} of {len(keys)} score jobs failed: " + "; ".join(failed.values()))  # fmt: skip
+        summary = (
+            next(iter(failed.values()))
+            if len(keys) == 1
+            else f"{len(failed)} of {len(keys)} score jobs failed: " + "; ".join(failed.values())
+        )
         raise dg.Failure(summary, allow_retries=False, metadata={"failed_keys": ", ".join(failed)})
     yield from ()  # no outputs: every job's materializations are logged by themselves above
 
 
 def _score(context, cat, store, job: dict) -> dg.AssetMaterialization:
+    import numpy as np
+
     from ...core.embedders import EmbedderError
     from ...core.scoring import auto_steps, score
     from ...core.sop import steps_from_rows
-    import numpy as np
-
     from ...storage import atomic_write_json, atomic_write_npz
     from ..ingest.assets import versioned_materialization
     from ..training.live import live_adapter
@@ -108,7 +119,9 @@ def _score(context, cat, store, job: dict) -> dg.AssetMaterialization:
         steps = steps_on_gold(cat, store, sop, gold_row["video_id"], gold) if sop else None
         cfg = settings().scoring.config()
         # version 0: the gold's automatic steps (computed here for a gold ingested before they were recorded)
-        named = steps or (steps_from_rows(gold_row["auto_steps"]) if gold_row.get("auto_steps") else auto_steps(gold, cfg))
+        named = steps or (
+            steps_from_rows(gold_row["auto_steps"]) if gold_row.get("auto_steps") else auto_steps(gold, cfg)
+        )
         envelope = envelopes(cat, job["task_id"], version, gold_row["video_id"], named)
         outcome = score(gold, trainee, cfg, steps=steps, envelope=envelope)
     except (EmbedderError, ValueError, dg.Failure) as exc:
@@ -117,21 +130,38 @@ def _score(context, cat, store, job: dict) -> dg.AssetMaterialization:
         job_transition("score", job_id, "failed", error=message)
         raise ScoreFailed(f"score job {job_id}: {message}") from exc
     result = outcome.result
-    result["provenance"] = {"gold_video_id": gold_row["video_id"], "sop_version": version,
-                            "embedding_model": gold.model, "adapter_version": live.name}  # fmt: skip
+    result["provenance"] = {
+        "gold_video_id": gold_row["video_id"],
+        "sop_version": version,
+        "embedding_model": gold.model,
+        "adapter_version": live.name,
+    }
     previous = cat.get_score(job["previous_job_id"]) if job.get("previous_job_id") else None
     if previous is not None:
-        result["previous"] = {"score_job_id": previous["job_id"], "score": previous["score"], "decision": previous["decision"]}
+        result["previous"] = {
+            "score_job_id": previous["job_id"],
+            "score": previous["score"],
+            "decision": previous["decision"],
+        }
     telemetry.observe_dtw(False, outcome.extras["dtw_sec"])  # the numba kernel; the torch path is for CUDA
     path = atomic_write_json(store.score(job_id), result)
     # the per-clip step labels of both videos, beside the result: adapter training learns from them
-    atomic_write_npz(store.score_steps(job_id), gold_labels=outcome.gold_labels.astype(np.int64),
-                     trainee_labels=outcome.trainee_labels.astype(np.int64),
-                     alignment_path=np.asarray(outcome.path, dtype=np.int64))  # the review page's sync  # fmt: skip
+    atomic_write_npz(
+        store.score_steps(job_id),
+        gold_labels=outcome.gold_labels.astype(np.int64),
+        trainee_labels=outcome.trainee_labels.astype(np.int64),
+        alignment_path=np.asarray(outcome.path, dtype=np.int64),
+    )  # the review page's sync
     telemetry.observe_job("score", time.perf_counter() - t0)
     job_transition("score", job_id, "completed", score=result["score"], decision=result["decision"])
-    cat.update_score(job_id, status="completed", score=result["score"], decision=result["decision"], result_path=str(path),
-                     sop_version=version)  # fmt: skip
+    cat.update_score(
+        job_id,
+        status="completed",
+        score=result["score"],
+        decision=result["decision"],
+        result_path=str(path),
+        sop_version=version,
+    )
     metadata = {
         "score": result["score"],
         "decision": result["decision"],
@@ -160,5 +190,8 @@ def _report(cat, store, job_id: str) -> dg.AssetMaterialization:
     gold, trainee = cat.get_video(job["gold_video_id"]) or {}, cat.get_video(job["trainee_video_id"]) or {}
     path = render_report(store.report(job_id), job_id, result, gold, trainee, requested_by=job["requested_by"])
     cat.update_score(job_id, report_path=str(path))
-    return dg.AssetMaterialization(asset_key=SCORE_REPORT, partition=job_id,
-                                   metadata={"path": dg.MetadataValue.path(str(path)), "bytes": path.stat().st_size})  # fmt: skip
+    return dg.AssetMaterialization(
+        asset_key=SCORE_REPORT,
+        partition=job_id,
+        metadata={"path": dg.MetadataValue.path(str(path)), "bytes": path.stat().st_size},
+    )

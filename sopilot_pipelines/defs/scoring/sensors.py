@@ -2,7 +2,6 @@
 when SOPILOT_AUTO_SCORE is true. The cursor is a watermark: every trainee video at or below it
 has been scored or skipped for a reason that will not change (no gold: see the skip reason)."""
 
-
 import dagster as dg
 
 from ...ids import TAG_JOB_ID, TAG_REQUESTED_BY, TAG_TASK_ID, new_job_id
@@ -25,14 +24,19 @@ def auto_score_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResou
     cat = catalog.catalog
     watermark = int(context.cursor or 0)
     trainees = sorted(
-        (v for v in cat.list_videos(role="trainee", limit=None) if v["video_id"] > watermark), key=lambda v: v["video_id"]
+        (v for v in cat.list_videos(role="trainee", limit=None) if v["video_id"] > watermark),
+        key=lambda v: v["video_id"],
     )
     requests, keys, skipped, new_mark = [], [], [], watermark
     for v in trainees:
         if v["status"] == "pending":
             break  # keep the watermark below videos still being ingested
         gold = cat.current_gold(v["task_id"])
-        if gold is None and v["status"] == "ready" and cat.list_videos(task_id=v["task_id"], role="gold", status="pending", limit=1):
+        if (
+            gold is None
+            and v["status"] == "ready"
+            and cat.list_videos(task_id=v["task_id"], role="gold", status="pending", limit=1)
+        ):
             break  # the task's gold is still being ingested: wait for it rather than skip this trainee
         new_mark = v["video_id"]
         if v["status"] != "ready":
@@ -42,14 +46,26 @@ def auto_score_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResou
             skipped.append(f"video {v['video_id']}: task {v['task_id']} has no gold video yet")
             continue
         if gold["embedding_model"] != v["embedding_model"]:
-            skipped.append(f"video {v['video_id']}: embedded by {v['embedding_model']}, the gold by {gold['embedding_model']}")
+            skipped.append(
+                f"video {v['video_id']}: embedded by {v['embedding_model']}, the gold by {gold['embedding_model']}"
+            )
             continue
         job_id = new_job_id("score")
-        cat.record_score(job_id, task_id=v["task_id"], gold_video_id=gold["video_id"], trainee_video_id=v["video_id"],
-                         requested_by=REQUESTED_BY)  # fmt: skip
+        cat.record_score(
+            job_id,
+            task_id=v["task_id"],
+            gold_video_id=gold["video_id"],
+            trainee_video_id=v["video_id"],
+            requested_by=REQUESTED_BY,
+        )
         keys.append(job_id)
-        requests.append(dg.RunRequest(run_key=job_id, partition_key=job_id,
-                                       tags={TAG_JOB_ID: job_id, TAG_REQUESTED_BY: REQUESTED_BY, TAG_TASK_ID: v["task_id"]}))  # fmt: skip
+        requests.append(
+            dg.RunRequest(
+                run_key=job_id,
+                partition_key=job_id,
+                tags={TAG_JOB_ID: job_id, TAG_REQUESTED_BY: REQUESTED_BY, TAG_TASK_ID: v["task_id"]},
+            )
+        )
     for reason in skipped:
         context.log.info(f"auto-score skipped {reason}")
     if not requests:

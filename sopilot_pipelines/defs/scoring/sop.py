@@ -80,8 +80,12 @@ def envelopes(cat, task_id: str, sop_version: int, gold_id: int, steps) -> dict:
     return {n: Envelope.of(golds[n], trainees[n]) for n in names}
 
 
-@dg.asset(partitions_def=tasks, group_name="scoring", kinds={"json"},
-          description="The task's SOP: named steps marked on a gold (one materialization per version), carried to its other golds")  # fmt: skip
+@dg.asset(
+    partitions_def=tasks,
+    group_name="scoring",
+    kinds={"json"},
+    description="The task's SOP: named steps marked on a gold (one materialization per version), carried to its other golds",
+)
 def task_sop(context: dg.AssetExecutionContext, catalog: CatalogResource, storage: StorageResource):
     cat, store, task_id = catalog.catalog, storage.store, context.partition_key
     if cat.current_sop(task_id) is not None:
@@ -98,8 +102,12 @@ def task_sop_materialization(context, cat, store, task_id: str) -> dg.AssetMater
     if not context.instance.has_dynamic_partition(tasks.name, task_id):
         context.instance.add_dynamic_partitions(tasks.name, [task_id])
     metadata, version = _sop_record(cat, store, task_id)
-    return dg.AssetMaterialization(asset_key=TASK_SOP, partition=task_id, metadata=metadata,
-                                   tags={_DATA_VERSION_TAG: version, _USER_PROVIDED_TAG: "true"})  # fmt: skip
+    return dg.AssetMaterialization(
+        asset_key=TASK_SOP,
+        partition=task_id,
+        metadata=metadata,
+        tags={_DATA_VERSION_TAG: version, _USER_PROVIDED_TAG: "true"},
+    )
 
 
 def _sop_record(cat, store, task_id: str) -> tuple[dict, str]:
@@ -139,9 +147,14 @@ def gold_ready(cat, store, video: dict, ev) -> dict:
         except StepsError as exc:  # checked at upload, except against the duration known only now
             out["sop_error"] = str(exc)
         else:
-            sop = cat.add_sop(video["task_id"], gold_video_id=video["video_id"], steps=[st.as_dict() for st in steps],
-                              requested_by=video.get("requested_by"))  # fmt: skip
+            sop = cat.add_sop(
+                video["task_id"],
+                gold_video_id=video["video_id"],
+                steps=[st.as_dict() for st in steps],
+                requested_by=video.get("requested_by"),
+            )
             out["sop_version"] = sop["version"]
-    if cat.current_sop(video["task_id"]) is not None:
-        out["sop_version"] = refresh_per_gold(cat, store, video["task_id"])["version"]
+    refreshed = refresh_per_gold(cat, store, video["task_id"])  # None: the task has no SOP stored yet
+    if refreshed is not None:
+        out["sop_version"] = refreshed["version"]
     return out

@@ -1,6 +1,5 @@
 """Per task: the clip index (FAISS) over its ready videos' clips, through one adapter, versioned."""
 
-
 import hashlib
 import json
 import shutil
@@ -49,7 +48,9 @@ def build_task_index(cat, store, task_id: str, live: LiveAdapter) -> dict:
         ids.append(np.stack([np.full(len(emb), v["video_id"]), np.arange(len(emb))], axis=1))
     dims = {e.shape[1] for e in vectors}
     if len(dims) > 1:
-        raise dg.Failure(f"task {task_id}: videos have different embedding sizes {sorted(dims)}; re-embed them", allow_retries=False)
+        raise dg.Failure(
+            f"task {task_id}: videos have different embedding sizes {sorted(dims)}; re-embed them", allow_retries=False
+        )
     matrix = np.concatenate(vectors) if vectors else np.zeros((0, 1), np.float32)
     id_rows = np.concatenate(ids) if ids else np.zeros((0, 2), np.int64)
     previous = cat.current_index_version(task_id)
@@ -57,10 +58,19 @@ def build_task_index(cat, store, task_id: str, live: LiveAdapter) -> dict:
     s = settings()
     # every build gets its own directory (a retry too), complete before the catalog makes it current
     build = f"{time.strftime('%Y%m%dT%H%M%S')}_{uuid.uuid4().hex[:8]}"
-    meta = {"task_id": task_id, "fingerprint": fingerprint, "videos": len(ready), "adapter": live.name, "adapter_path": live.path}
-    final = write_version(store.index_build_dir(task_id, build), matrix, id_rows, meta, approx_min_clips=s.index_approx_min_clips)
-    version = cat.add_index_version(task_id, str(final), clips=len(id_rows), videos=len(ready),
-                                    fingerprint=fingerprint, adapter=live.name)  # fmt: skip
+    meta = {
+        "task_id": task_id,
+        "fingerprint": fingerprint,
+        "videos": len(ready),
+        "adapter": live.name,
+        "adapter_path": live.path,
+    }
+    final = write_version(
+        store.index_build_dir(task_id, build), matrix, id_rows, meta, approx_min_clips=s.index_approx_min_clips
+    )
+    version = cat.add_index_version(
+        task_id, str(final), clips=len(id_rows), videos=len(ready), fingerprint=fingerprint, adapter=live.name
+    )
     _prune(cat, task_id, keep=s.index_versions_kept)
     info = json.loads((final / "meta.json").read_text()).get("index", {})
     return {
@@ -95,9 +105,14 @@ def index_metadata(built: dict) -> dict:
     return md
 
 
-@dg.asset(partitions_def=tasks, group_name="search", kinds={"faiss"}, retry_policy=RETRY,
-          deps=[ALL_VIDEOS, dg.AssetKey("feature_adapter")],  # vectors: raw embeddings through the live adapter
-          description="FAISS clip index of a task (exact, or IVF when large); a new version per build, switched atomically")  # fmt: skip
+@dg.asset(
+    partitions_def=tasks,
+    group_name="search",
+    kinds={"faiss"},
+    retry_policy=RETRY,
+    deps=[ALL_VIDEOS, dg.AssetKey("feature_adapter")],  # vectors: raw embeddings through the live adapter
+    description="FAISS clip index of a task (exact, or IVF when large); a new version per build, switched atomically",
+)
 def task_index(context: dg.AssetExecutionContext, catalog: CatalogResource, storage: StorageResource):
     cat = catalog.catalog
     built = build_task_index(cat, storage.store, context.partition_key, live_adapter(cat))

@@ -5,7 +5,6 @@ Why a sensor and not an AutomationCondition on task_index: the asset's lineage f
 is all-to-all (see search/assets.py), so a declarative condition would rebuild every task's index
 whenever any video changed; the catalog's per-task fingerprint says which task changed."""
 
-
 import dagster as dg
 
 from ...ids import TAG_REQUESTED_BY, TAG_TASK_ID
@@ -15,15 +14,25 @@ from ..training.live import live_adapter_name
 from .assets import task_fingerprint
 from .partitions import TASKS, tasks
 
-_ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+_ACTIVE = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
 
 
-@dg.sensor(job_name="index_job", minimum_interval_seconds=4, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Requests a task_index build for each task whose current index version is stale")  # fmt: skip
+@dg.sensor(
+    job_name="index_job",
+    minimum_interval_seconds=4,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Requests a task_index build for each task whose current index version is stale",
+)
 def index_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResource):
     # a training is train_job, or feature_adapter launched from the UI or a backfill (queue tag)
-    if context.instance.get_runs_count(dg.RunsFilter(job_name="train_job", statuses=_ACTIVE)) or \
-            context.instance.get_runs_count(dg.RunsFilter(tags=TRAINING_QUEUE, statuses=_ACTIVE)):
+    if context.instance.get_runs_count(
+        dg.RunsFilter(job_name="train_job", statuses=_ACTIVE)
+    ) or context.instance.get_runs_count(dg.RunsFilter(tags=TRAINING_QUEUE, statuses=_ACTIVE)):
         # the training rebuilds every index when it finishes; building now would use the old adapter
         return dg.SkipReason("an adapter training is in progress; it reindexes every task when done")
     cat = catalog.catalog
@@ -40,8 +49,13 @@ def index_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResource):
         if not context.instance.has_dynamic_partition(TASKS, task_id):
             new_tasks.append(task_id)
         # the run key makes one build per (videos, adapter) state, however many ticks see it stale
-        requests.append(dg.RunRequest(run_key=f"index-{task_id}-{fp}-{live}", partition_key=task_id,
-                                      tags={TAG_REQUESTED_BY: "sensor:index", TAG_TASK_ID: task_id}))  # fmt: skip
+        requests.append(
+            dg.RunRequest(
+                run_key=f"index-{task_id}-{fp}-{live}",
+                partition_key=task_id,
+                tags={TAG_REQUESTED_BY: "sensor:index", TAG_TASK_ID: task_id},
+            )
+        )
     if not requests:
         return dg.SkipReason("every task's index is current")
     return dg.SensorResult(

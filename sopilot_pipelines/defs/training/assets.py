@@ -10,7 +10,6 @@ Each run is a training job (catalog row `train_<...>`, id from the run's job-id 
   The adapter becomes live only after that, so scoring meanwhile keeps using the previous one.
 """
 
-
 import time
 from typing import Any
 
@@ -30,16 +29,27 @@ MODE = "builtin_feature_adapter"  # a residual linear projection trained with to
 
 
 # tags: the queue tag rides on the asset, so a UI or backfill run of it queues like train_job
-@dg.asset(group_name="training", kinds={"torch", "numpy"}, deps=[dg.AssetKey("video_clips")], retry_policy=RETRY,
-          tags=TRAINING_QUEUE, description="Feature adapter trained on every ready video's clips; goes live only if it beats the live one on held-out videos")  # fmt: skip
+@dg.asset(
+    group_name="training",
+    kinds={"torch", "numpy"},
+    deps=[dg.AssetKey("video_clips")],
+    retry_policy=RETRY,
+    tags=TRAINING_QUEUE,
+    description="Feature adapter trained on every ready video's clips; goes live only if it beats the live one on held-out videos",
+)
 def feature_adapter(context: dg.AssetExecutionContext, catalog: CatalogResource, storage: StorageResource):
     from ...core.adapter_training import TrainingConfig, train_and_judge
 
     cat, store = catalog.catalog, storage.store
     tags = context.run.tags
     job_id = tags.get(TAG_JOB_ID) or new_job_id("train")
-    cat.record_training(job_id, trigger=tags.get(TAG_TRIGGER, "manual"), requested_by=tags.get(TAG_REQUESTED_BY),
-                        run_id=context.run.run_id, exist_ok=True)  # fmt: skip
+    cat.record_training(
+        job_id,
+        trigger=tags.get(TAG_TRIGGER, "manual"),
+        requested_by=tags.get(TAG_REQUESTED_BY),
+        run_id=context.run.run_id,
+        exist_ok=True,
+    )
     cat.update_training(job_id, status="running", run_id=context.run.run_id)
     job_transition("training", job_id, "running", run_id=context.run.run_id)
     ready = cat.list_videos(status="ready", limit=None)
@@ -47,18 +57,29 @@ def feature_adapter(context: dg.AssetExecutionContext, catalog: CatalogResource,
     dims = {r.shape[1] for r in raws}
     clips = sum(len(r) for r in raws)
     if clips < MIN_CLIPS or len(dims) != 1:
-        reason = (f"only {clips} clips from {len(ready)} ready videos; at least {MIN_CLIPS} are needed"
-                  if len(dims) <= 1 else f"videos have different embedding sizes {sorted(dims)}")  # fmt: skip
+        reason = (
+            f"only {clips} clips from {len(ready)} ready videos; at least {MIN_CLIPS} are needed"
+            if len(dims) <= 1
+            else f"videos have different embedding sizes {sorted(dims)}"
+        )
         cat.update_training(job_id, status="skipped", skip_reason=reason, videos_used=len(ready), clips_used=clips)
         context.log.info(f"training {job_id} skipped: {reason}")
         job_transition("training", job_id, "skipped", reason=reason)
-        return dg.MaterializeResult(metadata={"job_id": job_id, "status": "skipped", "reason": reason}, data_version=_live_version(cat))
+        return dg.MaterializeResult(
+            metadata={"job_id": job_id, "status": "skipped", "reason": reason}, data_version=_live_version(cat)
+        )
 
     t0 = time.perf_counter()
     live = live_adapter(cat)
     outcome = train_and_judge(training_videos(cat, store, ready, live), live.adapter, TrainingConfig())
     dim = int(next(iter(dims)))
-    common: dict[str, Any] = {"mode": MODE, "videos_used": len(ready), "clips_used": clips, "embedding_dim": dim, "figures": outcome.figures}
+    common: dict[str, Any] = {
+        "mode": MODE,
+        "videos_used": len(ready),
+        "clips_used": clips,
+        "embedding_dim": dim,
+        "figures": outcome.figures,
+    }
     summary = {"job_id": job_id, "live_adapter": live.name, **_figure_metadata(outcome.figures)}
     candidate = outcome.adapter if outcome.accepted else None
     if candidate is not None:
@@ -74,16 +95,25 @@ def feature_adapter(context: dg.AssetExecutionContext, catalog: CatalogResource,
         cat.update_training(job_id, status="rejected", skip_reason=outcome.reason, **common)
         context.log.info(f"training {job_id} rejected, {live.name} stays live: {outcome.reason}")
         job_transition("training", job_id, "rejected", reason=outcome.reason)
-        return dg.MaterializeResult(metadata={**summary, "status": "rejected", "reason": outcome.reason}, data_version=_live_version(cat))
+        return dg.MaterializeResult(
+            metadata={**summary, "status": "rejected", "reason": outcome.reason}, data_version=_live_version(cat)
+        )
     # the switch: from here on scoring, ingest and the index sensor use the new adapter
     cat.update_training(job_id, status="completed", adapter_path=str(path), reindex=reindex, **common)
     late = _catch_up(cat, store, {v["video_id"] for v in ready}, LiveAdapter(candidate, job_id, str(path)))
     job_transition("training", job_id, "completed", videos_used=len(ready), clips_used=clips, late_videos=late)
     return dg.MaterializeResult(
-        metadata={**summary, "status": "completed", "videos_used": len(ready), "clips_used": clips,
-                  "embedding_dim": common["embedding_dim"], "old_index_version": reindex["old_index_version"],
-                  "new_index_version": reindex["new_index_version"], "tasks_touched": ", ".join(reindex["tasks_touched"]),
-                  "path": dg.MetadataValue.path(str(path))},  # fmt: skip
+        metadata={
+            **summary,
+            "status": "completed",
+            "videos_used": len(ready),
+            "clips_used": clips,
+            "embedding_dim": common["embedding_dim"],
+            "old_index_version": reindex["old_index_version"],
+            "new_index_version": reindex["new_index_version"],
+            "tasks_touched": ", ".join(reindex["tasks_touched"]),
+            "path": dg.MetadataValue.path(str(path)),
+        },
         data_version=_live_version(cat),
     )
 
@@ -101,7 +131,9 @@ def training_videos(cat, store, ready: list[dict], live: LiveAdapter) -> list:
     from ...core.adapter_training import TrainingVideo, gold_steps
     from ...core.embedding import EmbeddedVideo
 
-    evs = {v["video_id"]: EmbeddedVideo.load(*(store.embeddings(v["video_id"])[k] for k in ("raw", "meta"))) for v in ready}
+    evs = {
+        v["video_id"]: EmbeddedVideo.load(*(store.embeddings(v["video_id"])[k] for k in ("raw", "meta"))) for v in ready
+    }
     golds = {}
     for v in sorted(ready, key=lambda v: v["video_id"]):
         if v["role"] == "gold":
@@ -119,8 +151,16 @@ def training_videos(cat, store, ready: list[dict], live: LiveAdapter) -> list:
             g, t = z["gold_labels"], z["trainee_labels"]
         if np.array_equal(g, gold_labels[gid]) and len(t) == evs[tid].n_clips:
             labels[tid] = t
-    return [TrainingVideo(video_id=v["video_id"], task_id=v["task_id"], role=v["role"], ev=evs[v["video_id"]],
-                          stored_labels=labels.get(v["video_id"])) for v in ready]  # fmt: skip
+    return [
+        TrainingVideo(
+            video_id=v["video_id"],
+            task_id=v["task_id"],
+            role=v["role"],
+            ev=evs[v["video_id"]],
+            stored_labels=labels.get(v["video_id"]),
+        )
+        for v in ready
+    ]
 
 
 def reindex_all(context, cat, store, ready: list[dict], candidate: LiveAdapter, live: LiveAdapter) -> dict:
@@ -158,8 +198,15 @@ def reindex_all(context, cat, store, ready: list[dict], candidate: LiveAdapter, 
     versions = {}
     for task_id in task_ids:
         built = build_task_index(cat, store, task_id, candidate)
-        versions[task_id] = {"old": built["previous_version"], "new": built["index_version"], "clips": built["clips"], "kind": built["kind"]}
-        context.log_event(dg.AssetMaterialization(asset_key="task_index", partition=task_id, metadata=index_metadata(built)))
+        versions[task_id] = {
+            "old": built["previous_version"],
+            "new": built["index_version"],
+            "clips": built["clips"],
+            "kind": built["kind"],
+        }
+        context.log_event(
+            dg.AssetMaterialization(asset_key="task_index", partition=task_id, metadata=index_metadata(built))
+        )
     return {
         "old_index_version": _label({t: v["old"] for t, v in versions.items()}),
         "new_index_version": _label({t: v["new"] for t, v in versions.items()}),

@@ -2,7 +2,6 @@
 SOPILOT_NIGHTLY_MIN_NEW_VIDEOS videos arrived since the last adapter; otherwise the tick records
 why it skipped. SOPILOT_NIGHTLY_ENABLED=false turns it off (the tick says so)."""
 
-
 from datetime import datetime, timezone
 
 import dagster as dg
@@ -29,7 +28,9 @@ def nightly_decision(cat, s, scheduled: datetime) -> dg.RunRequest | dg.SkipReas
             "(SOPILOT_NIGHTLY_MIN_NEW_VIDEOS)"
         )
     job_id = f"train_{scheduled.astimezone(timezone.utc):%Y%m%d_%H%M%S}_nightly"
-    return dg.RunRequest(run_key=job_id, tags={TAG_JOB_ID: job_id, TAG_TRIGGER: "nightly", TAG_REQUESTED_BY: "schedule:nightly"})
+    return dg.RunRequest(
+        run_key=job_id, tags={TAG_JOB_ID: job_id, TAG_TRIGGER: "nightly", TAG_REQUESTED_BY: "schedule:nightly"}
+    )
 
 
 def build_nightly_schedule() -> dg.ScheduleDefinition:

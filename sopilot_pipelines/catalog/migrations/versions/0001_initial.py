@@ -48,15 +48,9 @@ def upgrade() -> None:
         sa.Column("updated_at", TS, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_videos")),
         sa.CheckConstraint("role IN ('gold', 'trainee')", name=op.f("ck_videos_role")),
-        sa.CheckConstraint(
-            "status IN ('pending', 'ready', 'failed')", name=op.f("ck_videos_status")
-        ),
-        sa.CheckConstraint(
-            "role = 'gold' OR gold_version IS NULL", name=op.f("ck_videos_gold_version_role")
-        ),
-        sa.UniqueConstraint(
-            "task_id", "gold_version", name=op.f("uq_videos_task_id_gold_version")
-        ),
+        sa.CheckConstraint("status IN ('pending', 'ready', 'failed')", name=op.f("ck_videos_status")),
+        sa.CheckConstraint("role = 'gold' OR gold_version IS NULL", name=op.f("ck_videos_gold_version_role")),
+        sa.UniqueConstraint("task_id", "gold_version", name=op.f("uq_videos_task_id_gold_version")),
         sqlite_autoincrement=True,
     )
     op.create_index(op.f("ix_videos_task_id"), "videos", ["task_id"])
@@ -78,9 +72,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.CheckConstraint("clip_idx >= 0", name=op.f("ck_clips_clip_idx")),
-        sa.CheckConstraint(
-            "start_sec >= 0 AND end_sec >= start_sec", name=op.f("ck_clips_times")
-        ),
+        sa.CheckConstraint("start_sec >= 0 AND end_sec >= start_sec", name=op.f("ck_clips_times")),
     )
 
     statuses = "status IN ('queued', 'running', 'completed', 'failed', 'skipped', 'canceled')"
@@ -132,9 +124,7 @@ def upgrade() -> None:
         sa.Column("started_at", TS, nullable=True),
         sa.Column("finished_at", TS, nullable=True),
         sa.PrimaryKeyConstraint("job_id", name=op.f("pk_training_results")),
-        sa.CheckConstraint(
-            "\"trigger\" IN ('manual', 'nightly')", name=op.f("ck_training_results_trigger")
-        ),
+        sa.CheckConstraint("\"trigger\" IN ('manual', 'nightly')", name=op.f("ck_training_results_trigger")),
         sa.CheckConstraint(statuses, name=op.f("ck_training_results_status")),
     )
     op.create_index(op.f("ix_training_results_created_at"), "training_results", ["created_at"])
@@ -157,9 +147,7 @@ def upgrade() -> None:
         sa.Column("file_path", sa.Text(), nullable=False),
         sa.Column("item_count", sa.Integer(), nullable=False),
         sa.Column("generated_at", TS, nullable=False),
-        sa.Column(
-            "algorithm", sa.String(length=32), server_default="hmac-sha256", nullable=False
-        ),
+        sa.Column("algorithm", sa.String(length=32), server_default="hmac-sha256", nullable=False),
         sa.Column("key_id", sa.String(length=128), nullable=False),
         sa.Column("payload_sha256", sa.String(length=64), nullable=False),
         sa.Column("signature_hex", sa.String(length=256), nullable=False),
