@@ -201,6 +201,10 @@ def test_cli_score_json_and_bad_file(suite, tmp_path):
     assert [d["type"] for d in r["deviations"]] == ["order_swap"]
     table = subprocess.run(cmd + ["--trainee", str(suite["swap"].path)], capture_output=True, text=True)
     assert "order_swap" in table.stdout and "decision" in table.stdout
+    # a person reads steps numbered from 1, with their names; the JSON keeps the 0-based index
+    d = r["deviations"][0]
+    assert f"{d['gold_step'] + 1}. {d['step_name']}" in table.stdout
+    assert "steps:    1. Step 1 " in table.stdout
     bad = tmp_path / "notes.mp4"
     bad.write_text("this is not a video")
     out = subprocess.run(cmd + ["--trainee", str(bad)], capture_output=True, text=True)
