@@ -55,7 +55,7 @@ def test_up_serves_and_stops_cleanly(tmp_path, sig):
                 break
         out = "".join(lines)
         assert f"http://127.0.0.1:{port}" in out and f"http://127.0.0.1:{dport}" in out, out
-        assert httpx.get(f"http://127.0.0.1:{port}/health").json() == {"status": "ok", "db": True}
+        assert httpx.get(f"http://127.0.0.1:{port}/health").json() == {"status": "ok", "db": True, "down": {}}
         assert (
             httpx.get(f"http://127.0.0.1:{port}/videos", headers={"Authorization": "Bearer t0ken"}).status_code == 200
         )
