@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sopilot_pipelines.core.embedders import DEFAULT_EMBEDDER, get_embedder
 from sopilot_pipelines.core.embedding import embed_video
 from sopilot_pipelines.core.scoring import score
-from sopilot_pipelines.core.video import ClipSettings, VideoDecodeError, _ffmpeg
+from sopilot_pipelines.core.video import ClipSettings, VideoDecodeError, raw_rgb_input
 
 CODECS = {  # (ffmpeg args, container, needs even sizes)
     "h264": (["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv444p"], ".mp4", False),
@@ -57,20 +57,7 @@ def _encode(path, frames: np.ndarray, fps: float, codec: str, vfr: bool) -> None
     n, h, w, _ = frames.shape
     vf = ["-vf", "select='lt(random(0),0.6)+eq(n,0)'", "-fps_mode", "vfr"] if vfr else []
     cmd = [
-        _ffmpeg(),
-        "-v",
-        "error",
-        "-y",
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "rgb24",
-        "-s",
-        f"{w}x{h}",
-        "-r",
-        f"{fps:.4f}",
-        "-i",
-        "-",
+        *raw_rgb_input(w, h, fps),
         *vf,
         *args,
         str(path),

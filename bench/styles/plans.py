@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import subprocess
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -244,29 +243,15 @@ class VideoWriter:
     """
 
     def __init__(self, path: Path, size: tuple[int, int], fps: float, codec: str = "h264"):
-        from imageio_ffmpeg import get_ffmpeg_exe
+        from sopilot_pipelines.core.video import raw_rgb_input
 
         if codec not in _CODECS:
             raise ValueError(f"unknown codec {codec!r}; choose one of {', '.join(_CODECS)}")
         self.path, self.size = Path(path), size
         self.path.parent.mkdir(parents=True, exist_ok=True)
         w, h = size
-        rate = Fraction(fps).limit_denominator(1001)
         cmd = [
-            get_ffmpeg_exe(),
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-s",
-            f"{w}x{h}",
-            "-r",
-            f"{rate.numerator}/{rate.denominator}",
-            "-i",
-            "-",
+            *raw_rgb_input(w, h, fps),
             *_CODECS[codec],
             str(self.path),
         ]

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import subprocess
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .video import raw_rgb_input
 
 # Station positions in normalised scene coordinates (x right, y down), with the part colour.
 STATIONS: tuple[tuple[float, float, tuple[int, int, int]], ...] = (
@@ -345,24 +346,8 @@ def render_plan(
     )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    rate = Fraction(fps).limit_denominator(1001)
-    from imageio_ffmpeg import get_ffmpeg_exe
-
     cmd = [
-        get_ffmpeg_exe(),
-        "-loglevel",
-        "error",
-        "-y",
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "rgb24",
-        "-s",
-        f"{w}x{h}",
-        "-r",
-        f"{rate.numerator}/{rate.denominator}",
-        "-i",
-        "-",
+        *raw_rgb_input(w, h, fps),
         "-c:v",
         "libx264",
         "-preset",

@@ -40,6 +40,7 @@ __all__ = [
     "VideoDecodeError",
     "probe",
     "decode",
+    "raw_rgb_input",
     "VideoStream",
     "FrameStats",
     "DecodeSettings",
@@ -366,6 +367,27 @@ def probe(path) -> VideoInfo:
 def _fps_arg(fps: float) -> str:
     frac = Fraction(fps).limit_denominator(1001000)
     return f"{frac.numerator}/{frac.denominator}"
+
+
+def raw_rgb_input(width: int, height: int, fps: float) -> list[str]:
+    """ffmpeg's arguments (from the binary on) that read rgb24 frames of ``width`` x ``height`` at
+    ``fps`` from stdin: what an encoder of generated frames puts before its output options."""
+    return [
+        _ffmpeg(),
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{width}x{height}",
+        "-r",
+        _fps_arg(fps),
+        "-i",
+        "-",
+    ]
 
 
 class VideoStream:
