@@ -30,6 +30,7 @@ from test_lineage import stale_resolver
 
 from sopilot_pipelines.definitions import build_defs
 from sopilot_pipelines.defs.ingest.partitions import video_key
+from sopilot_pipelines.ids import TAG_REQUESTED_BY
 from sopilot_pipelines.instance import stack_env
 from sopilot_pipelines.resources import CatalogResource, StorageResource
 
@@ -42,7 +43,8 @@ BACKFILL = """mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(back
   __typename ... on LaunchBackfillSuccess { backfillId } ... on Error { message } } }"""
 LAUNCH = """mutation($p: ExecutionParams!) { launchPipelineExecution(executionParams: $p) {
   __typename ... on LaunchRunSuccess { run { runId } } ... on Error { message } } }"""
-STOP_SENSOR = """mutation($id: String!, $sel: String!) { stopSensor(id: $id, jobSelectorId: $sel) { __typename } }"""
+STOP_SENSOR = """mutation($id: String!, $sel: String!) { stopSensor(jobOriginId: $id, jobSelectorId: $sel) {
+  __typename ... on StopSensorMutationResult { instigationState { status } } ... on PythonError { message } } }"""
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -145,11 +147,14 @@ def test_backfill_isolates_a_bad_video_and_ui_launches_behave_like_jobs(stack, s
     v2, k2 = register(suite["swap"].path)
     s.instance.add_dynamic_partitions("videos", [kb, k2])
 
-    s.start()
     with WorkspaceProcessContext(s.instance, WorkspaceFileTarget(paths=[str(ROOT / "workspace.yaml")])) as ctx:
+        # the index sensor is stopped before the daemon starts: a tick of it running while the
+        # backfill completes would rebuild the index and leave nothing stale to check
         repo = ctx.create_request_context().get_code_location("sopilot").get_repository("__repository__")
         sensor = repo.get_sensor("index_sensor")
-        _gql(ctx, STOP_SENSOR, {"id": sensor.get_remote_origin_id(), "sel": sensor.selector_id})
+        stopped = _gql(ctx, STOP_SENSOR, {"id": sensor.get_remote_origin_id(), "sel": sensor.selector_id})
+        assert stopped.get("instigationState", {}).get("status") == "STOPPED", stopped
+        s.start()
 
         # the backfill, as the UI's "Materialize" of the task's partitions launches it
         out = _gql(
@@ -216,6 +221,8 @@ def test_backfill_isolates_a_bad_video_and_ui_launches_behave_like_jobs(stack, s
         assert cat.get_video(bad)["status"] == "failed" and "cannot decode" in cat.get_video(bad)["error_message"]
 
         # the task's index: stale (the new video), then "Materialize" rebuilds it
+        sensed = s.instance.get_runs(dg.RunsFilter(tags={TAG_REQUESTED_BY: "sensor:index"}))
+        assert not sensed, s.diagnose(f"the stopped index sensor launched {len(sensed)} run(s)")
         causes = stale_resolver(s.instance, ctx.create_request_context().asset_graph).get_stale_causes(INDEX, TASK)
         assert (EMB, k2) in {(c.dependency.asset_key, c.dependency.partition_key) for c in causes}, causes
         index_run = _wait_run(s, _launch_assets(ctx, ["task_index"], partition=TASK))
