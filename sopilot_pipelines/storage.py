@@ -25,6 +25,10 @@ class DataStore:
         suffix = suffix.lower() if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", suffix or "") else ".mp4"
         return self.dir("raw") / f"video_{video_id}{suffix}"
 
+    def proxy(self, video_id: int) -> Path:
+        """The browser-playable copy ingest writes (H.264 in MP4; the original may be any codec)."""
+        return self.dir("proxies") / f"video_{video_id}.mp4"
+
     def embeddings(self, video_id: int) -> dict[str, Path]:
         d = self.dir("embeddings")
         return {

@@ -284,7 +284,8 @@ def test_delete_video_removes_files_and_reindexes(stack, suite):
         assert r.status_code == 200, r.text
         body = r.json()
         assert body["video_id"] == vid and body["task_id"] == "delete_me" and body["reindexed_clips"] == 0
-        assert len(body["removed_files"]) == 4 and not any(Path(p).exists() for p in body["removed_files"])
+        assert len(body["removed_files"]) == 5 and not any(Path(p).exists() for p in body["removed_files"])
+        assert any(p.endswith(f"proxies/video_{vid}.mp4") for p in body["removed_files"])  # its browser proxy too
         assert c.get(f"/videos/{vid}").status_code == 404 and c.delete(f"/videos/{vid}").status_code == 404
     assert raw["num_clips"] > 0
 

@@ -69,6 +69,7 @@ def test_a_corrupt_video_in_a_range_run_fails_only_its_partition(env, suite, tmp
     assert env.instance.get_run_by_id(result.run_id).tags[TAG_VIDEOS_FAILED] == "1"
     assert not any(e.event_type_value == "STEP_RESTARTED" for e in result.all_events)  # bad input is not retried
     assert [env.cat.get_video(v)["status"] for v in (good1, bad, good2)] == ["ready", "failed", "ready"]
+    assert not env.store.proxy(bad).exists()
 
     # one materialization per good partition and asset, each with its own video's figures
     mats = result.asset_materializations_for_node("ingest_video")
@@ -79,6 +80,7 @@ def test_a_corrupt_video_in_a_range_run_fails_only_its_partition(env, suite, tmp
         assert md["video_id"].value == vid and md["clips"].value == row["num_clips"]
         assert md["duration_sec"].value == row["duration_sec"] and md["source_fps"].value == row["source_fps"]
         assert md["decode_sec"].value > 0 and md["total_sec"].value > 0
+        assert md["proxy_sec"].value > 0 and env.store.proxy(vid).is_file()  # the browser proxy, at ingest
         assert by[(EMB, key)]["clips"].value == row["num_clips"]
     assert by[(CLIPS, k1)]["clips"].value != by[(CLIPS, k2)]["clips"].value
 

@@ -1,44 +1,28 @@
 """The review web app (/ui) in a real browser (Debian's chromium driven by Playwright) against
-the live stack: upload a gold and a trainee with a missing step through the UI, score, review
-with both videos in step, every page rendered, nothing fetched from another host, /docs offline.
+the live stack (conftest's `stack`): upload a gold and a trainee with a missing step through the
+UI, score, review with both videos in step, every page rendered, nothing fetched from another
+host, /docs offline; an MPEG-4 Part 2 AVI gold plays through its browser proxy.
 
-SOPILOT_UI_SCREENSHOTS=DIR keeps the screenshots (the README's come from there)."""
+SOPILOT_UI_SCREENSHOTS=DIR also writes each page as it fits a 1280x800 screen, as small PNGs
+(the README's docs/screenshots come from there)."""
 
+import base64
 import io
 import os
 import shutil
-import socket
+import subprocess
 import time
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
+from conftest import TOKENS, free_port
 
-TOKENS = {"admin": "ui-adm-secret", "operator": "ui-op-secret", "viewer": "ui-view-secret"}
 TASK = "ui_task"
 STRIDE = 0.5  # SOPILOT_CLIP_STRIDE_SECONDS's default: "in step" means within one clip stride
 CHROMIUM = os.environ.get("SOPILOT_CHROMIUM", "/usr/bin/chromium")
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    """The real stack, started as tests/test_api.py starts it (sopilot up's Stack)."""
-    from sopilot_pipelines.stack import Stack
-
-    env = {"SOPILOT_API_ROLE_TOKENS": ",".join(f"{r}:{t}" for r, t in TOKENS.items()), "SOPILOT_AUTO_SCORE": "false"}
-    s = Stack(tmp_path_factory.mktemp("ui") / "data", port=_port(), dagster_port=_port(), env_extra=env)
-    s.start(timeout=180)
-    try:
-        yield s
-    finally:
-        s.stop()
+BASIC = ("alice", "wonder-land")  # conftest's stack: SOPILOT_BASIC_USER/_PASSWORD, role operator
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +49,7 @@ class Tab:
         self.stack, self.shots = stack, shots
         self.context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
         self.page = self.context.new_page()
-        self.urls, self.foreign, self.console_errors = [], [], []
+        self.urls, self.foreign, self.console_errors, self.auth_headers = [], [], [], []
         self.page.route("**/*", self._route)
         # script errors (a refused request's "Failed to load resource" is the page showing it, not an error)
         self.page.on(
@@ -79,6 +63,7 @@ class Tab:
     def _route(self, route):
         url = route.request.url
         self.urls.append(url)
+        self.auth_headers.append(route.request.headers.get("authorization"))
         if url.startswith(self.stack.api_url + "/") or url.startswith(("data:", "blob:")):
             route.continue_()
         else:
@@ -97,17 +82,32 @@ class Tab:
         self.page.click("#login-submit")
         self.page.wait_for_selector(f"#who:has-text('({role})')")
 
-    def shot(self, name: str) -> bytes:
+    def shot(self, name: str, top: str | None = None) -> bytes:
+        """The whole page (checked by the tests); with SOPILOT_UI_SCREENSHOTS, also the 1280x800
+        screen of it from the top, or from the element `top` when the page is taller."""
         png = self.page.screenshot(full_page=True)
         (self.shots / f"{name}.png").write_bytes(png)
         keep = os.environ.get("SOPILOT_UI_SCREENSHOTS")
         if keep:
+            if top:
+                self.page.locator(top).evaluate("e => e.scrollIntoView()")
+            else:
+                self.js("() => window.scrollTo(0, 0)")
             Path(keep).mkdir(parents=True, exist_ok=True)
-            (Path(keep) / f"{name}.png").write_bytes(png)
+            (Path(keep) / f"{name}.png").write_bytes(small_png(self.page.screenshot()))
         return png
 
     def js(self, expr: str, arg=None):
         return self.page.evaluate(expr, arg)
+
+
+def small_png(png: bytes) -> bytes:
+    """The viewport's screenshot in 256 colours: a UI page stays legible and a fraction of the size."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.open(io.BytesIO(png)).convert("RGB").quantize(256, dither=Image.Dither.NONE).save(out, "PNG", optimize=True)
+    return out.getvalue()
 
 
 def not_blank(png: bytes):
@@ -266,7 +266,7 @@ def test_review_page_plays_both_videos_in_step(admin_tab, reviewed, suite, stack
     assert g == pytest.approx(missing[0]["gold_time"]["start_sec"], abs=0.05)
     # not done by the trainee: the trainee goes to where the step belonged, the gold's aligned time
     assert to_gold(tr) == pytest.approx(missing[0]["gold_time"]["start_sec"], abs=2 * STRIDE), (g, tr)
-    tab.shot("score_review")
+    tab.shot("score_review", top=".grid2:has(#gold-video)")  # the videos, both timelines, the deviation
 
     # play: both play and stay in step
     tab.js("() => { document.getElementById('trainee-video').currentTime = 3; }")
@@ -289,9 +289,26 @@ def test_review_page_plays_both_videos_in_step(admin_tab, reviewed, suite, stack
     assert not tab.foreign and not tab.console_errors, (tab.foreign, tab.console_errors)
 
 
+def proxy_of(stack, video_id: int) -> Path:
+    return Path(stack.data_dir) / "proxies" / f"video_{video_id}.mp4"
+
+
+def assert_range(c: httpx.Client, url: str, whole: bytes, media_type: str):
+    """A seek's request: `bytes=0-99` answers 206 with those 100 bytes and says of how many."""
+    r = c.get(url, headers={"Range": "bytes=0-99"})
+    assert r.status_code == 206 and r.content == whole[:100], (r.status_code, r.headers)
+    assert r.headers["content-range"] == f"bytes 0-99/{len(whole)}" and r.headers["content-type"] == media_type
+    r = c.get(url, headers={"Range": "bytes=100-1099"})
+    assert r.status_code == 206 and r.content == whole[100:1100]
+    assert r.headers["content-range"] == f"bytes 100-1099/{len(whole)}"
+    assert c.get(url, headers={"Range": f"bytes={len(whole) - 10}-"}).content == whole[-10:]
+
+
 def test_video_bytes_are_seekable_and_credentials_never_in_a_url(admin_tab, reviewed, suite, stack):
     tab = admin_tab
     raw = suite["gold"].path.read_bytes()
+    proxy = proxy_of(stack, reviewed["gold"]).read_bytes()  # written by the ingest
+    assert proxy != raw
     cookies = {c["name"]: c for c in tab.context.cookies()}
     session = cookies["sopilot_session"]
     assert session["httpOnly"] and session["sameSite"] == "Strict"
@@ -299,14 +316,15 @@ def test_video_bytes_are_seekable_and_credentials_never_in_a_url(admin_tab, revi
     url = f"{stack.api_url}/videos/{reviewed['gold']}/stream"
     with httpx.Client(timeout=30) as c:
         assert c.get(url).status_code == 401
-        r = c.get(url, headers={"Range": "bytes=100-1099"}, cookies={"sopilot_session": session["value"]})
-        assert r.status_code == 206 and r.content == raw[100:1100] and r.headers["content-type"] == "video/mp4"
-        assert r.headers["content-range"] == f"bytes 100-1099/{len(raw)}"
-        assert c.get(url, cookies={"sopilot_session": session["value"] + "x"}).status_code == 401
+    with httpx.Client(timeout=30, cookies={"sopilot_session": session["value"]}) as c:
+        # /stream: the browser proxy, by the session cookie (a <video> sends no header)
+        assert_range(c, url, proxy, "video/mp4")
+    with httpx.Client(timeout=30, cookies={"sopilot_session": session["value"] + "x"}) as c:
+        assert c.get(url).status_code == 401
     with api(stack, "viewer") as c:
-        r = c.get(f"/videos/{reviewed['gold']}/file", headers={"Range": "bytes=0-99"})
-        assert r.status_code == 206 and r.content == raw[:100]
-        assert c.get(url, headers={"Range": f"bytes={len(raw) - 10}-"}).content == raw[-10:]
+        # /file: the original upload, with the header
+        assert_range(c, f"/videos/{reviewed['gold']}/file", raw, "video/mp4")
+        assert c.get(f"/videos/{reviewed['gold']}/file").content == raw
     for token in TOKENS.values():
         assert not any(token in u for u in tab.urls)
     assert not any("authorization" in u.lower() or "token=" in u.lower() for u in tab.urls)
@@ -406,11 +424,46 @@ def test_roles_and_errors_shown(browser, stack, reviewed, shots):
         tab.context.close()
 
 
+def test_basic_credentials_login(browser, stack, reviewed, shots):
+    """User and password instead of a token: asked once, sent as a Basic header on every API
+    call, never in a URL, kept for this tab only (a reload stays logged in, a new tab asks)."""
+    user, password = BASIC
+    tab = Tab(browser, stack, shots)
+    try:
+        page = tab.page
+        tab.goto("/ui/videos")
+        page.fill("#login-user", user)
+        page.fill("#login-password", "not-" + password)
+        page.click("#login-submit")
+        page.wait_for_selector("#login-error:has-text('401')")
+        page.fill("#login-password", password)
+        page.click("#login-submit")
+        page.wait_for_selector(f"#who:has-text('basic:{user} (operator)')")
+        page.wait_for_selector("#video-rows tr")
+        assert page.locator("#upload-form").count() == 1 and page.locator(".delete-btn").count() == 0  # operator
+        basic = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        sent = [h for u, h in zip(tab.urls, tab.auth_headers) if "/videos?" in u or u.endswith("/ui/session")]
+        assert sent and sent[-1] == basic, sent
+        page.reload()
+        page.wait_for_selector("#video-rows tr")
+        assert page.locator("#login-user").count() == 0 and "(operator)" in page.text_content("#who")
+        assert tab.js("() => Object.keys(localStorage).length") == 0  # not kept beyond the tab
+        other = tab.context.new_page()
+        other.goto(stack.api_url + "/ui/videos")
+        other.wait_for_selector("#login-user")
+        other.close()
+        assert not any(user in u or password in u or "basic" in u.lower() for u in tab.urls), tab.urls
+        assert not tab.foreign and not tab.console_errors, (tab.foreign, tab.console_errors)
+    finally:
+        tab.context.close()
+
+
 def test_admin_deletes_a_video(admin_tab, reviewed, suite, stack):
     tab, page = admin_tab, admin_tab.page
     with api(stack, "operator") as c, open(suite["swap"].path, "rb") as f:
         r = c.post("/videos", files={"file": ("swap.mp4", f, "video/mp4")}, data={"task_id": TASK})
-        victim = c.get(f"/videos/jobs/{r.json()['ingest_job_id']}").json()["video_id"]
+        victim = wait_ingested(c, r.json()["ingest_job_id"])["video_id"]
+    assert proxy_of(stack, victim).is_file()
     tab.goto("/ui/videos")
     row = page.locator(f"#video-rows tr[data-video='{victim}']")
     row.wait_for()
@@ -420,6 +473,17 @@ def test_admin_deletes_a_video(admin_tab, reviewed, suite, stack):
     assert page.locator(f"#video-rows tr[data-video='{victim}']").count() == 0
     with api(stack) as c:
         assert c.get(f"/videos/{victim}").status_code == 404
+    assert not proxy_of(stack, victim).exists()  # its browser proxy went with it
+    assert not list((Path(stack.data_dir) / "embeddings").glob(f"video_{victim}.*"))
+
+
+def wait_ingested(c: httpx.Client, ingest_job_id: str) -> dict:
+    deadline = time.monotonic() + 120
+    while (j := c.get(f"/videos/jobs/{ingest_job_id}").json())["status"] not in ("completed", "failed"):
+        assert time.monotonic() < deadline, j
+        time.sleep(0.5)
+    assert j["status"] == "completed", j
+    return j
 
 
 def test_score_page_shows_live_status_and_failure(admin_tab, reviewed, stack):
@@ -430,11 +494,8 @@ def test_score_page_shows_live_status_and_failure(admin_tab, reviewed, stack):
         open(reviewed_path := Path(stack.data_dir) / "raw" / f"video_{reviewed['trainee']}.mp4", "rb") as f,
     ):
         up = c.post("/videos", files={"file": ("again.mp4", f, "video/mp4")}, data={"task_id": TASK}).json()
-        deadline = time.monotonic() + 120
-        while (j := c.get(f"/videos/jobs/{up['ingest_job_id']}").json())["status"] not in ("completed", "failed"):
-            assert time.monotonic() < deadline
-            time.sleep(0.5)
-        assert reviewed_path.exists() and j["status"] == "completed"
+        j = wait_ingested(c, up["ingest_job_id"])
+        assert reviewed_path.exists()
         emb = Path(stack.data_dir) / "embeddings" / f"video_{j['video_id']}.raw.npy"
         shutil.move(emb, emb.with_suffix(".gone"))
         r = c.post("/score", json={"gold_video_id": reviewed["gold"], "trainee_video_id": j["video_id"]})
@@ -449,7 +510,11 @@ def test_score_page_shows_live_status_and_failure(admin_tab, reviewed, stack):
 
 
 def mss(sec: float) -> str:
-    return f"{int(sec // 60)}:{sec % 60:04.1f}"
+    """The page's m:ss.s; JavaScript's toFixed rounds a tie (27.25) up, Python's format to even."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    tenths = Decimal(sec % 60).quantize(Decimal("0.1"), ROUND_HALF_UP)
+    return f"{int(sec // 60)}:{tenths:04.1f}"
 
 
 def test_admin_edits_and_saves_the_sop(admin_tab, reviewed, stack):
@@ -512,6 +577,113 @@ def test_admin_edits_and_saves_the_sop(admin_tab, reviewed, stack):
     assert not tab.foreign and not tab.console_errors, (tab.foreign, tab.console_errors)
 
 
+def mpeg4_avi(src: Path, dest: Path) -> Path:
+    """The video re-encoded as MPEG-4 Part 2 in AVI, as older cameras write it: Chromium plays
+    neither that codec nor that container."""
+    import imageio_ffmpeg
+
+    cmd = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-v",
+        "error",
+        "-y",
+        "-i",
+        str(src),
+        "-an",
+        "-c:v",
+        "mpeg4",
+        "-q:v",
+        "5",
+        str(dest),
+    ]
+    subprocess.run(cmd, check=True)
+    return dest
+
+
+def play(page, selector: str) -> dict:
+    """Play the video element until its time has moved; its state after (or the media error)."""
+    return page.evaluate(
+        """sel => new Promise((resolve) => {
+        const v = document.querySelector(sel), t0 = performance.now();
+        const state = () => ({ready: v.readyState, time: v.currentTime, duration: v.duration,
+                               paused: v.paused, error: v.error && v.error.code, src: v.currentSrc});
+        v.addEventListener('error', () => resolve(state()), {once: true});
+        v.muted = true; v.play().catch(() => {});
+        (function poll() {
+          if (v.error || (v.readyState >= 2 && v.currentTime > 0.5) || performance.now() - t0 > 20000) resolve(state());
+          else setTimeout(poll, 100);
+        })(); })""",
+        selector,
+    )
+
+
+def test_mpeg4_avi_gold_plays_through_its_proxy_and_the_gold_switch(admin_tab, reviewed, suite, stack, tmp_path):
+    """A second gold uploaded as MPEG-4 Part 2 AVI: /file serves it as it was (video/x-msvideo,
+    seekable), which Chromium cannot play; /stream serves the H.264 proxy, written at ingest and,
+    for a video without one (ingested before proxies), on first need; the SOP editor's gold
+    switch plays it and shows the steps carried to it."""
+    tab, page = admin_tab, admin_tab.page
+    gold_id = reviewed["gold"]
+    with api(stack) as c:
+        sop = c.get(f"/tasks/{TASK}/sop").json()
+        if sop["version"] == 0:  # run alone: store the steps, so that they are carried to the new gold
+            keys = ("name", "start_sec", "end_sec", "optional", "group")
+            steps = [{k: st[k] for k in keys} for st in sop["steps"]]
+            put = c.put(f"/tasks/{TASK}/sop", json={"gold_video_id": gold_id, "steps": steps, "rescore": False})
+            assert put.status_code == 200, put.text
+    # slower than the first gold, so the steps carried to it are at other times
+    avi = mpeg4_avi(suite["correct_slower"].path, tmp_path / "slow_gold.avi")
+    avi_id = upload_through_ui(tab, avi, "gold", "factory_b", "cam_07")
+    raw = avi.read_bytes()
+    proxy = proxy_of(stack, avi_id)
+    from sopilot_pipelines.core.video import probe
+
+    info = probe(proxy)  # written by the ingest
+    assert info.codec == "h264" and info.width <= 960 and info.width % 2 == info.height % 2 == 0
+    with api(stack, "viewer") as c:
+        r = c.get(f"/videos/{avi_id}/file")
+        assert r.status_code == 200 and r.content == raw and r.headers["content-type"] == "video/x-msvideo"
+        assert 'filename="slow_gold.avi"' in r.headers["content-disposition"]
+        assert_range(c, f"/videos/{avi_id}/file", raw, "video/x-msvideo")
+        assert_range(c, f"/videos/{avi_id}/stream", proxy.read_bytes(), "video/mp4")
+        deadline = time.monotonic() + 60
+        while str(avi_id) not in (sop := c.get(f"/tasks/{TASK}/sop").json())["per_gold"]:
+            assert time.monotonic() < deadline, f"the SOP was not carried to gold {avi_id}: {sop}"
+            time.sleep(1)
+    carried = sop["per_gold"][str(avi_id)]
+    assert len(carried) == len(sop["steps"])
+    assert [mss(a) for a, _ in carried] != [mss(st["start_sec"]) for st in sop["steps"]]
+
+    # the original, fetched with the header and handed to a <video>: Chromium cannot play it
+    tab.goto(f"/ui/tasks/{TASK}/sop")
+    page.wait_for_selector("#sop-steps tr[data-step]")
+    tab.js(
+        """([url, auth]) => fetch(url, {headers: {Authorization: auth}}).then(r => r.blob()).then(b => {
+        const v = document.createElement('video'); v.id = 'raw-avi'; v.src = URL.createObjectURL(b);
+        document.body.append(v); })""",
+        [f"/videos/{avi_id}/file", f"Bearer {TOKENS['admin']}"],
+    )
+    assert play(page, "#raw-avi")["error"] == 4  # MEDIA_ERR_SRC_NOT_SUPPORTED
+    tab.js("() => document.getElementById('raw-avi').remove()")
+
+    # as if ingested before proxies: no proxy; the first request for the video writes it
+    proxy.unlink()
+    assert page.locator("#sop-gold option").evaluate_all("os => os.map(o => +o.value)") == [gold_id, avi_id]
+    page.select_option("#sop-gold", str(avi_id))
+    state = play(page, "#sop-video")
+    assert state["src"].endswith(f"/videos/{avi_id}/stream") and state["error"] is None, state
+    assert state["ready"] >= 2 and state["time"] > 0.5 and not state["paused"], state
+    assert state["duration"] == pytest.approx(probe(avi).duration_sec, abs=0.2)
+    assert proxy.is_file() and probe(proxy).codec == "h264"
+    # the step times shown are the SOP's, carried to this gold; back on the first gold, its own
+    seek = lambda: page.locator("#sop-steps .sop-seek").evaluate_all("bs => bs.map(b => b.textContent)")  # noqa: E731
+    assert seek() == [mss(a) for a, _ in carried]
+    page.select_option("#sop-gold", str(gold_id))
+    assert seek() == [mss(st["start_sec"]) for st in sop["steps"]]
+    assert play(page, "#sop-video")["src"].endswith(f"/videos/{gold_id}/stream")
+    assert not tab.foreign and not tab.console_errors, (tab.foreign, tab.console_errors)
+
+
 def test_without_auth_required_no_login(browser, tmp_path, shots):
     """SOPILOT_AUTH_REQUIRED=false: the page needs no login and acts as the default role (the real
     app in-process, no pipeline: the Videos page and the video bytes need only the catalog)."""
@@ -526,13 +698,13 @@ def test_without_auth_required_no_login(browser, tmp_path, shots):
     app = create_app(
         ApiSettings(
             data_dir=tmp_path,
-            dagster_url=f"http://127.0.0.1:{_port()}",
+            dagster_url=f"http://127.0.0.1:{free_port()}",
             auth_required=False,
             auth_default_role="operator",
             api_token="some-token",
         )
     )
-    port = _port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -20,6 +20,7 @@ from sopilot_pipelines.core.video import (
     cut_clips,
     decode,
     probe,
+    write_proxy,
 )
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
@@ -441,6 +442,92 @@ def test_quality_is_per_clip():
     clips = cut_clips(video, ClipSettings())
     assert clips[0].quality == ()
     assert clips[-1].quality == ("dark",)
+
+
+# ------------------------------------------------------------------------------------------
+# Browser proxy
+# ------------------------------------------------------------------------------------------
+
+
+def stream_line(path: Path) -> str:
+    """ffmpeg's description of the file's video stream (codec, profile, pixel format, size)."""
+    err = subprocess.run([FFMPEG, "-hide_banner", "-i", str(path)], capture_output=True, text=True).stderr
+    return next(line for line in err.splitlines() if "Video:" in line)
+
+
+def top_level_boxes(path: Path) -> list[str]:
+    """The MP4's top-level box types in file order."""
+    data, boxes, at = path.read_bytes(), [], 0
+    while at + 8 <= len(data):
+        size, kind = int.from_bytes(data[at : at + 4], "big"), data[at + 4 : at + 8].decode("latin-1")
+        if size == 1:  # a 64-bit size follows the type
+            size = int.from_bytes(data[at + 8 : at + 16], "big")
+        boxes.append(kind)
+        at += size if size else len(data)
+    return boxes
+
+
+def key_frames(path: Path) -> int:
+    """How many key frames the file's video has (the decoder told to skip the others)."""
+    out = subprocess.run(
+        [FFMPEG, "-hide_banner", "-v", "error", "-skip_frame", "nokey", "-i", str(path), "-fps_mode", "passthrough"]
+        + ["-f", "framemd5", "-"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    return sum(1 for line in out.stdout.splitlines() if line and not line.startswith("#"))
+
+
+def test_proxy_of_mpeg4_avi_is_browser_h264_on_the_same_time_axis(vdir, tmp_path):
+    # MPEG-4 Part 2 in AVI, 1280x720: neither codec nor container plays in Chromium
+    source, vf = time_ramp("1280x720", "30", 3)
+    src = make(vdir, "ramp_720p.avi", source, "-c:v", "mpeg4", "-q:v", "2", vf=vf)
+    dest = tmp_path / "proxies" / "video_1.mp4"
+    assert write_proxy(src, dest) > 0
+    assert [p.name for p in dest.parent.iterdir()] == ["video_1.mp4"]  # no temp file left beside it
+    info = probe(dest)
+    assert (info.codec, info.width, info.height, info.rotation) == ("h264", 960, 540, 0)
+    line = stream_line(dest)
+    assert "(High)" in line and "yuv420p" in line, line
+    boxes = top_level_boxes(dest)
+    assert boxes.index("moov") < boxes.index("mdat"), boxes  # +faststart: playable before it is all fetched
+    assert key_frames(dest) == 3  # one a second: a seek decodes at most a second
+    assert info.duration_sec == pytest.approx(probe(src).duration_sec, abs=0.05)
+    # frame i of the proxy shows the same instant as frame i of the original: the steps and the
+    # alignment (times in the original) hold in the proxy the browser plays
+    video = decode(dest, sample_fps=8.0)
+    assert abs(len(video.frames) - 24) <= 1
+    assert_shows_time(video, video.times, 1.0 / 30)
+
+
+def test_proxy_has_even_dimensions_and_is_upright(vdir, tmp_path, red_top_blue_bottom):
+    odd = make(
+        vdir,
+        "size_333x201.mp4",
+        "testsrc2=s=334x202:r=25:d=1",
+        *h264(),
+        vf="crop=333:201:0:0",
+    )
+    write_proxy(odd, tmp_path / "odd.mp4")
+    info = probe(tmp_path / "odd.mp4")
+    assert (info.width, info.height) == (332, 200) and "yuv420p" in stream_line(tmp_path / "odd.mp4")
+    # a phone's portrait video (landscape frames, rotate=90): the proxy's frames are upright
+    rotated = vdir / "rot_proxy_src.mp4"
+    ffmpeg("-display_rotation", "-90", "-i", str(red_top_blue_bottom), "-c", "copy", str(rotated))
+    write_proxy(rotated, tmp_path / "rot.mp4")
+    info = probe(tmp_path / "rot.mp4")
+    assert (info.width, info.height, info.rotation) == (48, 64, 0)
+    frame = decode(tmp_path / "rot.mp4", frame_size=(48, 64)).frames[0].astype(int)
+    assert frame[:, 26:, 0].mean() > 200 and frame[:, :22, 2].mean() > 200  # red right, blue left
+
+
+def test_proxy_of_a_non_video_raises_and_writes_nothing(tmp_path):
+    path = tmp_path / "notes.avi"
+    path.write_text("this is not a video\n" * 50)
+    with pytest.raises(VideoDecodeError, match="notes.avi"):
+        write_proxy(path, tmp_path / "out" / "video_1.mp4")
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
 # ------------------------------------------------------------------------------------------

@@ -138,6 +138,28 @@ async def upload_gold(upload: Annotated[_Upload, Depends()]):
 
 VideoIdPath = Annotated[int, PathParam(ge=1, le=MAX_ID)]
 
+# The media type of a stored video by its container (the upload's extension, which the stored
+# file keeps); a browser or player given the wrong one may refuse the file.
+MEDIA_TYPES = {
+    ".mp4": "video/mp4",
+    ".m4v": "video/mp4",
+    ".mov": "video/quicktime",
+    ".avi": "video/x-msvideo",
+    ".mkv": "video/x-matroska",
+    ".webm": "video/webm",
+    ".mpg": "video/mpeg",
+    ".mpeg": "video/mpeg",
+    ".ts": "video/mp2t",
+    ".3gp": "video/3gpp",
+    ".ogv": "video/ogg",
+    ".wmv": "video/x-ms-wmv",
+    ".flv": "video/x-flv",
+}
+
+
+def media_type(path: str | Path) -> str:
+    return MEDIA_TYPES.get(Path(path).suffix.lower(), "application/octet-stream")
+
 
 @router.get(
     "/videos/jobs/{ingest_job_id}", response_model=IngestJob, responses={404: {"description": "Job ID does not exist"}}
@@ -195,14 +217,19 @@ def get_video(video_id: VideoIdPath, cat: CatalogDep, _: Viewer):
 @router.get(
     "/videos/{video_id}/file",
     response_class=FileResponse,
-    responses={200: {"content": {"video/mp4": {}}}, 404: {"description": "Video not found"}},
+    responses={
+        200: {"content": {t: {} for t in [*dict.fromkeys(MEDIA_TYPES.values()), "application/octet-stream"]}},
+        206: {"description": "Partial content (Range)"},
+        404: {"description": "Video not found"},
+    },
 )
 def video_file(video_id: VideoIdPath, cat: CatalogDep, _: Viewer):
+    """The original upload as stored, with the media type of its container; HTTP Range works."""
     row = _get(cat, video_id)
     if not row["raw_path"] or not Path(row["raw_path"]).exists():
         raise HTTPException(404, f"video {video_id} has no stored file")
     name = row["original_filename"] or Path(row["raw_path"]).name
-    return FileResponse(row["raw_path"], media_type="video/mp4", filename=name)
+    return FileResponse(row["raw_path"], media_type=media_type(row["raw_path"]), filename=name)
 
 
 @router.delete(
@@ -213,7 +240,7 @@ def video_file(video_id: VideoIdPath, cat: CatalogDep, _: Viewer):
 def delete_video(video_id: VideoIdPath, cat: CatalogDep, store: StoreDep, door: DagsterDep, principal: Admin):
     row = _get(cat, video_id)
     removed = []
-    for p in [row["raw_path"], *map(str, store.embeddings(video_id).values())]:
+    for p in [row["raw_path"], str(store.proxy(video_id)), *map(str, store.embeddings(video_id).values())]:
         if p and Path(p).exists():
             Path(p).unlink()
             removed.append(str(p))

@@ -8,8 +8,10 @@
   The cookie is accepted only where the browser fetches by itself, without a header: the video
   bytes of a ``<video>`` element (``GET /videos/{id}/stream``). Credentials never go in a URL.
 - ``GET /videos/{id}/stream`` (viewer; header or session cookie): the video's bytes for a
-  browser, with HTTP Range (seeking), the media type of its container; the browser proxy written
-  at ingest when there is one (``proxies/video_<id>.mp4``), the original otherwise.
+  browser, with HTTP Range (seeking): the browser proxy ingest writes (``proxies/video_<id>.mp4``,
+  H.264 in MP4). A ready video without one (ingested before proxies, or its proxy failed) gets it
+  written on this first request; until ingest is done, or when ffmpeg cannot write it, the
+  original is served, with the media type of its container.
 - ``GET /score/{id}/alignment`` (viewer): clip times and per-clip step labels of both videos and
   the alignment path in seconds, so the review page can keep the two videos in step.
 - ``/docs`` and ``/redoc`` with their assets served by the app (fastapi-offline's copies of
@@ -22,7 +24,7 @@ import base64
 import hashlib
 import hmac
 import json
-import mimetypes
+import threading
 import time
 from pathlib import Path
 from typing import Annotated
@@ -36,22 +38,13 @@ from fastapi.staticfiles import StaticFiles
 from ..auth import RANK, Principal, Viewer, authenticate, basic_scheme, bearer_scheme
 from ..deps import CatalogDep, DagsterDep, StoreDep
 from ..routes.score import ScoreJobRow, job_state
+from ..routes.videos import media_type
 from ..schemas import MAX_ID
 from ..settings import ApiSettings
 
 STATIC = Path(__file__).parent / "static"
 COOKIE = "sopilot_session"
 SESSION_SECONDS = 8 * 3600
-MEDIA_TYPES = {
-    ".mp4": "video/mp4",
-    ".m4v": "video/mp4",
-    ".mov": "video/quicktime",
-    ".webm": "video/webm",
-    ".mkv": "video/x-matroska",
-    ".avi": "video/x-msvideo",
-    ".mpg": "video/mpeg",
-    ".mpeg": "video/mpeg",
-}
 
 router = APIRouter(tags=["ui"])
 
@@ -175,12 +168,39 @@ def video_stream(
     row = cat.get_video(video_id)
     if row is None:
         raise HTTPException(404, f"video {video_id} not found")
-    proxy = store.root / "proxies" / f"video_{video_id}.mp4"
-    path = proxy if proxy.exists() else Path(row["raw_path"] or "")
-    if not row["raw_path"] and not proxy.exists() or not path.is_file():
+    raw = Path(row["raw_path"] or "")
+    if not row["raw_path"] or not raw.is_file():
         raise HTTPException(404, f"video {video_id} has no stored file")
-    media = MEDIA_TYPES.get(path.suffix.lower()) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    return FileResponse(path, media_type=media, headers={"Cache-Control": "private, max-age=3600"})
+    proxy = store.proxy(video_id)
+    if not proxy.is_file() and row["status"] == "ready":
+        _write_proxy_once(raw, proxy)
+    path = proxy if proxy.is_file() else raw
+    return FileResponse(path, media_type=media_type(path), headers={"Cache-Control": "private, max-age=3600"})
+
+
+_proxy_locks: dict[Path, threading.Lock] = {}
+_proxy_failed: set[Path] = set()  # ffmpeg could not write these: not tried again on every Range request
+_proxy_guard = threading.Lock()
+
+
+def _write_proxy_once(raw: Path, proxy: Path) -> None:
+    """The proxy of a video ingested without one, written by the first request that needs it;
+    concurrent requests for the same video wait for that one instead of running ffmpeg again."""
+    from sopilot_pipelines.core.video import VideoDecodeError, write_proxy
+    from sopilot_pipelines.logs import event
+    from sopilot_pipelines.settings import settings
+
+    with _proxy_guard:
+        lock = _proxy_locks.setdefault(proxy, threading.Lock())
+    with lock:
+        if proxy.is_file() or proxy in _proxy_failed:
+            return
+        try:
+            sec = write_proxy(raw, proxy, threads=settings().video.decode().threads)
+            event("browser_proxy", proxy=proxy.name, status="written on first request", seconds=round(sec, 3))
+        except VideoDecodeError as exc:
+            _proxy_failed.add(proxy)
+            event("browser_proxy", proxy=proxy.name, status="failed: the original is served", error=str(exc))
 
 
 def _clip_times(cat, video_id: int) -> list[list[float]]:

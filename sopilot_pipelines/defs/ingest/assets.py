@@ -78,7 +78,8 @@ def versioned_materialization(asset_key, partition: str, metadata: dict, content
             CLIPS,
             kinds={"ffmpeg", "numpy"},
             skippable=True,
-            description="Decode (fps and scale inside ffmpeg), cut clips, embed: video_<id>.raw.npy + video_<id>.json",
+            description="Decode (fps and scale inside ffmpeg), cut clips, embed: video_<id>.raw.npy + video_<id>.json;"
+            " the browser proxy proxies/video_<id>.mp4 (H.264) the review UI plays",
         ),
         dg.AssetSpec(
             EMBEDDINGS,
@@ -162,6 +163,7 @@ def _clips(context, cat, store, key: str) -> dg.AssetMaterialization:
         raise VideoFailed(f"video {video_id} could not be ingested: {reason}") from exc
     paths = store.embeddings(video_id)
     ev.save(paths["raw"], paths["meta"])
+    proxy = _proxy(context, store, row, s.video.decode().threads)
     telemetry.observe_embedding(ev.model, ev.timings.get("embed_sec", 0.0))
     telemetry.observe_job("ingest", time.perf_counter() - t0)
     cat.set_video_paths(video_id, raw_embeddings_path=str(paths["raw"]), meta_path=str(paths["meta"]))
@@ -179,11 +181,27 @@ def _clips(context, cat, store, key: str) -> dg.AssetMaterialization:
         "embed_sec": ev.timings.get("embed_sec", 0.0),
         "total_sec": round(time.perf_counter() - t0, 3),
         "quality_flagged_clips": sum(bool(q) for q in ev.quality),
+        **proxy,
         "path": dg.MetadataValue.path(str(paths["raw"])),
         **where(),  # the worker, host and pid that ran it (the Dagster UI shows where each video went)
     }
     context.log.info(f"{key}: {ev.n_clips} clips, {ev.model}, {md['total_sec']}s")
     return versioned_materialization(CLIPS, key, md, ev.embeddings.astype(np.float32).tobytes() + ev.model.encode())
+
+
+def _proxy(context, store, row: dict, threads: int) -> dict:
+    """The browser proxy the review UI plays (the original may be a codec or container Chromium
+    cannot play). Not fatal: the video decoded and embedded, so it can be scored; without a proxy
+    GET /videos/{id}/stream tries again on first need and serves the original if that fails too."""
+    from ...core.video import VideoDecodeError, write_proxy
+
+    try:
+        sec = write_proxy(row["raw_path"], store.proxy(row["video_id"]), threads=threads)
+    except VideoDecodeError as exc:
+        reason = uploader_facing(str(exc), row)
+        context.log.warning(f"video {row['video_id']}: no browser proxy: {reason}")
+        return {"proxy_error": reason}
+    return {"proxy_sec": round(sec, 3), "proxy_path": dg.MetadataValue.path(str(store.proxy(row["video_id"])))}
 
 
 def _embeddings(context, cat, store, key: str, live) -> dg.AssetMaterialization:
