@@ -1,4 +1,4 @@
-"""The supervisor's PDF report of one score job (reportlab pages, matplotlib figures).
+"""The supervisor's PDF report of one score job (reportlab pages and vector drawings).
 
 Page 1: header, score and decision, the gold-vs-trainee step timeline, the deviations table and
 the alignment path plot. Then, for each deviation (at most ``MAX_FRAME_ROWS``), a gold frame beside
@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,82 +23,145 @@ MAX_FRAME_ROWS = 6
 FRAME_WIDTH_PX = 240
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _png(fig) -> bytes:
-    plt = _pyplot()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+# one colour per step (matplotlib's tab10 palette)
+STEP_COLOURS = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
+DEVIATION_RED = "#b00020"
 
 
-def _timeline_png(result: dict, gold_duration: float, trainee_duration: float) -> bytes:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.2, 1.8), dpi=150)
-    colours = plt.get_cmap("tab10")
+def _timeline(result: dict, gold_duration: float, trainee_duration: float, width: float, height: float):
+    """Both step timelines as a vector drawing: gold on top (its steps, numbered from 1), the
+    trainee below (each clip in the colour of the gold step it matched; grey: none), deviations red."""
+    from reportlab.graphics.shapes import Drawing, Line, Rect, String
+    from reportlab.lib import colors
+
+    d = Drawing(width, height)
+    left, right, bottom = 38.0, 6.0, 22.0
+    lane = (height - bottom - 10) / 2.6
+    span = max(gold_duration, trainee_duration, 1e-6)
+    x_of = lambda t: left + (width - left - right) * min(max(t, 0.0), span) / span  # noqa: E731
+    y_gold, y_trainee = bottom + lane * 1.4, bottom + lane * 0.2
     n = result["clip_count"]
     bounds = result["step_boundaries"]["gold"]
-    scale_g = gold_duration / max(n["gold"], 1)
+    scale = gold_duration / max(n["gold"], 1)
     for k in range(len(bounds) - 1):
-        ax.barh(
-            1, (bounds[k + 1] - bounds[k]) * scale_g, left=bounds[k] * scale_g, color=colours(k % 10), edgecolor="white"
-        )
-        ax.text(
-            (bounds[k] + bounds[k + 1]) / 2 * scale_g, 1, str(k), ha="center", va="center", fontsize=7, color="white"
+        a, b = x_of(bounds[k] * scale), x_of(bounds[k + 1] * scale)
+        d.add(Rect(a, y_gold, b - a, lane, fillColor=colors.HexColor(STEP_COLOURS[k % 10]), strokeColor=colors.white))
+        d.add(
+            String(
+                (a + b) / 2, y_gold + lane / 2 - 3, str(k + 1), fontSize=7, fillColor=colors.white, textAnchor="middle"
+            )
         )
     labels = result["step_map_preview"]["trainee"]
     dt = trainee_duration / max(len(labels), 1)
     for i, lbl in enumerate(labels):
-        ax.barh(0, dt, left=i * dt, color=colours(lbl % 10) if lbl >= 0 else "#cccccc", edgecolor="none")
-    for d in result["deviations"]:
-        t = d["trainee_time"]
+        colour = STEP_COLOURS[lbl % 10] if lbl >= 0 else "#cccccc"
+        a, b = x_of(i * dt), x_of((i + 1) * dt)
+        d.add(Rect(a, y_trainee, b - a, lane, fillColor=colors.HexColor(colour), strokeColor=None))
+    red = colors.HexColor(DEVIATION_RED)
+    for dev in result["deviations"]:
+        t, g = dev["trainee_time"], dev["gold_time"]
         if t["start_sec"] is not None:
-            ax.plot([t["start_sec"], t["end_sec"]], [-0.5, -0.5], color="#b00020", lw=3)
-        g = d["gold_time"]
+            d.add(
+                Line(
+                    x_of(t["start_sec"]),
+                    y_trainee - 4,
+                    x_of(t["end_sec"]),
+                    y_trainee - 4,
+                    strokeColor=red,
+                    strokeWidth=3,
+                )
+            )
         if g["start_sec"] is not None:
-            ax.plot([g["start_sec"], max(g["end_sec"], g["start_sec"] + 0.3)], [1.5, 1.5], color="#b00020", lw=3)
-    ax.set_yticks([0, 1], ["trainee", "gold"])
-    ax.set_xlabel("seconds (grey: matches no gold step; red: deviation)", fontsize=8)
-    ax.tick_params(labelsize=7)
-    ax.set_ylim(-0.9, 1.9)
-    ax.spines[["top", "right"]].set_visible(False)
-    return _png(fig)
+            end = max(g["end_sec"], g["start_sec"] + 0.3)
+            d.add(
+                Line(
+                    x_of(g["start_sec"]),
+                    y_gold + lane + 4,
+                    x_of(end),
+                    y_gold + lane + 4,
+                    strokeColor=red,
+                    strokeWidth=3,
+                )
+            )
+    for y, name in ((y_gold, "gold"), (y_trainee, "trainee")):
+        d.add(String(left - 4, y + lane / 2 - 3, name, fontSize=7, textAnchor="end"))
+    _time_axis(d, x_of, span, bottom - 2)
+    d.add(String(left, 2, "seconds (grey: matches no gold step; red: deviation)", fontSize=7, fillColor=colors.grey))
+    return d
 
 
-def _alignment_png(result: dict) -> bytes:
-    """The (sampled) global alignment path: gold clip over trainee clip, coloured by similarity,
-    with the gold step boundaries as horizontal lines."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(4.2, 2.6), dpi=150)
-    pts = result.get("alignment_preview") or []
+def _time_axis(d, x_of, span: float, y: float, label=lambda v: f"{v:g}") -> None:
+    from reportlab.graphics.shapes import Line, String
+    from reportlab.lib import colors
+
+    step = next(s for s in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1e9) if span / s <= 10)
+    d.add(Line(x_of(0), y, x_of(span), y, strokeColor=colors.grey, strokeWidth=0.5))
+    v = 0.0
+    while v <= span + 1e-9:
+        d.add(Line(x_of(v), y, x_of(v), y - 2, strokeColor=colors.grey, strokeWidth=0.5))
+        d.add(String(x_of(v), y - 9, label(v), fontSize=6, textAnchor="middle"))
+        v += step
+
+
+def _alignment(result: dict, width: float, height: float):
+    """The (sampled) global alignment path as a vector drawing: gold clip over trainee clip, its
+    points coloured by similarity (red low, green high), the gold step boundaries dashed."""
+    from reportlab.graphics.shapes import Circle, Drawing, Line, PolyLine, Rect, String
+    from reportlab.lib import colors
+
+    d = Drawing(width, height)
+    left, bottom, top, right = 30.0, 26.0, 8.0, 8.0
     n = result["clip_count"]
+    tx, gy = max(n["trainee"] - 1, 1), max(n["gold"] - 1, 1)
+    x_of = lambda c: left + (width - left - right) * c / tx  # noqa: E731
+    y_of = lambda c: bottom + (height - bottom - top) * c / gy  # noqa: E731
+    d.add(
+        Rect(
+            left,
+            bottom,
+            width - left - right,
+            height - bottom - top,
+            fillColor=None,
+            strokeColor=colors.grey,
+            strokeWidth=0.5,
+        )
+    )
     for b in result["step_boundaries"]["gold"][1:-1]:
-        ax.axhline(b, color="#999999", lw=0.6, ls="--")
-    ax.plot([0, n["trainee"] - 1], [0, n["gold"] - 1], color="#dddddd", lw=0.8, label="uniform pace")
+        d.add(
+            Line(
+                left,
+                y_of(b),
+                width - right,
+                y_of(b),
+                strokeColor=colors.HexColor("#999999"),
+                strokeWidth=0.6,
+                strokeDashArray=[3, 2],
+            )
+        )
+    d.add(Line(x_of(0), y_of(0), x_of(tx), y_of(gy), strokeColor=colors.HexColor("#dddddd"), strokeWidth=0.8))
+    pts = result.get("alignment_preview") or []
     if pts:
-        x = [p["trainee_clip"] for p in pts]
-        y = [p["gold_clip"] for p in pts]
-        ax.plot(x, y, color="#1f4e9c", lw=1.2, label="alignment path")
-        sc = ax.scatter(x, y, c=[p["similarity"] for p in pts], cmap="RdYlGn", vmin=0.0, vmax=1.0, s=9, zorder=3)
-        cb = fig.colorbar(sc, ax=ax, pad=0.02)
-        cb.set_label("similarity", fontsize=7)
-        cb.ax.tick_params(labelsize=6)
-    ax.set_xlim(0, max(n["trainee"] - 1, 1))
-    ax.set_ylim(0, max(n["gold"] - 1, 1))
-    ax.set_xlabel("trainee clip", fontsize=8)
-    ax.set_ylabel("gold clip (dashed: step boundaries)", fontsize=7)
-    ax.tick_params(labelsize=7)
-    ax.legend(fontsize=6, loc="upper left", frameon=False)
-    return _png(fig)
+        xy = [v for p in pts for v in (x_of(p["trainee_clip"]), y_of(p["gold_clip"]))]
+        d.add(PolyLine(xy, strokeColor=colors.HexColor("#1f4e9c"), strokeWidth=1.2))
+        for p in pts:
+            s = min(max(float(p["similarity"]), 0.0), 1.0)
+            fill = colors.Color(min(1.0, 2 * (1 - s)), min(1.0, 2 * s) * 0.8, 0.15)
+            d.add(Circle(x_of(p["trainee_clip"]), y_of(p["gold_clip"]), 1.6, fillColor=fill, strokeColor=None))
+    _time_axis(d, x_of, tx, bottom, label=lambda v: f"{v:.0f}")
+    d.add(String(left, 4, "trainee clip; up: gold clip (dashed: step boundaries; grey: uniform pace;", fontSize=6))
+    d.add(String(left, -3, "points: similarity, red low to green high)", fontSize=6))
+    return d
 
 
 def _video_problem(video: dict) -> str | None:
@@ -112,8 +176,9 @@ def _video_problem(video: dict) -> str | None:
     return None
 
 
-def _frame_png(path: str, t: float, width: int = FRAME_WIDTH_PX) -> bytes | None:
-    """One frame at t seconds, scaled to `width` pixels wide, as PNG; None when ffmpeg gives none."""
+def _frame_jpeg(path: str, t: float, width: int = FRAME_WIDTH_PX) -> bytes | None:
+    """One frame at t seconds, scaled to `width` pixels wide, as JPEG (the PDF embeds it as it is,
+    where a PNG is decoded and compressed again); None when ffmpeg gives none."""
     from .video import _ffmpeg, _ffmpeg_url
 
     cmd = [
@@ -129,10 +194,12 @@ def _frame_png(path: str, t: float, width: int = FRAME_WIDTH_PX) -> bytes | None
         "1",
         "-vf",
         f"scale={width}:-2",
+        "-q:v",
+        "3",
         "-f",
         "image2pipe",
         "-vcodec",
-        "png",
+        "mjpeg",
         "-",
     ]
     try:
@@ -140,7 +207,7 @@ def _frame_png(path: str, t: float, width: int = FRAME_WIDTH_PX) -> bytes | None
     except (OSError, subprocess.SubprocessError):
         return None
     data = out.stdout
-    return data if out.returncode == 0 and data.startswith(b"\x89PNG") else None
+    return data if out.returncode == 0 and data.startswith(b"\xff\xd8") else None
 
 
 def _mid(t: dict, duration: float | None) -> float | None:
@@ -192,18 +259,27 @@ def _frames_section(result: dict, gold: dict, trainee: dict, styles) -> list:
             return placeholder("not performed" if side == "trainee" else "no gold step")
         if problems[side]:
             return placeholder("video not available")
-        png = _frame_png(str(video["raw_path"]), at)
-        if png is None:
+        jpeg = _frame_jpeg(str(video["raw_path"]), at)
+        if jpeg is None:
             return placeholder(f"no frame at {at:.1f} s")
-        iw, ih = ImageReader(io.BytesIO(png)).getSize()
+        iw, ih = ImageReader(io.BytesIO(jpeg)).getSize()
         w = cell_w
         h = w * ih / max(iw, 1)
         if h > cell_h:
             h, w = cell_h, cell_h * iw / max(ih, 1)
-        return [Image(io.BytesIO(png), width=w, height=h), Paragraph(f"at {at:.1f} s", small)]
+        return [Image(io.BytesIO(jpeg), width=w, height=h), Paragraph(f"at {at:.1f} s", small)]
 
+    shown = devs[:MAX_FRAME_ROWS]
+    # each frame is its own ffmpeg process: cut them side by side, not one after another
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        cells = list(
+            pool.map(
+                lambda job: frame(*job),
+                [(side, v, d[f"{side}_time"]) for d in shown for side, v in (("gold", gold), ("trainee", trainee))],
+            )
+        )
     rows = [["deviation", "gold", "trainee"]]
-    for d in devs[:MAX_FRAME_ROWS]:
+    for k, d in enumerate(shown):
         step = escape(deviation_step(d))
         rows.append(
             [
@@ -211,8 +287,8 @@ def _frames_section(result: dict, gold: dict, trainee: dict, styles) -> list:
                     f"<b>{d['type']}</b><br/>step {step}<br/>gold {_span(d['gold_time'])}<br/>trainee {_span(d['trainee_time'])}",
                     small,
                 ),
-                frame("gold", gold, d["gold_time"]),
-                frame("trainee", trainee, d["trainee_time"]),
+                cells[2 * k],
+                cells[2 * k + 1],
             ]
         )
     table = Table(rows, colWidths=[44 * mm, cell_w + 4 * mm, cell_w + 4 * mm], repeatRows=1)
@@ -249,7 +325,7 @@ def render_report(
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import getSampleStyleSheet
     from reportlab.lib.units import mm
-    from reportlab.platypus import CondPageBreak, Image, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+    from reportlab.platypus import CondPageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
     styles = getSampleStyleSheet()
     buf = io.BytesIO()
@@ -289,12 +365,8 @@ def render_report(
         ),
         Spacer(1, 7 * mm),
         Paragraph("Steps: gold (top) and what the trainee did (bottom)", styles["Heading3"]),
-        Image(
-            io.BytesIO(
-                _timeline_png(result, float(gold.get("duration_sec") or 1), float(trainee.get("duration_sec") or 1))
-            ),
-            width=180 * mm,
-            height=45 * mm,
+        _timeline(
+            result, float(gold.get("duration_sec") or 1), float(trainee.get("duration_sec") or 1), 180 * mm, 45 * mm
         ),
         Paragraph(
             "Gold steps: "
@@ -342,7 +414,7 @@ def render_report(
     story += [
         CondPageBreak(70 * mm),
         Paragraph("Alignment path", styles["Heading3"]),
-        Image(io.BytesIO(_alignment_png(result)), width=110 * mm, height=68 * mm, hAlign="LEFT"),
+        _alignment(result, 110 * mm, 68 * mm),
     ]
     frames = _frames_section(result, gold, trainee, styles)
     if frames:
