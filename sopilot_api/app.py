@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -15,12 +16,23 @@ from sopilot_pipelines.storage import DataStore
 from . import ui
 from .routes import audit, ops, score, search, tasks, train, videos
 from .runs import Dagster, DagsterUnavailable
+from .score_queue import ScoreQueue
 from .settings import ApiSettings, get_settings
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.score_queue.start()
+        try:
+            yield
+        finally:
+            app.state.score_queue.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="SOPilot API",
         version="0.1.0",
         docs_url=None,
@@ -33,6 +45,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.state.store = DataStore(data_dir)
     app.state.catalog = Catalog.open(all_settings().database_url, data_dir)
     app.state.dagster = Dagster(settings.dagster_url)
+    app.state.score_queue = ScoreQueue(app.state.catalog, settings.dagster_url, settings.score_batch_max)
 
     @app.exception_handler(DagsterUnavailable)
     async def _dagster_down(request: Request, exc: DagsterUnavailable):

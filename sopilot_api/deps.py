@@ -10,6 +10,7 @@ from sopilot_pipelines.catalog import Catalog
 from sopilot_pipelines.storage import DataStore
 
 from .runs import Dagster
+from .score_queue import ScoreQueue
 from .settings import ApiSettings
 
 
@@ -25,6 +26,10 @@ def dagster(request: Request) -> Dagster:
     return request.app.state.dagster
 
 
+def score_queue(request: Request) -> ScoreQueue:
+    return request.app.state.score_queue
+
+
 def settings(request: Request) -> ApiSettings:
     return request.app.state.settings
 
@@ -32,4 +37,5 @@ def settings(request: Request) -> ApiSettings:
 CatalogDep = Annotated[Catalog, Depends(catalog)]
 StoreDep = Annotated[DataStore, Depends(store)]
 DagsterDep = Annotated[Dagster, Depends(dagster)]
+ScoreQueueDep = Annotated[ScoreQueue, Depends(score_queue)]
 SettingsDep = Annotated[ApiSettings, Depends(settings)]

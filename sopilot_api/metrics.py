@@ -1,5 +1,6 @@
-"""Prometheus metrics. Job counters come from Dagster's run storage at scrape time, so they count
-work done in run processes, not only what this API process saw."""
+"""Prometheus metrics. Job counters are read at scrape time, so they count work done in run
+processes, not only what this API process saw: score jobs from the catalog (a run scores many),
+the others from Dagster's run storage."""
 
 from __future__ import annotations
 
@@ -14,17 +15,18 @@ from .runs import JOB_TYPES, DagsterUnavailable
 
 
 class _DagsterCollector:
-    def __init__(self, door):
-        self.door = door
+    def __init__(self, door, score_jobs):
+        self.door, self.score_jobs = door, score_jobs
 
     def collect(self):
         try:
             counts, training = self.door.job_counts(), self.door.training_counts()
         except DagsterUnavailable:
             counts, training = None, {}
+        jobs = {"ingest": (counts or {}).get("ingest", {}), "score": self.score_jobs()}
         for kind, name in (("ingest", "sopilot_ingest_jobs"), ("score", "sopilot_score_jobs")):
-            fam = CounterMetricFamily(name, f"{kind} jobs by status (from Dagster's run storage)", labels=["status"])
-            for status, n in (counts or {}).get(kind, {}).items():
+            fam = CounterMetricFamily(name, f"{kind} jobs by status", labels=["status"])
+            for status, n in jobs[kind].items():
                 fam.add_metric([status], n)
             yield fam
         fam = CounterMetricFamily(
@@ -77,9 +79,10 @@ class _NotYetObserved:
             yield fam
 
 
-def render(door, metrics_dir: Path | None = None) -> tuple[bytes, str]:
+def render(door, metrics_dir: Path | None = None, score_jobs=dict) -> tuple[bytes, str]:
+    """``score_jobs``: score job counts per status, read at scrape time."""
     registry = CollectorRegistry()
-    registry.register(_DagsterCollector(door))
+    registry.register(_DagsterCollector(door, score_jobs))
     runs = None
     if metrics_dir is not None and metrics_dir.is_dir():
         # timings and GPU memory observed inside Dagster run processes (sopilot_pipelines/telemetry.py)

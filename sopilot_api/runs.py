@@ -86,20 +86,33 @@ class Dagster:
             return False
 
     def add_partition(self, partitions_def: str, key: str) -> None:
+        self.add_partitions(partitions_def, [key])
+
+    def add_partitions(self, partitions_def: str, keys: list[str]) -> None:
+        """Add keys to a dynamic partitions definition in one request, in this order (the fields
+        of a GraphQL mutation run one after another), so a run over a range of them covers them."""
+        if not keys:
+            return
+        fields = " ".join(
+            f"""k{i}: addDynamicPartition(partitionsDefName: $name, partitionKey: $k{i}, repositorySelector: $repo) {{
+                 __typename ... on PythonError {{ message }} ... on UnauthorizedError {{ message }} }}"""
+            for i in range(len(keys))
+        )
+        args = "".join(f", $k{i}: String!" for i in range(len(keys)))
         data = self._query(
-            """mutation($name: String!, $key: String!, $repo: RepositorySelector!) {
-                 addDynamicPartition(partitionsDefName: $name, partitionKey: $key, repositorySelector: $repo) {
-                   __typename ... on PythonError { message } ... on UnauthorizedError { message } } }""",
+            f"mutation($name: String!, $repo: RepositorySelector!{args}) {{ {fields} }}",
             {
                 "name": partitions_def,
-                "key": key,
                 "repo": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY},
+                **{f"k{i}": key for i, key in enumerate(keys)},
             },
-        )["addDynamicPartition"]
-        if data["__typename"] not in ("AddDynamicPartitionSuccess", "DuplicateDynamicPartitionError"):
-            raise DagsterUnavailable(
-                f"could not add partition {key!r} to {partitions_def}: {data.get('message', data['__typename'])}"
-            )
+        )
+        for i, key in enumerate(keys):
+            out = data[f"k{i}"]
+            if out["__typename"] not in ("AddDynamicPartitionSuccess", "DuplicateDynamicPartitionError"):
+                raise DagsterUnavailable(
+                    f"could not add partition {key!r} to {partitions_def}: {out.get('message', out['__typename'])}"
+                )
 
     def delete_partition(self, partitions_def: str, key: str) -> None:
         self._query(
@@ -171,16 +184,7 @@ class Dagster:
         )["runOrError"]
         if data["__typename"] != "Run":
             return None
-        return RunInfo(
-            run_id=data["runId"],
-            job_name=data["jobName"],
-            status=STATUS.get(data["status"], "queued"),
-            dagster_status=data["status"],
-            tags={t["key"]: t["value"] for t in data["tags"]},
-            queued_at=_ts(data["creationTime"]),
-            started_at=_ts(data["startTime"]),
-            finished_at=_ts(data["endTime"]),
-        )
+        return _run_info(data)
 
     def run_error(self, run_id: str) -> str | None:
         """The first step failure (or the run failure) message of a failed run, in words."""
@@ -207,6 +211,22 @@ class Dagster:
         fields = " ".join(f"q{i}: runsOrError(filter: $f{i}) {{ ... on Runs {{ count }} }}" for i in range(len(names)))
         data = self._query(f"query({args}) {{ {fields} }}", {f"f{i}": filters[n] for i, n in enumerate(names)})
         return {n: int((data[f"q{i}"] or {}).get("count", 0)) for i, n in enumerate(names)}
+
+    def runs_status(self, run_ids: list[str]) -> dict[str, RunInfo]:
+        """Several runs in one request (ids Dagster does not know are left out)."""
+        if not run_ids:
+            return {}
+        data = self._query(
+            """query($ids: [String!]) { runsOrError(filter: {runIds: $ids}) { __typename
+                 ... on Runs { results { runId jobName status creationTime startTime endTime tags { key value } } } } }""",
+            {"ids": list(run_ids)},
+        )["runsOrError"]
+        return {r["runId"]: _run_info(r) for r in data.get("results") or []}
+
+    def waiting_runs(self, job_name: str) -> int:
+        """Runs of a job submitted but not yet running (queued, or their process starting)."""
+        statuses = ["QUEUED", "NOT_STARTED", "STARTING"]
+        return self._counts({"w": {"pipelineName": job_name, "statuses": statuses}})["w"]
 
     def job_counts(self) -> dict[str, dict[str, int]]:
         """Per job type: queued / running / completed / failed counts from the run storage."""
@@ -240,6 +260,19 @@ class Dagster:
             "healthy": bool(required) and all(d["healthy"] for d in required),
             "daemons": {d["daemonType"]: bool(d["healthy"]) for d in data},
         }
+
+
+def _run_info(data: dict) -> RunInfo:
+    return RunInfo(
+        run_id=data["runId"],
+        job_name=data["jobName"],
+        status=STATUS.get(data["status"], "queued"),
+        dagster_status=data["status"],
+        tags={t["key"]: t["value"] for t in data["tags"]},
+        queued_at=_ts(data["creationTime"]),
+        started_at=_ts(data["startTime"]),
+        finished_at=_ts(data["endTime"]),
+    )
 
 
 def _first_line(message: str) -> str:

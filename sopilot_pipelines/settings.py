@@ -196,6 +196,9 @@ class ApiSettings(BaseSettings):
         "http://127.0.0.1:3000", description="the Dagster webserver the API talks to (GraphQL at <url>/graphql)"
     )
     log_format: str = "text"  # or "json"
+    score_batch_max: int = Field(
+        50, ge=1, description="the most score jobs one Dagster run takes; a larger batch is split between runs"
+    )
 
     @field_validator("api_token_role", "basic_role", "auth_default_role")
     @classmethod

@@ -69,6 +69,77 @@ def test_score_flow_matches_the_engine(stack, suite, ingested):
         )
 
 
+def test_a_burst_of_score_requests_is_scored_in_batches_with_identical_results(stack, ingested):
+    """100 requests for one ready pair at once (the throughput figures are bench_throughput's):
+    every one is accepted, every job completes with the same result, and the jobs share runs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sopilot_pipelines.catalog import Catalog
+
+    body = {"gold_video_id": ingested["gold"]["video_id"], "trainee_video_id": ingested["swap"]["video_id"]}
+    with client(stack, "operator") as c:
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            answers = list(pool.map(lambda _: c.post("/score", json=body), range(100)))
+        assert [r.status_code for r in answers] == [200] * 100, {r.status_code: r.text for r in answers}
+        job_ids = [r.json()["score_job_id"] for r in answers]
+        assert len(set(job_ids)) == 100
+        jobs = [wait(c, f"/score/{j}", timeout=600) for j in job_ids]
+    assert {j["status"] for j in jobs} == {"completed"}
+    assert len({json.dumps({k: j["result"][k] for k in ("score", "decision", "deviations")}) for j in jobs}) == 1
+    with Catalog.open(data_dir=stack.data_dir) as cat:
+        runs = {cat.get_score(j)["run_id"] for j in job_ids}
+    assert 1 < len(runs) <= 10, f"{len(runs)} runs for 100 jobs"  # batched, and shared between run slots
+
+
+def _record_score(cat, ingested, **fields) -> str:
+    """A score job of the ingested pair, recorded straight in the stack's catalog."""
+    from sopilot_pipelines.ids import new_job_id
+
+    job_id = new_job_id("score")
+    gold, trainee = ingested["gold"]["video_id"], ingested["swap"]["video_id"]
+    cat.record_score(job_id, task_id=TASK, gold_video_id=gold, trainee_video_id=trainee, **fields)
+    return job_id
+
+
+def test_a_score_job_recorded_but_never_handed_over_is_scored(stack, ingested):
+    """As when the API stopped between recording a job and handing it to Dagster: the dispatcher
+    finds it queued without a run and hands it over, no request needed."""
+    from sopilot_pipelines.catalog import Catalog
+
+    with Catalog.open(data_dir=stack.data_dir) as cat:
+        job_id = _record_score(cat, ingested, requested_by="test:orphan")
+    with client(stack, "viewer") as c:
+        job = wait(c, f"/score/{job_id}")
+    assert job["status"] == "completed" and job["requested_by"] == "test:orphan" and job["score"] is not None
+
+
+def test_a_score_job_whose_run_ended_without_it_is_failed_with_the_reason(stack, ingested):
+    """A run canceled before it scored its job (as a run whose process died and that Dagster
+    will not retry): the job reads failed, and the catalog, which /ops/queue counts, says so."""
+    from sopilot_pipelines.catalog import Catalog
+
+    door = Dagster(stack.dagster_url)
+    with Catalog.open(data_dir=stack.data_dir) as cat:
+        # its run id names who launches it, so the dispatcher does not hand it over
+        job_id = _record_score(cat, ingested, requested_by="test:canceled", run_id="test:launched-by-hand")
+        door.add_partition("score_jobs", job_id)
+        run_id = door.launch("score_job", partition_key=job_id, tags={"sopilot/job_id": job_id})
+        out = door._query("mutation($id: String!) { terminateRun(runId: $id) { __typename } }", {"id": run_id})[
+            "terminateRun"
+        ]
+        assert out["__typename"] == "TerminateRunSuccess", out
+        cat.update_score(job_id, run_id=run_id)
+        deadline = time.monotonic() + 60
+        while cat.get_score(job_id)["status"] != "failed":  # the dispatcher checks every few seconds
+            assert time.monotonic() < deadline, cat.get_score(job_id)
+            time.sleep(0.5)
+        with client(stack, "operator") as c:
+            job = c.get(f"/score/{job_id}").json()
+            assert job["status"] == "failed" and "without finishing this job" in job["error_message"], job
+            assert c.get("/ops/queue").json()["jobs"]["score"]["failed"] >= 1
+    door.close()
+
+
 def test_videos_listing_file_and_search(stack, suite, ingested):
     gold_id = ingested["gold"]["video_id"]
     with client(stack, "viewer") as c:

@@ -13,8 +13,6 @@ import pytest
 from conftest import TASK as ENV_TASK
 from conftest import client, upload, wait
 
-from sopilot_api.routes.tasks import RANGE_END, RANGE_START
-
 TASK = "sop_task"
 NAMES = ["Fit the gear", "Press the cover", "Slide the rail", "Tap the pin", "Turn the knob"]
 
@@ -260,42 +258,38 @@ def test_version_0_of_a_gold_without_recorded_steps_is_its_automatic_segmentatio
     assert env.cat.get_video(gold)["auto_steps"] == computed  # recorded, so computed once
 
 
-class _Door:
-    """The door to Dagster as a re-score uses it; ``between``: a score requested at the same
-    moment, whose key lands after the re-score's first key."""
+def test_the_dispatcher_batches_cover_exactly_their_own_jobs():
+    from sopilot_api.score_queue import adjacent_blocks, split
 
-    def __init__(self, between: bool):
-        self.keys, self.runs, self.between = [], [], between
-
-    def add_partition(self, name: str, key: str) -> None:
-        self.keys.append(key)
-        if self.between and len(self.keys) == 1:
-            self.keys.append("score_requested_meanwhile")
-
-    def last_partition_keys(self, job_name: str, limit: int) -> list[str]:
-        return self.keys[-limit:]
-
-    def launch(self, job_name: str, tags: dict, partition_key: str | None = None) -> str:
-        a, b = (partition_key, partition_key) if partition_key else (tags[RANGE_START], tags[RANGE_END])
-        self.runs.append(self.keys[self.keys.index(a) : self.keys.index(b) + 1])  # what the run covers
-        return f"run_{len(self.runs)}"
+    ours = ["s1", "s2", "s3"]
+    # a score requested meanwhile whose key landed between ours: two runs, none covering it
+    assert adjacent_blocks(["old", "s1", "other", "s2", "s3"], ours) == [["s1"], ["s2", "s3"]]
+    assert adjacent_blocks(["old", "s1", "s2", "s3", "later"], ours) == [ours]  # one run
+    assert adjacent_blocks(["s2", "s3"], ours) == [["s2", "s3"], ["s1"]]  # a key older than the read
+    # a large block in near-equal runs, adjacent keys together, none over the limit
+    keys = [f"k{i:03d}" for i in range(101)]
+    runs = split(keys, 50)
+    assert [len(r) for r in runs] == [34, 34, 33] and [k for r in runs for k in r] == keys
+    assert split(keys[:3], 50) == [keys[:3]] and split(keys[:1], 1) == [keys[:1]]
 
 
-@pytest.mark.parametrize("between", [False, True])
-def test_a_rescore_run_covers_exactly_its_own_jobs(tmp_path, between):
-    from sopilot_api.routes.tasks import _rescore
+def test_a_score_job_is_claimed_once_and_a_dead_claim_goes_back(tmp_path):
     from sopilot_pipelines.catalog import Catalog
 
     with Catalog.open(data_dir=tmp_path) as cat:
         gold = cat.add_video("t", "gold", original_filename="gold.mp4")
-        for k in range(3):
-            trainee = cat.add_video("t", "trainee", original_filename=f"trainee_{k}.mp4")
-            cat.record_score(f"score_old_{k}", task_id="t", gold_video_id=gold, trainee_video_id=trainee)
-            cat.update_score(f"score_old_{k}", status="completed", score=90.0, decision="needs_review")
-        door = _Door(between)
-        job_ids = _rescore(cat, door, "t", "token:admin")
-        assert len(job_ids) == 3 and sorted(k for run in door.runs for k in run) == sorted(job_ids)
-        assert door.runs == ([job_ids[:1], job_ids[1:]] if between else [job_ids])  # one run when nothing came between
-        assert [cat.get_score(j)["run_id"] for j in job_ids] == (
-            ["run_1", "run_2", "run_2"] if between else ["run_1"] * 3
+        trainee = cat.add_video("t", "trainee", original_filename="trainee.mp4")
+        for k in range(5):
+            cat.record_score(f"score_new_{k}", task_id="t", gold_video_id=gold, trainee_video_id=trainee)
+        cat.record_score(
+            "score_sensed", task_id="t", gold_video_id=gold, trainee_video_id=trainee, run_id="sensor:auto_score"
         )
+        first = cat.claim_pending_scores("dispatch:1:a", limit=3)
+        second = cat.claim_pending_scores("dispatch:2:b", limit=10)
+        assert [j["job_id"] for j in first] == [f"score_new_{k}" for k in range(3)]  # oldest first
+        assert [j["job_id"] for j in second] == ["score_new_3", "score_new_4"]  # the rest, not the sensor's
+        assert cat.claim_pending_scores("dispatch:3:c", limit=10) == []
+        assert cat.score_claims("dispatch:") == {"dispatch:1:a", "dispatch:2:b"}
+        assert cat.release_score_claim("dispatch:1:a") == 3
+        again = cat.claim_pending_scores("dispatch:4:d", limit=10)
+        assert [j["job_id"] for j in again] == [f"score_new_{k}" for k in range(3)]

@@ -35,7 +35,7 @@ def stack_down(store) -> dict[str, str]:
 
 
 @router.get("/ops/queue", response_model=OpsQueue)
-def ops_queue(door: DagsterDep, _: Operator):
+def ops_queue(cat: CatalogDep, door: DagsterDep, _: Operator):
     error, daemon_ok = None, False
     counts = {k: {"queued": 0, "running": 0, "completed": 0, "failed": 0} for k in JOB_TYPES}
     try:
@@ -43,6 +43,7 @@ def ops_queue(door: DagsterDep, _: Operator):
         daemon_ok = door.daemon_health()["healthy"]
     except DagsterUnavailable as exc:
         error = str(exc)
+    counts["score"] = score_job_counts(cat)
     queues = [
         QueueStats(
             key=job, name=kind, queued=c["queued"], started=c["running"], failed=c["failed"], finished=c["completed"]
@@ -54,10 +55,18 @@ def ops_queue(door: DagsterDep, _: Operator):
     return OpsQueue(generated_at=datetime.now(timezone.utc), runtime_mode="api", queue=queue, jobs=counts)
 
 
+def score_job_counts(cat) -> dict[str, int]:
+    """Score jobs per contract status, from the catalog: a run scores many jobs, so its runs
+    are no count of them."""
+    by_status = cat.score_status_counts()
+    return {s: by_status.get(s, 0) for s in ("queued", "running", "completed", "failed")}
+
+
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
-def metrics(door: DagsterDep, store: StoreDep):
-    """Prometheus text format; job counts are read from Dagster's run storage at scrape time."""
+def metrics(cat: CatalogDep, door: DagsterDep, store: StoreDep):
+    """Prometheus text format; job counts are read at scrape time (score jobs from the catalog,
+    the others from Dagster's run storage)."""
     from ..metrics import render
 
-    body, content_type = render(door, store.root / "metrics")
+    body, content_type = render(door, store.root / "metrics", score_jobs=lambda: score_job_counts(cat))
     return Response(body, media_type=content_type)

@@ -7,12 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import FileResponse
 
-from sopilot_pipelines.ids import TAG_JOB_ID, TAG_REQUESTED_BY, TAG_TASK_ID, new_job_id
+from sopilot_pipelines.ids import new_job_id
 
 from ..auth import Operator, Viewer
-from ..deps import CatalogDep, DagsterDep
+from ..deps import CatalogDep, DagsterDep, ScoreQueueDep
 from ..runs import Dagster
 from ..schemas import ScoreJob, ScoreQueued, ScoreRequest
+from ..score_queue import is_claim
 
 router = APIRouter(tags=["scoring"])
 
@@ -26,10 +27,11 @@ router = APIRouter(tags=["scoring"])
         409: {"description": "A video's ingest has not completed"},
     },
 )
-def request_score(body: ScoreRequest, cat: CatalogDep, door: DagsterDep, principal: Operator):
+def request_score(body: ScoreRequest, cat: CatalogDep, queue: ScoreQueueDep, principal: Operator):
     """Queue a score of a trainee video against a gold video of the same task. Both must be
     ingested (completed) first: a video still ingesting answers 409, so a client polls its
-    ingest job and retries rather than having a score fail later."""
+    ingest job and retries rather than having a score fail later. Queued jobs are scored in
+    batches, several to a Dagster run."""
     gold, trainee = cat.get_video(body.gold_video_id), cat.get_video(body.trainee_video_id)
     if gold is None or trainee is None:
         name, vid = ("gold", body.gold_video_id) if gold is None else ("trainee", body.trainee_video_id)
@@ -59,17 +61,7 @@ def request_score(body: ScoreRequest, cat: CatalogDep, door: DagsterDep, princip
         trainee_video_id=trainee["video_id"],
         requested_by=principal.requested_by,
     )
-    try:
-        door.add_partition("score_jobs", job_id)
-        run_id = door.launch(
-            "score_job",
-            partition_key=job_id,
-            tags={TAG_JOB_ID: job_id, TAG_REQUESTED_BY: principal.requested_by, TAG_TASK_ID: gold["task_id"]},
-        )
-    except Exception as exc:
-        cat.update_score(job_id, status="failed", error_message=f"could not queue the score run: {exc}")
-        raise
-    cat.update_score(job_id, run_id=run_id)
+    queue.wake()  # the dispatcher hands it to Dagster (score_queue.py): this request only records it
     return ScoreQueued(score_job_id=job_id, status="queued", score=None)
 
 
@@ -85,16 +77,18 @@ ScoreJobRow = Annotated[dict, Depends(_job)]
 
 
 def job_state(door: Dagster, job: dict) -> tuple[str, dict]:
-    """(contract status, timestamps) from the run; the catalog when no run is known."""
-    run = door.run(job["run_id"]) if job.get("run_id") else None
-    if run is None:
-        status = job["status"] if job["status"] in ("queued", "running", "completed", "failed") else "queued"
-        return status, {
-            "queued_at": job["created_at"],
-            "started_at": job.get("started_at"),
-            "finished_at": job.get("finished_at"),
-        }
-    return run.status, {"queued_at": run.queued_at, "started_at": run.started_at, "finished_at": run.finished_at}
+    """(contract status, timestamps) of a score job. The catalog says where the job is (its run
+    marks it running, then completed or failed, only ever forward; a run scores many jobs); the
+    run is asked only about a job the catalog has not finished: a run that ended without
+    finishing it (its process was killed, it was canceled) failed it, unless Dagster retries it."""
+    times = {"queued_at": job["created_at"], "started_at": job.get("started_at"), "finished_at": job.get("finished_at")}
+    status = job["status"] if job["status"] in ("queued", "running", "completed", "failed") else "queued"
+    if status in ("completed", "failed") or not job.get("run_id") or is_claim(job["run_id"]):
+        return status, times
+    run = door.run(job["run_id"])
+    if run is not None and run.status in ("completed", "failed") and run.tags.get("dagster/will_retry") != "true":
+        return "failed", {**times, "finished_at": times["finished_at"] or run.finished_at}
+    return status, times
 
 
 @router.get("/score/{score_job_id}", response_model=ScoreJob, responses={404: {"description": "Job not found"}})

@@ -7,18 +7,17 @@ from fastapi import Path as PathParam
 
 from sopilot_pipelines.catalog import validate_task_id
 from sopilot_pipelines.catalog.models import ID_PATTERN
-from sopilot_pipelines.ids import TAG_JOB_ID, TAG_REQUESTED_BY, TAG_TASK_ID, TAG_TRIGGER, new_job_id
+from sopilot_pipelines.ids import TAG_REQUESTED_BY, TAG_TASK_ID, new_job_id
 from sopilot_pipelines.sop_view import sop_in_force
 
 from ..auth import Admin, Viewer
-from ..deps import CatalogDep, DagsterDep, StoreDep
+from ..deps import CatalogDep, DagsterDep, ScoreQueueDep, StoreDep
 from ..schemas import Sop, SopPut, SopStored, TaskList, TaskSummary
 
 router = APIRouter(tags=["tasks"])
 TaskIdPath = Annotated[str, PathParam(pattern=ID_PATTERN)]
 SOP_CHANGE = "sop_change"  # the trigger of a re-score after an SOP change (the catalog's ScoreTrigger)
 # Dagster's tags for a run over a range of partitions (one run re-scores every affected job)
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
 @router.get("/tasks", response_model=TaskList)
@@ -56,7 +55,9 @@ def get_sop(task_id: TaskIdPath, cat: CatalogDep, store: StoreDep, _: Viewer):
         404: {"description": "The task has no gold video"},
     },
 )
-def put_sop(task_id: TaskIdPath, body: SopPut, cat: CatalogDep, door: DagsterDep, principal: Admin):
+def put_sop(
+    task_id: TaskIdPath, body: SopPut, cat: CatalogDep, door: DagsterDep, queue: ScoreQueueDep, principal: Admin
+):
     """Store a new version of the task's SOP, marked on one of its golds; with `rescore` (the
     default) the task's latest score of each trainee is re-run against it, in one Dagster run.
     Everything is checked before anything is stored: a refused PUT changes nothing."""
@@ -83,15 +84,13 @@ def put_sop(task_id: TaskIdPath, body: SopPut, cat: CatalogDep, door: DagsterDep
     tags = {TAG_REQUESTED_BY: principal.requested_by, TAG_TASK_ID: task_id}
     door.add_partition("tasks", task_id)
     door.launch("sop_job", partition_key=task_id, tags=tags)
-    job_ids = _rescore(cat, door, task_id, principal.requested_by) if body.rescore else []
+    job_ids = _rescore(cat, queue, task_id, principal.requested_by) if body.rescore else []
     return SopStored(**_sop(sop), rescore_job_ids=job_ids)
 
 
-def _rescore(cat, door, task_id: str, requested_by: str) -> list[str]:
-    """A new score job (trigger sop_change) for the latest score of each trainee. A run over a
-    range of score_jobs partitions takes every key between its two ends, and a score requested
-    meanwhile may have landed between them: so one run per block of these jobs that are adjacent
-    in Dagster's key order (one run when nothing came between), each covering exactly its jobs."""
+def _rescore(cat, queue, task_id: str, requested_by: str) -> list[str]:
+    """A new score job (trigger sop_change) for the latest score of each trainee, handed to
+    Dagster by the score dispatcher (score_queue.py) together: one run unless the batch is large."""
     job_ids = []
     for prev in cat.latest_scores_by_trainee(task_id):
         job_id = new_job_id("score")
@@ -104,43 +103,7 @@ def _rescore(cat, door, task_id: str, requested_by: str) -> list[str]:
             trigger=SOP_CHANGE,
             previous_job_id=prev["job_id"],
         )
-        door.add_partition("score_jobs", job_id)
         job_ids.append(job_id)
-    if not job_ids:
-        return []
-    tags = {TAG_REQUESTED_BY: requested_by, TAG_TASK_ID: task_id, TAG_TRIGGER: SOP_CHANGE}
-    pending = list(job_ids)
-    try:
-        # keys added after ours come after them: the newest keys hold ours, with what came between
-        for block in adjacent_blocks(door.last_partition_keys("score_job", len(job_ids) + 100), job_ids):
-            if len(block) == 1:
-                run_id = door.launch("score_job", partition_key=block[0], tags={**tags, TAG_JOB_ID: block[0]})
-            else:
-                run_id = door.launch(
-                    "score_job",
-                    tags={**tags, TAG_JOB_ID: f"{block[0]}..{block[-1]}", RANGE_START: block[0], RANGE_END: block[-1]},
-                )
-            for job_id in block:
-                cat.update_score(job_id, run_id=run_id)
-                pending.remove(job_id)
-    except Exception as exc:
-        for job_id in pending:
-            cat.update_score(job_id, status="failed", error_message=f"could not queue the re-score run: {exc}")
-        raise
+    if job_ids:
+        queue.wake()
     return job_ids
-
-
-def adjacent_blocks(order: list[str], keys: list[str]) -> list[list[str]]:
-    """``keys`` grouped into runs of keys adjacent in ``order`` (a stretch of Dagster's key order),
-    in that order; a key not in ``order`` is a block of its own."""
-    wanted, blocks, block = set(keys), [], []
-    for key in order:
-        if key in wanted:
-            block.append(key)
-        elif block:
-            blocks.append(block)
-            block = []
-    if block:
-        blocks.append(block)
-    seen = {k for b in blocks for k in b}
-    return blocks + [[k] for k in keys if k not in seen]

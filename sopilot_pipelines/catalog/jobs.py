@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from sopilot_pipelines.catalog import models as m
@@ -139,6 +139,75 @@ class JobsMixin(CatalogBase):
 
     def get_score(self, job_id: str) -> dict | None:
         return SCORES.get(self, job_id)
+
+    def claim_pending_scores(self, claim: str, limit: int) -> list[dict]:
+        """Mark up to ``limit`` queued score jobs not yet handed to Dagster (no run id), oldest
+        first, as claimed by ``claim`` (written as their run id until their run is launched), and
+        return them. A job is claimed once however many dispatchers ask at the same moment."""
+        table = SCORES.table
+        with self._read() as conn:
+            ids = [
+                r.job_id
+                for r in conn.execute(
+                    select(table.c.job_id)
+                    .where(table.c.status == "queued", table.c.run_id.is_(None))
+                    .order_by(table.c.created_at, table.c.job_id)
+                    .limit(limit)
+                )
+            ]
+        if not ids:
+            return []
+        with self._write() as conn:
+            conn.execute(
+                update(table)
+                .where(table.c.job_id.in_(ids), table.c.run_id.is_(None), table.c.status == "queued")
+                .values(run_id=claim)
+            )
+            rows = conn.execute(
+                select(table).where(table.c.run_id == claim).order_by(table.c.created_at, table.c.job_id)
+            ).all()
+            return [written(plain(r)) for r in rows]
+
+    def score_claims(self, prefix: str) -> set[str]:
+        """The claims (see claim_pending_scores) starting with ``prefix`` held by queued jobs."""
+        table = SCORES.table
+        query = select(table.c.run_id).where(
+            table.c.run_id.startswith(prefix, autoescape=True), table.c.status == "queued"
+        )
+        with self._read() as conn:
+            return {r.run_id for r in conn.execute(query.distinct())}
+
+    def release_score_claim(self, claim: str) -> int:
+        """Give a claim's jobs back to the queue (its dispatcher died before launching their run)."""
+        table = SCORES.table
+        with self._write() as conn:
+            query = update(table).where(table.c.run_id == claim, table.c.status == "queued").values(run_id=None)
+            return conn.execute(query).rowcount
+
+    def score_status_counts(self) -> dict[str, int]:
+        """Score jobs per status (jobs, not the runs that score them: a run scores many)."""
+        table = SCORES.table
+        with self._read() as conn:
+            rows = conn.execute(select(table.c.status, func.count()).group_by(table.c.status)).all()
+        return {status: int(n) for status, n in rows}
+
+    def unfinished_score_runs(self) -> set[str]:
+        """The run ids held by score jobs still queued or running (claims included)."""
+        table = SCORES.table
+        query = select(table.c.run_id).where(table.c.status.in_(("queued", "running")), table.c.run_id.is_not(None))
+        with self._read() as conn:
+            return {r.run_id for r in conn.execute(query.distinct())}
+
+    def fail_unfinished_scores(self, run_id: str, reason: str) -> list[str]:
+        """Fail the jobs of ``run_id`` its run left queued or running (it ended without them)."""
+        table = SCORES.table
+        where = (table.c.run_id == run_id, table.c.status.in_(("queued", "running")))
+        with self._write() as conn:
+            ids = [r.job_id for r in conn.execute(select(table.c.job_id).where(*where))]
+            if ids:
+                now = utcnow()
+                conn.execute(update(table).where(*where).values(status="failed", error_message=reason, finished_at=now))
+            return ids
 
     def list_scores(
         self,

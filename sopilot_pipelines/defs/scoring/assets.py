@@ -15,9 +15,10 @@ from .partitions import score_jobs
 from .sop import ALL_TASK_SOPS
 
 
-def load_for_scoring(cat, store, video_id: int, live=None):
+def load_for_scoring(cat, store, video_id: int, live=None, cache: dict | None = None):
     """A video's clips and embeddings through the *current* adapter (or ``live``), so both sides
-    of a score always share one embedding space even while a reindex is under way."""
+    of a score always share one embedding space even while a reindex is under way. ``cache``: a
+    run's loaded videos by (video, adapter), so a batch of scores loads each gold once."""
     from ...core.embedding import EmbeddedVideo
     from ..training.live import live_adapter
 
@@ -26,9 +27,15 @@ def load_for_scoring(cat, store, video_id: int, live=None):
         raise dg.Failure(f"video {video_id} does not exist (deleted?)", allow_retries=False)
     if row["status"] != "ready":
         raise dg.Failure(f"video {video_id} is not ingested yet (status {row['status']})", allow_retries=False)
+    live = live or live_adapter(cat)
+    key = (video_id, row.get("embedding_model"), live.name)
+    if cache is not None and key in cache:
+        return row, cache[key]
     paths = store.embeddings(video_id)
     ev = EmbeddedVideo.load(paths["raw"], paths["meta"])
-    ev.embeddings = (live or live_adapter(cat)).adapter.apply(ev.embeddings)
+    ev.embeddings = live.adapter.apply(ev.embeddings)
+    if cache is not None:
+        cache[key] = ev
     return row, ev
 
 
@@ -71,20 +78,29 @@ class ScoreFailed(Exception):
 def score_assets(context: dg.AssetExecutionContext, catalog: CatalogResource, storage: StorageResource):
     cat, store, selected = catalog.catalog, storage.store, context.selected_asset_keys
     keys = context.partition_keys
-    failed = {}
+    failed: dict[str, str] = {}
+    golds: dict = {}  # the run's golds, loaded once however many of its jobs use them
     for job_id in keys:  # a re-score's range holds only its own jobs (one run per adjacent block)
         job = cat.get_score(job_id)
         if job is None:
             failed[job_id] = f"score job {job_id} is not in the catalog"
             continue
         try:
+            t0 = time.perf_counter()
             if SCORE_RESULT in selected:
-                context.log_event(_score(context, cat, store, job))
+                context.log_event(_score(context, cat, store, job, golds))
             if SCORE_REPORT in selected:
                 context.log_event(_report(cat, store, job_id))
+            if SCORE_RESULT in selected:  # completed once what a client fetches next (the PDF too) exists
+                done = cat.update_score(job_id, status="completed")
+                telemetry.observe_job("score", time.perf_counter() - t0)
+                job_transition("score", job_id, "completed", score=done["score"], decision=done["decision"])
         except ScoreFailed as exc:
             failed[job_id] = str(exc)
             context.log.error(str(exc))
+            if (cat.get_score(job_id) or {}).get("status") != "failed":  # the report's failure
+                cat.update_score(job_id, status="failed", error_message=str(exc))
+                job_transition("score", job_id, "failed", error=str(exc))
     if failed:
         summary = (
             next(iter(failed.values()))
@@ -95,7 +111,7 @@ def score_assets(context: dg.AssetExecutionContext, catalog: CatalogResource, st
     yield from ()  # no outputs: every job's materializations are logged by themselves above
 
 
-def _score(context, cat, store, job: dict) -> dg.AssetMaterialization:
+def _score(context, cat, store, job: dict, golds: dict) -> dg.AssetMaterialization:
     import numpy as np
 
     from ...core.embedders import EmbedderError
@@ -107,12 +123,12 @@ def _score(context, cat, store, job: dict) -> dg.AssetMaterialization:
     from .sop import envelopes, steps_on_gold
 
     job_id = job["job_id"]
-    cat.update_score(job_id, status="running", run_id=context.run.run_id)
-    job_transition("score", job_id, "running", run_id=context.run.run_id)
-    t0 = time.perf_counter()
+    if job["status"] != "completed":  # a re-materialization of a scored job does not move it back
+        cat.update_score(job_id, status="running", run_id=context.run.run_id)
+        job_transition("score", job_id, "running", run_id=context.run.run_id)
     try:
         live = live_adapter(cat)
-        gold_row, gold = load_for_scoring(cat, store, job["gold_video_id"], live)
+        gold_row, gold = load_for_scoring(cat, store, job["gold_video_id"], live, golds)
         trainee_row, trainee = load_for_scoring(cat, store, job["trainee_video_id"], live)
         sop = cat.current_sop(job["task_id"])
         version = sop["version"] if sop else 0
@@ -152,11 +168,8 @@ def _score(context, cat, store, job: dict) -> dg.AssetMaterialization:
         trainee_labels=outcome.trainee_labels.astype(np.int64),
         alignment_path=np.asarray(outcome.path, dtype=np.int64),
     )  # the review page's sync
-    telemetry.observe_job("score", time.perf_counter() - t0)
-    job_transition("score", job_id, "completed", score=result["score"], decision=result["decision"])
     cat.update_score(
         job_id,
-        status="completed",
         score=result["score"],
         decision=result["decision"],
         result_path=str(path),

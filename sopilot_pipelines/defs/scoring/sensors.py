@@ -10,6 +10,7 @@ from ...settings import settings
 from .partitions import score_jobs
 
 REQUESTED_BY = "sensor:auto_score"
+HANDED_OVER = "sensor:auto_score"  # a job's run id until its run starts and writes its own
 
 
 @dg.sensor(
@@ -57,6 +58,7 @@ def auto_score_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResou
             gold_video_id=gold["video_id"],
             trainee_video_id=v["video_id"],
             requested_by=REQUESTED_BY,
+            run_id=HANDED_OVER,  # not the API's to hand over (sopilot_api/score_queue.py): this tick's run is
         )
         keys.append(job_id)
         requests.append(
