@@ -45,7 +45,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.state.store = DataStore(data_dir)
     app.state.catalog = Catalog.open(all_settings().database_url, data_dir)
     app.state.dagster = Dagster(settings.dagster_url)
-    app.state.score_queue = ScoreQueue(app.state.catalog, settings.dagster_url, settings.score_batch_max)
+    app.state.score_queue = ScoreQueue(
+        app.state.catalog, settings.dagster_url, settings.score_batch_max, settings.score_job_timeout_s
+    )
 
     @app.exception_handler(DagsterUnavailable)
     async def _dagster_down(request: Request, exc: DagsterUnavailable):

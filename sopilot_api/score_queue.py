@@ -23,6 +23,7 @@ import math
 import threading
 import time
 import uuid
+from datetime import datetime, timedelta, timezone
 
 from sopilot_pipelines.ids import TAG_JOB_ID, TAG_REQUESTED_BY, TAG_TASK_ID, TAG_TRIGGER
 
@@ -51,8 +52,8 @@ def is_claim(run_id: str | None) -> bool:
 
 
 class ScoreQueue:
-    def __init__(self, cat, dagster_url: str, batch_max: int):
-        self.cat, self.batch_max = cat, batch_max
+    def __init__(self, cat, dagster_url: str, batch_max: int, timeout_s: int = 3600):
+        self.cat, self.batch_max, self.timeout_s = cat, batch_max, timeout_s
         self.door = Dagster(dagster_url)  # its own client: the dispatcher never waits on a request's
         self._wake, self._stop = threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
@@ -109,13 +110,16 @@ class ScoreQueue:
         """Jobs a run ended without finishing (its process was killed and Dagster's run monitoring
         failed it, it was canceled) are failed with the run's reason, so the catalog, and the job
         counts of /ops/queue and /metrics, say what happened. A run Dagster retries is left alone:
-        the retry carries its jobs on."""
+        the retry carries its jobs on. A job older than its time-out is failed, whatever its run."""
         now = time.monotonic() if now is None else now
         if now - self._last_reconcile < RECONCILE_S:
             return []
         self._last_reconcile = now
+        failed = self.cat.fail_scores_older_than(
+            datetime.now(timezone.utc) - timedelta(seconds=self.timeout_s),
+            f"not finished within {self.timeout_s} s of its request (SOPILOT_SCORE_JOB_TIMEOUT_S); request it again",
+        )
         runs = self.door.runs_status(sorted(r for r in self.cat.unfinished_score_runs() if not is_claim(r)))
-        failed = []
         for run_id, run in runs.items():
             if run.status not in ("completed", "failed") or run.tags.get("dagster/will_retry") == "true":
                 continue
@@ -124,7 +128,7 @@ class ScoreQueue:
             )
             failed += self.cat.fail_unfinished_scores(run_id, reason)
         if failed:
-            log.warning("failed %d score job(s) whose run ended without them", len(failed))
+            log.warning("failed %d score job(s) timed out or whose run ended without them", len(failed))
         return failed
 
     def dispatch_once(self) -> int:

@@ -199,6 +199,9 @@ class ApiSettings(BaseSettings):
     score_batch_max: int = Field(
         50, ge=1, description="the most score jobs one Dagster run takes; a larger batch is split between runs"
     )
+    score_job_timeout_s: int = Field(
+        3600, ge=60, description="a score job not finished this long after its request is failed, saying so"
+    )
 
     @field_validator("api_token_role", "basic_role", "auth_default_role")
     @classmethod

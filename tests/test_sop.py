@@ -293,3 +293,30 @@ def test_a_score_job_is_claimed_once_and_a_dead_claim_goes_back(tmp_path):
         assert cat.release_score_claim("dispatch:1:a") == 3
         again = cat.claim_pending_scores("dispatch:4:d", limit=10)
         assert [j["job_id"] for j in again] == [f"score_new_{k}" for k in range(3)]
+
+
+def test_a_score_job_past_its_time_out_is_failed_and_never_scored_after(env, suite):
+    from datetime import datetime, timedelta, timezone
+
+    from sopilot_api.score_queue import ScoreQueue
+
+    gold, kg = env.register(suite["gold"].path, "gold")
+    trainee, kt = env.register(suite["swap"].path, "trainee")
+    assert env.ingest(kg).success and env.ingest(kt).success
+    old = datetime.now(timezone.utc) - timedelta(seconds=700)
+    for job_id, created in (("score_old_1", old), ("score_new_1", None)):
+        env.cat.record_score(job_id, task_id=ENV_TASK, gold_video_id=gold, trainee_video_id=trainee, created_at=created)
+    queue = ScoreQueue(env.cat, "http://127.0.0.1:9", batch_max=50, timeout_s=600)  # no Dagster needed here
+    assert queue.fail_jobs_of_ended_runs() == ["score_old_1"]
+    timed_out = env.cat.get_score("score_old_1")
+    assert timed_out["status"] == "failed" and "not finished within 600 s" in timed_out["error_message"]
+    assert env.cat.get_score("score_new_1")["status"] == "queued"
+    # its run, come late, leaves it failed (status only forward) and scores the other
+    env.instance.add_dynamic_partitions("score_jobs", ["score_old_1", "score_new_1"])
+    run = env.defs.resolve_job_def("score_job").execute_in_process(
+        instance=env.instance,
+        tags={"dagster/asset_partition_range_start": "score_old_1", "dagster/asset_partition_range_end": "score_new_1"},
+    )
+    assert run.success
+    assert env.cat.get_score("score_old_1")["status"] == "failed" and env.cat.get_score("score_old_1")["score"] is None
+    assert env.cat.get_score("score_new_1")["status"] == "completed"

@@ -209,6 +209,17 @@ class JobsMixin(CatalogBase):
                 conn.execute(update(table).where(*where).values(status="failed", error_message=reason, finished_at=now))
             return ids
 
+    def fail_scores_older_than(self, cutoff: datetime, reason: str) -> list[str]:
+        """Fail the score jobs still queued or running that were requested before ``cutoff``."""
+        table = SCORES.table
+        where = (table.c.status.in_(("queued", "running")), table.c.created_at < cutoff)
+        with self._write() as conn:
+            ids = [r.job_id for r in conn.execute(select(table.c.job_id).where(*where))]
+            if ids:
+                values = {"status": "failed", "error_message": reason, "finished_at": utcnow()}
+                conn.execute(update(table).where(table.c.job_id.in_(ids)).values(**values))
+            return ids
+
     def list_scores(
         self,
         limit: int | None = 50,

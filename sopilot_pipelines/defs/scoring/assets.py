@@ -85,6 +85,9 @@ def score_assets(context: dg.AssetExecutionContext, catalog: CatalogResource, st
         if job is None:
             failed[job_id] = f"score job {job_id} is not in the catalog"
             continue
+        if job["status"] == "failed":  # e.g. timed out while queued: its status only moves forward
+            context.log.warning(f"score job {job_id} is failed already ({job['error_message']}); not scored")
+            continue
         try:
             t0 = time.perf_counter()
             if SCORE_RESULT in selected:
