@@ -200,19 +200,15 @@ class JobsMixin(CatalogBase):
 
     def fail_unfinished_scores(self, run_id: str, reason: str) -> list[str]:
         """Fail the jobs of ``run_id`` its run left queued or running (it ended without them)."""
-        table = SCORES.table
-        where = (table.c.run_id == run_id, table.c.status.in_(("queued", "running")))
-        with self._write() as conn:
-            ids = [r.job_id for r in conn.execute(select(table.c.job_id).where(*where))]
-            if ids:
-                now = utcnow()
-                conn.execute(update(table).where(*where).values(status="failed", error_message=reason, finished_at=now))
-            return ids
+        return self._fail_unfinished_scores(SCORES.table.c.run_id == run_id, reason=reason)
 
     def fail_scores_older_than(self, cutoff: datetime, reason: str) -> list[str]:
         """Fail the score jobs still queued or running that were requested before ``cutoff``."""
+        return self._fail_unfinished_scores(SCORES.table.c.created_at < cutoff, reason=reason)
+
+    def _fail_unfinished_scores(self, *where: Any, reason: str) -> list[str]:
         table = SCORES.table
-        where = (table.c.status.in_(("queued", "running")), table.c.created_at < cutoff)
+        where = (*where, table.c.status.in_(("queued", "running")))
         with self._write() as conn:
             ids = [r.job_id for r in conn.execute(select(table.c.job_id).where(*where))]
             if ids:

@@ -79,7 +79,7 @@ def score_assets(context: dg.AssetExecutionContext, catalog: CatalogResource, st
     cat, store, selected = catalog.catalog, storage.store, context.selected_asset_keys
     keys = context.partition_keys
     failed: dict[str, str] = {}
-    golds: dict = {}  # the run's golds, loaded once however many of its jobs use them
+    loaded: dict = {}  # the run's golds and live adapter, loaded once however many of its jobs use them
     for job_id in keys:  # a re-score's range holds only its own jobs (one run per adjacent block)
         job = cat.get_score(job_id)
         if job is None:
@@ -91,7 +91,7 @@ def score_assets(context: dg.AssetExecutionContext, catalog: CatalogResource, st
         try:
             t0 = time.perf_counter()
             if SCORE_RESULT in selected:
-                context.log_event(_score(context, cat, store, job, golds))
+                context.log_event(_score(context, cat, store, job, loaded))
             if SCORE_REPORT in selected:
                 context.log_event(_report(cat, store, job_id))
             if SCORE_RESULT in selected:  # completed once what a client fetches next (the PDF too) exists
@@ -114,7 +114,7 @@ def score_assets(context: dg.AssetExecutionContext, catalog: CatalogResource, st
     yield from ()  # no outputs: every job's materializations are logged by themselves above
 
 
-def _score(context, cat, store, job: dict, golds: dict) -> dg.AssetMaterialization:
+def _score(context, cat, store, job: dict, loaded: dict) -> dg.AssetMaterialization:
     import numpy as np
 
     from ...core.embedders import EmbedderError
@@ -122,7 +122,7 @@ def _score(context, cat, store, job: dict, golds: dict) -> dg.AssetMaterializati
     from ...core.sop import steps_from_rows
     from ...storage import atomic_write_json, atomic_write_npz
     from ..ingest.assets import versioned_materialization
-    from ..training.live import live_adapter
+    from ..training.live import live_adapter, live_adapter_name
     from .sop import envelopes, steps_on_gold
 
     job_id = job["job_id"]
@@ -130,8 +130,9 @@ def _score(context, cat, store, job: dict, golds: dict) -> dg.AssetMaterializati
         cat.update_score(job_id, status="running", run_id=context.run.run_id)
         job_transition("score", job_id, "running", run_id=context.run.run_id)
     try:
-        live = live_adapter(cat)
-        gold_row, gold = load_for_scoring(cat, store, job["gold_video_id"], live, golds)
+        name = live_adapter_name(cat)  # a catalog read; the adapter's file is read when it changes
+        live = loaded.get(("adapter", name)) or loaded.setdefault(("adapter", name), live_adapter(cat))
+        gold_row, gold = load_for_scoring(cat, store, job["gold_video_id"], live, loaded)
         trainee_row, trainee = load_for_scoring(cat, store, job["trainee_video_id"], live)
         sop = cat.current_sop(job["task_id"])
         version = sop["version"] if sop else 0
