@@ -22,6 +22,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str, sort_keys=True)
 
 
+class TextFormatter(logging.Formatter):
+    """One plain line: time, level, message, then the event's fields when it has any (a record
+    logged without ``extra={"fields": ...}`` must format too, or logging raises in its caller)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        fields = getattr(record, "fields", None)
+        return f"{line} {fields}" if fields else line
+
+
 class _StderrHandler(logging.StreamHandler):
     """Writes to whatever sys.stderr is at the time (servers and test runners swap it)."""
 
@@ -42,9 +55,8 @@ def configure(fmt: str | None = None) -> logging.Logger:
         _logger.setLevel(logging.INFO)
         _logger.propagate = False
     for h in _logger.handlers:
-        h.setFormatter(
-            JsonFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(message)s %(fields)s")
-        )
+        if getattr(h, "_sopilot", False):  # only ours: a handler someone else added keeps its format
+            h.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     return _logger
 
 

@@ -44,3 +44,27 @@ def test_job_transitions_are_json_lines(monkeypatch, capfd):
         "status": "completed",
         "score": 87.5,
     }
+
+
+def test_text_lines_format_records_without_fields_and_leave_other_handlers_alone(capfd):
+    """A module logging plainly (no extra fields) must not raise inside its caller, and a handler
+    someone else attached to the `sopilot` logger (pytest does) keeps its own format."""
+    import io
+    import logging
+
+    from sopilot_pipelines.logs import configure
+
+    foreign = logging.StreamHandler(io.StringIO())
+    foreign.setFormatter(logging.Formatter("foreign %(message)s"))
+    log = configure("text")
+    log.addHandler(foreign)
+    try:
+        configure("text")
+        logging.getLogger("sopilot.score_queue").warning("plain %s", "line")
+        job_transition("score", "score_2", "failed")
+    finally:
+        log.removeHandler(foreign)
+    err = capfd.readouterr().err
+    assert "WARNING plain line" in err
+    assert "job_transition {'job_type': 'score', 'job_id': 'score_2', 'status': 'failed'}" in err
+    assert foreign.stream.getvalue().splitlines() == ["foreign plain line", "foreign job_transition"]

@@ -155,8 +155,12 @@ def test_a_killed_sopilot_up_leaves_no_process_and_its_data_dir_free(tmp_path):
         os.kill(up.proc.pid, signal.SIGKILL)
         alive = lambda: members & set(_processes())  # noqa: E731
         _wait(lambda: not alive(), 20, f"the stack's processes gone (left: {alive()})")
-        with socket.socket() as s:  # the API's port is free again
+        with socket.socket() as s:  # the API's port is free again: no listener left on it
+            # SO_REUSEADDR, as a server restarting sets it: the closed connections' TIME_WAIT
+            # entries (the kernel's, for a minute) do not hold the port, a live listener does.
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("127.0.0.1", up.port))
+            s.listen()
         again = Up(data)  # the lock died with its holder
         try:
             again.wait_up()
