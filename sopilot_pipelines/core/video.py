@@ -558,7 +558,10 @@ class VideoStream:
             # None either (a broken file; the stream will say what is wrong): the last frame
             # that decodes before t.
             start = max(0.0, t - 1.0)
-            for begin, until in ((start, t - start + 1e-6), (start, None), (0.0, t + 1e-6)):
+            # "up to t" plus 1 ms: trim rounds its end to the stream's time base (ffmpeg 9: to the
+            # nearest tick, so t + 1e-6 dropped the frame shown at t), and 1 ms is far less than
+            # the gap to the next frame
+            for begin, until in ((start, t - start + 1e-3), (start, None), (0.0, t + 1e-3)):
                 raw = subprocess.run(
                     self._cmd(seek_sec=begin, until_sec=until),
                     stdin=subprocess.DEVNULL,
