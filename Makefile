@@ -39,7 +39,7 @@ $(STAMP): pyproject.toml
 	  echo "install poppler-utils (pdftoppm) for the PDF report tests"
 	@# Debian's chromium: the browser the UI tests drive through Playwright (nothing is downloaded)
 	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium) || \
-	  echo "install chromium for the UI tests (tests/test_ui.py)"
+	  echo "install chromium for the UI tests (tests/api/test_ui.py)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
