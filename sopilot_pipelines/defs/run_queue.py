@@ -10,7 +10,8 @@ two things Dagster 1.13 does not offer as settings.
    sets both how long a new backfill waits to start and how long a finished one waits to be
    marked complete. The daemon builds this coordinator before its threads start and the loop
    reads the constant when it starts, so setting it here reaches it. Dagster is pinned (1.13.27);
-   tests/test_backfills.py measures the effect, so an upgrade that moves the constant shows.
+   an upgrade that moves the constant is refused here (tests/defs/test_run_queue.py), and
+   tests/defs/test_backfills.py prints the pace it gives.
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ class SopilotRunCoordinator(QueuedRunCoordinator):
         if backfill_interval_seconds:
             from dagster._daemon import controller
 
+            if not hasattr(controller, "DEFAULT_DAEMON_INTERVAL_SECONDS"):  # setting it would do nothing
+                raise RuntimeError(
+                    "backfill_interval_seconds needs dagster._daemon.controller.DEFAULT_DAEMON_INTERVAL_SECONDS,"
+                    " which this Dagster version does not have"
+                )
             controller.DEFAULT_DAEMON_INTERVAL_SECONDS = backfill_interval_seconds
 
     @classmethod
