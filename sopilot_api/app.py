@@ -46,7 +46,12 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.state.catalog = Catalog.open(all_settings().database_url, data_dir)
     app.state.dagster = Dagster(settings.dagster_url)
     app.state.score_queue = ScoreQueue(
-        app.state.catalog, settings.dagster_url, settings.score_batch_max, settings.score_job_timeout_s
+        app.state.catalog,
+        settings.dagster_url,
+        settings.score_batch_max,
+        settings.score_job_timeout_s,
+        ingest_timeout_s=settings.ingest_job_timeout_s,
+        training_timeout_s=settings.training_job_timeout_s,
     )
 
     @app.exception_handler(DagsterUnavailable)

@@ -1,6 +1,7 @@
 """Prometheus metrics. Job counters are read at scrape time, so they count work done in run
 processes, not only what this API process saw: score jobs from the catalog (a run scores many),
-the others from Dagster's run storage."""
+the others from Dagster's run storage, as jobs (a run and its retries count once); the queue
+gauges count runs."""
 
 from __future__ import annotations
 
@@ -20,9 +21,9 @@ class _DagsterCollector:
 
     def collect(self):
         try:
-            counts, training = self.door.job_counts(), self.door.training_counts()
+            (counts, runs), training = self.door.job_and_run_counts(), self.door.training_counts()
         except DagsterUnavailable:
-            counts, training = None, {}
+            counts, runs, training = None, None, {}
         jobs = {"ingest": (counts or {}).get("ingest", {}), "score": self.score_jobs()}
         for kind, name in (("ingest", "sopilot_ingest_jobs"), ("score", "sopilot_score_jobs")):
             fam = CounterMetricFamily(name, f"{kind} jobs by status", labels=["status"])
@@ -38,7 +39,7 @@ class _DagsterCollector:
         depth = GaugeMetricFamily("sopilot_queue_depth", "runs waiting in Dagster's queue", labels=["queue"])
         workers = GaugeMetricFamily("sopilot_active_workers", "runs executing now", labels=["queue"])
         for kind in JOB_TYPES:
-            c = (counts or {}).get(kind, {})
+            c = (runs or {}).get(kind, {})
             depth.add_metric([kind], c.get("queued", 0))
             workers.add_metric([kind], c.get("running", 0))
         yield depth

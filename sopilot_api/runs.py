@@ -12,6 +12,8 @@ from datetime import datetime, timezone
 
 import httpx
 
+from sopilot_pipelines.ids import INDEX_JOB, INGEST_JOB, SCORE_JOB, TRAIN_JOB
+
 LOCATION = "sopilot"
 REPOSITORY = "__repository__"  # the name Dagster gives a Definitions object's repository
 
@@ -33,7 +35,19 @@ STATUS_GROUPS = {
     "completed": ["SUCCESS"],
     "failed": ["FAILURE", "CANCELED"],
 }
-JOB_TYPES = {"ingest": "ingest_job", "score": "score_job", "training": "train_job", "index": "index_job"}
+JOB_TYPES = {"ingest": INGEST_JOB, "score": SCORE_JOB, "training": TRAIN_JOB, "index": INDEX_JOB}
+IN_FLIGHT = ("QUEUED", "NOT_STARTED", "MANAGED", "STARTING", "STARTED", "CANCELING")
+NOT_LAUNCHED = ("QUEUED", "NOT_STARTED", "MANAGED")
+WILL_RETRY = "dagster/will_retry"  # set on a failed run when Dagster's run retry will re-run it
+RETRY_NUMBER = "dagster/retry_number"  # on a retry run: 1 for the first retry, ...
+# A failed run's WILL_RETRY tag is written right after its failure (the same call, in the process
+# that reported it); a failed run without the tag is read as "retry decision pending" this long.
+RETRY_DECISION_S = 30.0
+# dagster.yaml's run_retries (max_retries 1, retry_on_asset_or_op_failure false), which decide
+# whether a failed run is retried (tests/api/test_job_status.py keeps them in step)
+MAX_RETRIES = 1
+FAILURE_REASON = "dagster/failure_reason"  # STEP_FAILURE: an asset failed (a bad file): no retry
+RUN_FIELDS = "runId jobName status creationTime startTime endTime rootRunId parentRunId tags { key value }"
 
 
 class DagsterUnavailable(RuntimeError):
@@ -50,6 +64,95 @@ class RunInfo:
     queued_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
+    root_run_id: str | None = None
+    parent_run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class JobRuns:
+    """A job as its runs tell it: the run it was handed to and Dagster's retries of that run (a
+    run whose process died is retried as a new run, which carries the job on: part of the job).
+
+    ``status`` only moves forward as the runs go on: ``queued`` until a run is launched,
+    ``running`` while one is in flight or a failed one's retry is coming, then ``completed`` when
+    a run of the chain succeeded, or ``failed`` when the last one failed (or was canceled) with no
+    retry to come. ``queued_at`` is the first run's, whatever the retries."""
+
+    runs: tuple[RunInfo, ...]  # oldest first
+    status: str
+    attempts: int  # runs launched so far: 1, plus each retry started
+    queued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None  # once completed or failed
+
+    @property
+    def last(self) -> RunInfo:
+        """The run that decided the status: the one that succeeded, else the newest."""
+        return next((r for r in self.runs if r.dagster_status == "SUCCESS"), self.runs[-1])
+
+    @property
+    def retry_owed(self) -> RunInfo | None:
+        """The newest run, when Dagster's run retry should have re-run it and could not: it
+        tried once and gave up (`will_retry` false after "Failed to retry run", as when the
+        daemon's code server had died with the run's worker). The job stays running; the API's
+        job watch launches that retry through the webserver (job_watch.py)."""
+        newest = self.runs[-1]
+        owed = newest.dagster_status == "FAILURE" and newest.tags.get(WILL_RETRY) == "false"
+        return newest if owed and _retriable(newest, len(self.runs)) else None
+
+
+def job_runs(runs: list[RunInfo], now: datetime | None = None) -> JobRuns:
+    """The job of a chain of runs (a run and its retries, in any order)."""
+    if not runs:
+        raise ValueError("a job has at least one run")
+    now = now or datetime.now(timezone.utc)
+    chain = tuple(sorted(runs, key=lambda r: (r.queued_at or now, r.run_id)))
+    newest = chain[-1]
+    success = next((r for r in chain if r.dagster_status == "SUCCESS"), None)
+    if success is not None:
+        status, finished = "completed", success.finished_at
+    elif newest.dagster_status in IN_FLIGHT:
+        launched = len(chain) > 1 or newest.dagster_status not in NOT_LAUNCHED
+        status, finished = ("running" if launched else "queued"), None
+    elif newest.dagster_status == "FAILURE" and (_retry_coming(newest, now) or _retry_failed(newest, len(chain))):
+        status, finished = "running", None
+    else:
+        status, finished = "failed", newest.finished_at
+    started = [r.started_at for r in chain if r.started_at is not None]
+    attempts = sum(1 for r in chain if r.dagster_status not in NOT_LAUNCHED or r.started_at is not None)
+    return JobRuns(
+        runs=chain,
+        status=status,
+        attempts=attempts,
+        queued_at=chain[0].queued_at,
+        started_at=min(started) if started else None,
+        finished_at=finished,
+    )
+
+
+def _retriable(run: RunInfo, runs: int) -> bool:
+    """Whether Dagster's run retry, as dagster.yaml sets it, re-runs this failed run (the newest of
+    ``runs``): a crash, not an asset's failure, with retries left, outside a backfill (whose own
+    state decides)."""
+    if run.tags.get(FAILURE_REASON) == "STEP_FAILURE" or "dagster/backfill" in run.tags:
+        return False
+    try:
+        allowed = int(run.tags.get("dagster/max_retries", MAX_RETRIES))
+    except ValueError:
+        return False
+    return runs <= allowed
+
+
+def _retry_failed(run: RunInfo, runs: int) -> bool:
+    return run.tags.get(WILL_RETRY) == "false" and _retriable(run, runs)
+
+
+def _retry_coming(run: RunInfo, now: datetime) -> bool:
+    tag = run.tags.get(WILL_RETRY)
+    if tag is not None:
+        return tag == "true"
+    ended = run.finished_at or run.queued_at
+    return ended is not None and (now - ended).total_seconds() < RETRY_DECISION_S
 
 
 def _ts(value) -> datetime | None:
@@ -178,13 +281,64 @@ class Dagster:
 
     def run(self, run_id: str) -> RunInfo | None:
         data = self._query(
-            """query($id: ID!) { runOrError(runId: $id) { __typename
-                 ... on Run { runId jobName status creationTime startTime endTime tags { key value } } } }""",
+            f"""query($id: ID!) {{ runOrError(runId: $id) {{ __typename ... on Run {{ {RUN_FIELDS} }} }} }}""",
             {"id": run_id},
         )["runOrError"]
         if data["__typename"] != "Run":
             return None
         return _run_info(data)
+
+    def job_runs(self, run_id: str) -> JobRuns | None:
+        """The job of ``run_id``'s run group (the run it was handed to, and the retries of that
+        run), or None for a run Dagster does not know."""
+        return self.jobs_runs([run_id]).get(run_id)
+
+    def jobs_runs(self, run_ids: list[str]) -> dict[str, JobRuns]:
+        """``job_runs`` of several runs in one request (ids Dagster does not know are left out)."""
+        ids = list(dict.fromkeys(run_ids))
+        if not ids:
+            return {}
+        args = ", ".join(f"$r{i}: ID!" for i in range(len(ids)))
+        fields = " ".join(
+            f"g{i}: runGroupOrError(runId: $r{i}) {{ __typename ... on RunGroup {{ runs {{ {RUN_FIELDS} }} }} }}"
+            for i in range(len(ids))
+        )
+        data = self._query(f"query({args}) {{ {fields} }}", {f"r{i}": rid for i, rid in enumerate(ids)})
+        out = {}
+        for i, rid in enumerate(ids):
+            group = data[f"g{i}"] or {}
+            runs = [_run_info(r) for r in group.get("runs") or [] if r]
+            if group.get("__typename") == "RunGroup" and runs:
+                out[rid] = job_runs(runs)
+        return out
+
+    def reexecute(self, run_id: str, tags: dict[str, str]) -> str:
+        """Re-execute a failed run from its failure, as Dagster's run retry does (its tags, and
+        ``tags`` over them); returns the new run's id (it joins the run's group)."""
+        data = self._query(
+            """mutation($params: ReexecutionParams!) { launchRunReexecution(reexecutionParams: $params) {
+                 __typename ... on LaunchRunSuccess { run { runId } } ... on Error { message } } }""",
+            {
+                "params": {
+                    "parentRunId": run_id,
+                    "strategy": "FROM_FAILURE",
+                    "extraTags": [{"key": k, "value": v} for k, v in tags.items()],
+                }
+            },
+        )["launchRunReexecution"]
+        if data["__typename"] != "LaunchRunSuccess":
+            raise DagsterUnavailable(f"Dagster refused to re-execute run {run_id}: {data.get('message')}")
+        return data["run"]["runId"]
+
+    def terminate(self, run_id: str) -> bool:
+        """Ask Dagster to stop a run (a queued one is canceled at once, a running one's worker is
+        told to stop); True when Dagster took the request."""
+        data = self._query(
+            """mutation($id: String!) { terminateRun(runId: $id) { __typename
+                 ... on TerminateRunFailure { message } ... on PythonError { message } } }""",
+            {"id": run_id},
+        )["terminateRun"]
+        return data["__typename"] == "TerminateRunSuccess"
 
     def run_error(self, run_id: str) -> str | None:
         """The first step failure (or the run failure) message of a failed run, in words."""
@@ -217,8 +371,8 @@ class Dagster:
         if not run_ids:
             return {}
         data = self._query(
-            """query($ids: [String!]) { runsOrError(filter: {runIds: $ids}) { __typename
-                 ... on Runs { results { runId jobName status creationTime startTime endTime tags { key value } } } } }""",
+            f"""query($ids: [String!]) {{ runsOrError(filter: {{runIds: $ids}}) {{ __typename
+                 ... on Runs {{ results {{ {RUN_FIELDS} }} }} }} }}""",
             {"ids": list(run_ids)},
         )["runsOrError"]
         return {r["runId"]: _run_info(r) for r in data.get("results") or []}
@@ -229,27 +383,30 @@ class Dagster:
         return self._counts({"w": {"pipelineName": job_name, "statuses": statuses}})["w"]
 
     def job_counts(self) -> dict[str, dict[str, int]]:
-        """Per job type: queued / running / completed / failed counts from the run storage."""
-        filters = {
-            f"{kind}|{g}": {"pipelineName": job, "statuses": st}
-            for kind, job in JOB_TYPES.items()
-            for g, st in STATUS_GROUPS.items()
-        }
+        """Per job type: queued / running / completed / failed jobs (not runs) from the run storage."""
+        return self.job_and_run_counts()[0]
+
+    def job_and_run_counts(self) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, int]]]:
+        """(jobs, runs) per job type and contract status, from one request. A job is its run and
+        Dagster's retries of it (JobRuns), counted once, by where the chain is: a failed run that
+        will be retried is no failed job (its job is running), a queued retry no queued job."""
+        filters = {}
+        for kind, job in JOB_TYPES.items():
+            filters.update(_chain_filters(kind, {"pipelineName": job}))
         counts = self._counts(filters)
-        return {kind: {g: counts[f"{kind}|{g}"] for g in STATUS_GROUPS} for kind in JOB_TYPES}
+        return (
+            {kind: _jobs_of(counts, kind) for kind in JOB_TYPES},
+            {kind: {g: counts[f"{kind}|{g}"] for g in STATUS_GROUPS} for kind in JOB_TYPES},
+        )
 
     def training_counts(self) -> dict[tuple[str, str], int]:
-        """(status, trigger) -> training runs, from the runs' sopilot/trigger tag."""
-        filters = {
-            f"{g}|{t}": {
-                "pipelineName": JOB_TYPES["training"],
-                "statuses": st,
-                "tags": [{"key": "sopilot/trigger", "value": t}],
-            }
-            for g, st in STATUS_GROUPS.items()
-            for t in ("manual", "nightly")
-        }
-        return {(k.split("|")[0], k.split("|")[1]): n for k, n in self._counts(filters).items()}
+        """(status, trigger) -> training jobs (as job_counts), from the runs' sopilot/trigger tag."""
+        filters = {}
+        for t in ("manual", "nightly"):
+            tag = {"key": "sopilot/trigger", "value": t}
+            filters.update(_chain_filters(t, {"pipelineName": JOB_TYPES["training"], "tags": [tag]}))
+        counts = self._counts(filters)
+        return {(g, t): n for t in ("manual", "nightly") for g, n in _jobs_of(counts, t).items()}
 
     def daemon_health(self) -> dict:
         data = self._query("""{ instance { daemonHealth { allDaemonStatuses { daemonType healthy required } } } }""")[
@@ -262,6 +419,39 @@ class Dagster:
         }
 
 
+MAX_RETRY_NUMBER = 3  # retries counted per run (dagster.yaml: max_retries 1)
+
+
+def _chain_filters(prefix: str, base: dict) -> dict[str, dict]:
+    """The run counts `_jobs_of` needs for one kind of job, as RunsFilters named ``prefix|...``."""
+    tags = base.get("tags", [])
+    out = {f"{prefix}|{g}": {**base, "statuses": st} for g, st in STATUS_GROUPS.items()}
+    out[f"{prefix}|retrying"] = {**base, "statuses": ["FAILURE"], "tags": [*tags, {"key": WILL_RETRY, "value": "true"}]}
+    for n in range(1, MAX_RETRY_NUMBER + 1):
+        retry = [*tags, {"key": RETRY_NUMBER, "value": str(n)}]
+        out[f"{prefix}|retries{n}"] = {**base, "tags": retry}
+        out[f"{prefix}|queued_retries{n}"] = {**base, "statuses": STATUS_GROUPS["queued"], "tags": retry}
+    return out
+
+
+def _jobs_of(counts: dict[str, int], prefix: str) -> dict[str, int]:
+    """Jobs per status from run counts: each retry's parent is a failed run that will retry, so
+    those are taken from the failed and the job counted where its newest run is (a retry still
+    queued: running, as its job had started; a retry not yet created: running)."""
+    c = {k.split("|", 1)[1]: n for k, n in counts.items() if k.startswith(prefix + "|")}
+    retries = sum(c[f"retries{n}"] for n in range(1, MAX_RETRY_NUMBER + 1))
+    queued_retries = sum(c[f"queued_retries{n}"] for n in range(1, MAX_RETRY_NUMBER + 1))
+    # every retry has one failed parent: those that will retry, or whose retry the API launched
+    # after Dagster's failed (their will_retry false), are no failed jobs
+    retried = max(c["retrying"], retries)
+    return {
+        "queued": max(0, c["queued"] - queued_retries),
+        "running": c["running"] + queued_retries + max(0, c["retrying"] - retries),
+        "completed": c["completed"],
+        "failed": max(0, c["failed"] - retried),
+    }
+
+
 def _run_info(data: dict) -> RunInfo:
     return RunInfo(
         run_id=data["runId"],
@@ -272,6 +462,8 @@ def _run_info(data: dict) -> RunInfo:
         queued_at=_ts(data["creationTime"]),
         started_at=_ts(data["startTime"]),
         finished_at=_ts(data["endTime"]),
+        root_run_id=data.get("rootRunId"),
+        parent_run_id=data.get("parentRunId"),
     )
 
 

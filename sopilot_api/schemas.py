@@ -52,6 +52,8 @@ class IngestJob(BaseModel):
     queued_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
+    # runs that took the job on: 1, plus each retry that carried it on (a run whose process died)
+    attempts: int = 0
 
 
 class ScoreRequest(BaseModel):
@@ -76,6 +78,8 @@ class ScoreJob(BaseModel):
     queued_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
+    # runs that took the job on: 1, plus each retry that carried it on (a run whose process died)
+    attempts: int = 0
     result: dict[str, Any] | None = None
 
 
@@ -179,6 +183,8 @@ class TrainingJob(BaseModel):
     queued_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
+    # runs that took the job on: 1, plus each retry that carried it on (a run whose process died)
+    attempts: int = 0
     result: dict[str, Any] | None = None
 
 

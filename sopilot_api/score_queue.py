@@ -25,8 +25,9 @@ import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from sopilot_pipelines.ids import TAG_JOB_ID, TAG_REQUESTED_BY, TAG_TASK_ID, TAG_TRIGGER
+from sopilot_pipelines.ids import SCORE_JOB, SCORE_JOBS, TAG_JOB_ID, TAG_REQUESTED_BY, TAG_TASK_ID, TAG_TRIGGER
 
+from .job_watch import JobWatch
 from .runs import Dagster
 
 RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
@@ -52,12 +53,22 @@ def is_claim(run_id: str | None) -> bool:
 
 
 class ScoreQueue:
-    def __init__(self, cat, dagster_url: str, batch_max: int, timeout_s: int = 3600):
+    def __init__(
+        self,
+        cat,
+        dagster_url: str,
+        batch_max: int,
+        timeout_s: int = 3600,
+        ingest_timeout_s: int = 7200,
+        training_timeout_s: int = 21600,
+    ):
         self.cat, self.batch_max, self.timeout_s = cat, batch_max, timeout_s
         self.door = Dagster(dagster_url)  # its own client: the dispatcher never waits on a request's
+        # the other jobs' failures and time-outs, from this thread (job_watch.py)
+        self.watch = JobWatch(cat, self.door, ingest_timeout_s, training_timeout_s)
         self._wake, self._stop = threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
-        self._last_sweep = self._last_reconcile = 0.0
+        self._last_sweep = self._last_reconcile = self._last_watch = 0.0
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="score-dispatcher", daemon=True)
@@ -81,6 +92,7 @@ class ScoreQueue:
             try:
                 self.release_stale_claims()
                 self.fail_jobs_of_ended_runs()
+                self.watch_other_jobs()
                 while not self._stop.is_set() and self.dispatch_once():
                     pass
                 failures = 0
@@ -106,11 +118,25 @@ class ScoreQueue:
             log.warning("gave %d score job(s) claimed by a dispatcher that stopped back to the queue", released)
         return released
 
+    def watch_other_jobs(self, now: float | None = None) -> dict[str, list]:
+        """The job watch's pass (job_watch.py); its trouble is logged, never in the way of scoring."""
+        now = time.monotonic() if now is None else now
+        if now - self._last_watch < RECONCILE_S:
+            return {}
+        self._last_watch = now
+        try:
+            return self.watch.sweep()
+        except Exception as exc:
+            log.warning("job watch pass failed (tried again in %.0f s): %s", RECONCILE_S, exc)
+            return {}
+
     def fail_jobs_of_ended_runs(self, now: float | None = None) -> list[str]:
         """Jobs a run ended without finishing (its process was killed and Dagster's run monitoring
         failed it, it was canceled) are failed with the run's reason, so the catalog, and the job
         counts of /ops/queue and /metrics, say what happened. A run Dagster retries is left alone:
-        the retry carries its jobs on. A job older than its time-out is failed, whatever its run."""
+        the retry carries its jobs on (runs.JobRuns: the job follows its run's retries, and fails
+        when the last of them ended without it). A job older than its time-out is failed,
+        whatever its run."""
         now = time.monotonic() if now is None else now
         if now - self._last_reconcile < RECONCILE_S:
             return []
@@ -119,12 +145,13 @@ class ScoreQueue:
             datetime.now(timezone.utc) - timedelta(seconds=self.timeout_s),
             f"not finished within {self.timeout_s} s of its request (SOPILOT_SCORE_JOB_TIMEOUT_S); request it again",
         )
-        runs = self.door.runs_status(sorted(r for r in self.cat.unfinished_score_runs() if not is_claim(r)))
-        for run_id, run in runs.items():
-            if run.status not in ("completed", "failed") or run.tags.get("dagster/will_retry") == "true":
-                continue
-            reason = (self.door.run_error(run_id) if run.status == "failed" else None) or (
-                f"the score run ended ({run.dagster_status.lower()}) without finishing this job"
+        chains = self.door.jobs_runs(sorted(r for r in self.cat.unfinished_score_runs() if not is_claim(r)))
+        for run_id, chain in chains.items():
+            if chain.status not in ("completed", "failed"):
+                continue  # in flight, or a retry of it is coming
+            last = chain.last
+            reason = (self.door.run_error(last.run_id) if last.status == "failed" else None) or (
+                f"the score run ended ({last.dagster_status.lower()}) without finishing this job"
             )
             failed += self.cat.fail_unfinished_scores(run_id, reason)
         if failed:
@@ -134,7 +161,7 @@ class ScoreQueue:
     def dispatch_once(self) -> int:
         """Launch runs for the queued jobs if no score run is waiting to start; returns how many
         jobs were handed over (0: nothing to do now)."""
-        if self.door.waiting_runs("score_job"):
+        if self.door.waiting_runs(SCORE_JOB):
             return 0  # they join the next run, launched once the waiting one starts
         claim = f"{CLAIM}{time.time():.3f}:{uuid.uuid4().hex[:8]}"
         jobs = self.cat.claim_pending_scores(claim, limit=4 * self.batch_max)
@@ -144,9 +171,9 @@ class ScoreQueue:
         by_key = {j["job_id"]: j for j in jobs}
         launched: set[str] = set()
         try:
-            self.door.add_partitions("score_jobs", keys)
+            self.door.add_partitions(SCORE_JOBS, keys)
             # keys added after ours come after them: the newest keys hold ours, with what came between
-            order = self.door.last_partition_keys("score_job", len(keys) + 100)
+            order = self.door.last_partition_keys(SCORE_JOB, len(keys) + 100)
             for block in adjacent_blocks(order, keys):
                 for chunk in split(block, self.batch_max):
                     run_id = self._launch([by_key[k] for k in chunk])
@@ -167,9 +194,9 @@ class ScoreQueue:
             if len(values) == 1 and None not in values:
                 tags[tag] = str(values.pop())  # a batch of one task's, one requester's, jobs says so
         if len(jobs) == 1:
-            return self.door.launch("score_job", partition_key=first, tags={**tags, TAG_JOB_ID: first})
+            return self.door.launch(SCORE_JOB, partition_key=first, tags={**tags, TAG_JOB_ID: first})
         return self.door.launch(
-            "score_job", tags={**tags, TAG_JOB_ID: f"{first}..{last}", RANGE_START: first, RANGE_END: last}
+            SCORE_JOB, tags={**tags, TAG_JOB_ID: f"{first}..{last}", RANGE_START: first, RANGE_END: last}
         )
 
 

@@ -22,3 +22,14 @@ TAG_REQUESTED_BY = "sopilot/requested_by"
 TAG_TRIGGER = "sopilot/trigger"
 TAG_VIDEO_ID = "sopilot/video_id"
 TAG_TASK_ID = "sopilot/task_id"
+
+# Dagster's names for our jobs and partition sets: the definitions (defs/*/jobs.py, partitions.py)
+# and the API's door to Dagster (sopilot_api/) both read them from here
+INGEST_JOB = "ingest_job"
+SCORE_JOB = "score_job"
+SOP_JOB = "sop_job"
+INDEX_JOB = "index_job"
+TRAIN_JOB = "train_job"
+VIDEOS = "videos"  # partition keys "<task_id>:<video_id>" (video_key)
+TASKS = "tasks"  # partition keys: task ids
+SCORE_JOBS = "score_jobs"  # partition keys: score job ids

@@ -202,6 +202,16 @@ class ApiSettings(BaseSettings):
     score_job_timeout_s: int = Field(
         3600, ge=60, description="a score job not finished this long after its request is failed, saying so"
     )
+    ingest_job_timeout_s: int = Field(
+        7200,
+        ge=60,
+        description="an ingest job not finished this long after its upload is failed, saying so, and its run stopped",
+    )
+    training_job_timeout_s: int = Field(
+        21600,
+        ge=60,
+        description="a training job not finished this long after its request is failed, saying so, and its run stopped",
+    )
 
     @field_validator("api_token_role", "basic_role", "auth_default_role")
     @classmethod

@@ -1,10 +1,13 @@
 """What the tests share besides fixtures (those are in conftest.py): the repository root, the
-PostgreSQL test databases, and how the REST tests talk to the live stack. Test modules import it
+PostgreSQL test databases, how the REST tests talk to the live stack, and the videos and
+checks the tests of the browser proxy share. Test modules import it
 as `tests.helpers`; no test module imports another."""
 
 import contextlib
 import os
+import re
 import socket
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -103,3 +106,62 @@ def upload(c: httpx.Client, path: Path, task: str, gold: bool = False, **fields)
 
 
 TASK = "bench_assembly"
+
+
+# The browser proxy's tests (test_api, test_ui): an original Chromium cannot play, and what a seek asks.
+
+
+def mpeg4_avi(src: Path, dest: Path, width: int | None = None, seconds: float | None = None) -> Path:
+    """The video re-encoded as MPEG-4 Part 2 in AVI, as older cameras write it: Chromium plays
+    neither that codec nor that container. ``width``: scaled to it (even height, aspect kept);
+    ``seconds``: only the first ones."""
+    import imageio_ffmpeg
+
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-i", str(src), "-an"]
+    if seconds is not None:
+        cmd += ["-t", str(seconds)]
+    if width is not None:
+        cmd += ["-vf", f"scale={width}:-2"]
+    subprocess.run([*cmd, "-c:v", "mpeg4", "-q:v", "5", str(dest)], check=True)
+    return dest
+
+
+def container_and_video(path: Path) -> tuple[str, str, int, int]:
+    """(container, video codec, width, height) as `ffmpeg -i` reads the file's header: e.g.
+    ("mov,mp4,m4a,3gp,3g2,mj2", "h264", 960, 540)."""
+    import imageio_ffmpeg
+
+    err = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True
+    ).stderr
+    container = re.search(r"^Input #0, (\S+), from", err, re.M)
+    video = re.search(r"Stream #0:\d+.*?: Video: (\w+).*?, (\d+)x(\d+)", err)
+    assert container and video, err
+    return container[1], video[1], int(video[2]), int(video[3])
+
+
+def assert_range(c: httpx.Client, url: str, whole: bytes, media_type: str):
+    """A seek's request: `bytes=0-99` answers 206 with exactly those 100 bytes and says of how many."""
+    r = c.get(url, headers={"Range": "bytes=0-99"})
+    assert r.status_code == 206 and r.content == whole[:100], (r.status_code, r.headers)
+    assert r.headers["content-range"] == f"bytes 0-99/{len(whole)}" and r.headers["content-type"] == media_type
+    assert r.headers["content-length"] == "100" and r.headers["accept-ranges"] == "bytes"
+    r = c.get(url, headers={"Range": "bytes=100-1099"})
+    assert r.status_code == 206 and r.content == whole[100:1100]
+    assert r.headers["content-range"] == f"bytes 100-1099/{len(whole)}"
+    assert c.get(url, headers={"Range": f"bytes={len(whole) - 10}-"}).content == whole[-10:]
+    r = c.get(url, headers={"Range": f"bytes={len(whole)}-"})  # past the end
+    assert r.status_code == 416 and r.headers["content-range"] == f"bytes */{len(whole)}", (r.status_code, r.headers)
+
+
+def long_video(dest: Path, seconds: int = 60, size: str = "640x360", crf: int = 23) -> Path:
+    """A test-pattern video (25 fps, H.264) whose ingest takes long enough to be caught in flight
+    (tens of seconds here), made by ffmpeg in a few seconds; a higher ``crf``, a smaller file."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    source = f"testsrc2=duration={seconds}:size={size}:rate=25"
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", source, "-c:v", "libx264"]
+    subprocess.run([*cmd, "-preset", "ultrafast", "-crf", str(crf), "-pix_fmt", "yuv420p", str(dest)], check=True)
+    return dest

@@ -76,24 +76,45 @@ def _job(cat: CatalogDep, score_job_id: str) -> dict:
 ScoreJobRow = Annotated[dict, Depends(_job)]
 
 
-def job_state(door: Dagster, job: dict) -> tuple[str, dict]:
-    """(contract status, timestamps) of a score job. The catalog says where the job is (its run
-    marks it running, then completed or failed, only ever forward; a run scores many jobs); the
-    run is asked only about a job the catalog has not finished: a run that ended without
-    finishing it (its process was killed, it was canceled) failed it, unless Dagster retries it."""
-    times = {"queued_at": job["created_at"], "started_at": job.get("started_at"), "finished_at": job.get("finished_at")}
-    status = job["status"] if job["status"] in ("queued", "running", "completed", "failed") else "queued"
-    if status in ("completed", "failed") or not job.get("run_id") or is_claim(job["run_id"]):
-        return status, times
-    run = door.run(job["run_id"])
-    if run is not None and run.status in ("completed", "failed") and run.tags.get("dagster/will_retry") != "true":
-        return "failed", {**times, "finished_at": times["finished_at"] or run.finished_at}
+def job_state(door: Dagster, job: dict, cat=None) -> tuple[str, dict]:
+    """(contract status, timestamps) of a score job (see ``current_job``)."""
+    _job, status, times = current_job(door, job, cat)
     return status, times
 
 
+def current_job(door: Dagster, job: dict, cat=None) -> tuple[dict, str, dict]:
+    """(the job, its contract status, its timestamps). The catalog says where the job is (its run
+    marks it running, then completed or failed, only ever forward; a run scores many jobs); the
+    runs are asked only about a job the catalog has not finished: when its run and Dagster's
+    retries of it (runs.JobRuns) ended without finishing it (a process killed with no retry left,
+    a run canceled), it is failed, and the dispatcher records that (score_queue.py). With ``cat``
+    the job is read again first, in case it finished between the two reads."""
+    times = {"queued_at": job["created_at"], "started_at": job.get("started_at"), "finished_at": job.get("finished_at")}
+    status = job["status"] if job["status"] in ("queued", "running", "completed", "failed") else "queued"
+    if status in ("completed", "failed") or not job.get("run_id") or is_claim(job["run_id"]):
+        return job, status, times
+    runs = door.job_runs(job["run_id"])
+    if runs is None or runs.status not in ("completed", "failed"):
+        return job, status, times
+    again = cat.get_score(job["job_id"]) if cat is not None else None
+    if again is not None and again["status"] in ("completed", "failed"):
+        return current_job(door, again)
+    last = runs.last
+    reason = (door.run_error(last.run_id) if last.status == "failed" else None) or (
+        f"the score run ended ({last.dagster_status.lower()}) without finishing this job"
+    )
+    return (
+        {**job, "error_message": job.get("error_message") or reason},
+        "failed",
+        {**times, "finished_at": runs.finished_at},
+    )
+
+
 @router.get("/score/{score_job_id}", response_model=ScoreJob, responses={404: {"description": "Job not found"}})
-def get_score(score_job_id: str, _: Viewer, job: ScoreJobRow, door: DagsterDep):  # the caller is checked first
-    status, times = job_state(door, job)
+def get_score(
+    score_job_id: str, _: Viewer, job: ScoreJobRow, cat: CatalogDep, door: DagsterDep
+):  # the caller is checked first
+    job, status, times = current_job(door, job, cat)
     result = None
     if status == "completed" and job.get("result_path") and Path(job["result_path"]).exists():
         result = json.loads(Path(job["result_path"]).read_text())
@@ -109,6 +130,7 @@ def get_score(score_job_id: str, _: Viewer, job: ScoreJobRow, door: DagsterDep):
         score=result["score"] if result else None,
         error_message=error,
         result=result,
+        attempts=job.get("attempts") or 0,
         **times,
     )
 
@@ -118,8 +140,8 @@ def get_score(score_job_id: str, _: Viewer, job: ScoreJobRow, door: DagsterDep):
     response_class=FileResponse,
     responses={200: {"content": {"application/pdf": {}}}, 404: {"description": "Job not found or not completed"}},
 )
-def score_report(score_job_id: str, _: Viewer, job: ScoreJobRow, door: DagsterDep):
-    status, _times = job_state(door, job)
+def score_report(score_job_id: str, _: Viewer, job: ScoreJobRow, cat: CatalogDep, door: DagsterDep):
+    job, status, _times = current_job(door, job, cat)
     if status != "completed" or not job.get("report_path") or not Path(job["report_path"]).exists():
         raise HTTPException(404, f"score job {score_job_id} has no report yet (status {status})")
     return FileResponse(job["report_path"], media_type="application/pdf", filename=f"{score_job_id}.pdf")

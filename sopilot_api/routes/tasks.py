@@ -7,7 +7,7 @@ from fastapi import Path as PathParam
 
 from sopilot_pipelines.catalog import validate_task_id
 from sopilot_pipelines.catalog.models import ID_PATTERN
-from sopilot_pipelines.ids import TAG_REQUESTED_BY, TAG_TASK_ID, new_job_id
+from sopilot_pipelines.ids import SOP_JOB, TAG_REQUESTED_BY, TAG_TASK_ID, TASKS, new_job_id
 from sopilot_pipelines.sop_view import sop_in_force
 
 from ..auth import Admin, Viewer
@@ -82,8 +82,8 @@ def put_sop(
         task_id, gold_video_id=gold_id, steps=[st.as_dict() for st in steps], requested_by=principal.requested_by
     )
     tags = {TAG_REQUESTED_BY: principal.requested_by, TAG_TASK_ID: task_id}
-    door.add_partition("tasks", task_id)
-    door.launch("sop_job", partition_key=task_id, tags=tags)
+    door.add_partition(TASKS, task_id)
+    door.launch(SOP_JOB, partition_key=task_id, tags=tags)
     job_ids = _rescore(cat, queue, task_id, principal.requested_by) if body.rescore else []
     return SopStored(**_sop(sop), rescore_job_ids=job_ids)
 

@@ -7,11 +7,13 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException
 
-from sopilot_pipelines.ids import TAG_JOB_ID, TAG_REQUESTED_BY, TAG_TRIGGER, new_job_id
+from sopilot_pipelines.catalog.jobs import RANK
+from sopilot_pipelines.ids import TAG_JOB_ID, TAG_REQUESTED_BY, TAG_TRIGGER, TRAIN_JOB, new_job_id
 from sopilot_pipelines.settings import Settings
 
 from ..auth import Admin, Viewer
 from ..deps import CatalogDep, DagsterDep
+from ..runs import JobRuns
 from ..schemas import NightlyStatus, TrainingJob, TrainingQueued
 
 router = APIRouter(tags=["training"])
@@ -24,13 +26,13 @@ def trigger_training(cat: CatalogDep, door: DagsterDep, principal: Admin):
     """Queue a training of the feature adapter now (trigger: manual). One training at a time."""
     for job in cat.list_trainings(5):
         if job["status"] in ("queued", "running") and job.get("run_id"):
-            run = door.run(job["run_id"])
-            if run is not None and run.status in ("queued", "running"):
-                raise HTTPException(409, f"training {job['job_id']} is already {run.status}; wait for it to finish")
+            status, _ = training_state(door, job)
+            if status in ("queued", "running"):
+                raise HTTPException(409, f"training {job['job_id']} is already {status}; wait for it to finish")
     job_id = new_job_id("train")
     cat.record_training(job_id, trigger="manual", requested_by=principal.requested_by)
     run_id = door.launch(
-        "train_job", tags={TAG_JOB_ID: job_id, TAG_TRIGGER: "manual", TAG_REQUESTED_BY: principal.requested_by}
+        TRAIN_JOB, tags={TAG_JOB_ID: job_id, TAG_TRIGGER: "manual", TAG_REQUESTED_BY: principal.requested_by}
     )
     cat.update_training(job_id, run_id=run_id)
     return TrainingQueued(training_job_id=job_id, status="queued", trigger="manual")
@@ -43,19 +45,15 @@ def training_job(training_job_id: str, cat: CatalogDep, door: DagsterDep, _: Vie
     job = cat.get_training(training_job_id)
     if job is None:
         raise HTTPException(404, f"no training job {training_job_id!r}")
-    run = door.run(job["run_id"]) if job.get("run_id") else None
-    status = run.status if run else job["status"]
-    if status == "completed" and job["status"] in ("skipped", "rejected"):
-        status = job["status"]
-    times = (
-        {"queued_at": run.queued_at, "started_at": run.started_at, "finished_at": run.finished_at}
-        if run
-        else {
-            "queued_at": job["created_at"],
-            "started_at": job.get("started_at"),
-            "finished_at": job.get("finished_at"),
-        }
-    )
+    status, runs = training_state(door, job)
+    if runs is not None and status in ("completed", "failed") and job["status"] in ("queued", "running"):
+        job = cat.get_training(training_job_id) or job  # it may have finished between the two reads
+        status, runs = training_state(door, job)
+    times = {
+        "queued_at": job["created_at"],
+        "started_at": job.get("started_at") or (runs.started_at if runs else None),
+        "finished_at": job.get("finished_at") or (runs.finished_at if runs and status != "running" else None),
+    }
     result = None
     if status in ("completed", "skipped", "rejected"):
         result = {
@@ -69,7 +67,7 @@ def training_job(training_job_id: str, cat: CatalogDep, door: DagsterDep, _: Vie
             "figures": job.get("figures"),
             "reason": job.get("skip_reason"),  # why skipped / rejected
         }
-    error = job.get("error_message") or (door.run_error(run.run_id) if run and status == "failed" else None)
+    error = job.get("error_message") or (door.run_error(runs.last.run_id) if runs and status == "failed" else None)
     return TrainingJob(
         training_job_id=job["job_id"],
         trigger=job["trigger"],
@@ -77,8 +75,23 @@ def training_job(training_job_id: str, cat: CatalogDep, door: DagsterDep, _: Vie
         requested_by=job["requested_by"],
         error_message=error,
         result=result,
+        attempts=job.get("attempts") or 0,
         **times,
     )
+
+
+def training_state(door, job: dict) -> tuple[str, JobRuns | None]:
+    """(contract status, the job's runs). The catalog's status once it is terminal (the training
+    writes completed, skipped or rejected); before that the runs': the run and Dagster's retries
+    of it (runs.JobRuns), so a retry that carried the training on is part of it, and a chain that
+    ended without the training finishing it failed it. Only forward: never behind the catalog."""
+    if job["status"] not in ("queued", "running") or not job.get("run_id"):
+        return job["status"], None
+    runs = door.job_runs(job["run_id"])
+    if runs is None:
+        return job["status"], None
+    status = runs.status if RANK[runs.status] > RANK[job["status"]] else job["status"]
+    return status, runs
 
 
 @router.get("/train/nightly/status", response_model=NightlyStatus)

@@ -13,7 +13,16 @@ from fastapi.responses import FileResponse
 
 from sopilot_pipelines.catalog import Catalog, validate_task_id
 from sopilot_pipelines.catalog.models import check
-from sopilot_pipelines.ids import TAG_REQUESTED_BY, TAG_TASK_ID, TAG_VIDEO_ID, video_key
+from sopilot_pipelines.ids import (
+    INDEX_JOB,
+    INGEST_JOB,
+    TAG_REQUESTED_BY,
+    TAG_TASK_ID,
+    TAG_VIDEO_ID,
+    TASKS,
+    VIDEOS,
+    video_key,
+)
 
 from ..auth import Admin, Operator, Viewer
 from ..deps import CatalogDep, DagsterDep, SettingsDep, StoreDep
@@ -89,10 +98,10 @@ class _Upload:
                 up.file_path.unlink(missing_ok=True)
         key = video_key(task_id, video_id)
         try:
-            door.add_partition("videos", key)
-            door.add_partition("tasks", task_id)
+            door.add_partition(VIDEOS, key)
+            door.add_partition(TASKS, task_id)
             tags = {TAG_REQUESTED_BY: principal.requested_by, TAG_VIDEO_ID: str(video_id), TAG_TASK_ID: task_id}
-            run_id = door.launch("ingest_job", partition_key=key, tags=tags)
+            run_id = door.launch(INGEST_JOB, partition_key=key, tags=tags)
         except Exception as exc:
             cat.mark_video_failed(video_id, f"could not queue the ingest run: {exc}")
             raise
@@ -165,24 +174,32 @@ def media_type(path: str | Path) -> str:
     "/videos/jobs/{ingest_job_id}", response_model=IngestJob, responses={404: {"description": "Job ID does not exist"}}
 )
 def ingest_job(ingest_job_id: Annotated[str, PathParam(max_length=64)], cat: CatalogDep, door: DagsterDep, _: Viewer):
-    run = door.run(ingest_job_id)
-    if run is None or run.job_name != "ingest_job":
+    """The job is its first run and Dagster's retries of it (runs.JobRuns): a run whose process
+    died and whose retry made the video ready reads `completed`, with `attempts` 2. A video the
+    catalog has failed (a bad file, the ingest time-out) reads `failed` whatever a run does later."""
+    job = door.job_runs(ingest_job_id)
+    first = job.runs[0] if job is not None else None
+    if job is None or first is None or first.run_id != ingest_job_id or first.job_name != INGEST_JOB:
         raise HTTPException(404, f"no ingest job {ingest_job_id!r}")
-    video_id = int(run.tags[TAG_VIDEO_ID]) if run.tags.get(TAG_VIDEO_ID, "").isdigit() else None
+    video_id = int(first.tags[TAG_VIDEO_ID]) if first.tags.get(TAG_VIDEO_ID, "").isdigit() else None
     row = (cat.get_video(video_id) if video_id else None) or {}
+    status, finished_at = job.status, job.finished_at
+    if row.get("status") == "failed" and status != "failed":
+        status, finished_at = "failed", finished_at or row.get("updated_at")
     error = None
-    if run.status == "failed":
-        error = row.get("error_message") or door.run_error(run.run_id) or "the ingest run failed"
+    if status == "failed":
+        error = row.get("error_message") or door.run_error(job.last.run_id) or "the ingest run failed"
     return IngestJob(
-        ingest_job_id=run.run_id,
-        status=run.status,
-        task_id=run.tags.get(TAG_TASK_ID) or row.get("task_id"),
-        requested_by=run.tags.get(TAG_REQUESTED_BY),
+        ingest_job_id=first.run_id,
+        status=status,
+        task_id=first.tags.get(TAG_TASK_ID) or row.get("task_id"),
+        requested_by=first.tags.get(TAG_REQUESTED_BY),
         video_id=video_id,
         error_message=error,
-        queued_at=run.queued_at,
-        started_at=run.started_at,
-        finished_at=run.finished_at,
+        queued_at=job.queued_at,
+        started_at=job.started_at,
+        finished_at=finished_at,
+        attempts=job.attempts,
         **{k: row.get(k) for k in ("role", "num_clips", "source_fps", "sampled_fps", "embedding_model")},
     )
 
@@ -245,10 +262,10 @@ def delete_video(video_id: VideoIdPath, cat: CatalogDep, store: StoreDep, door: 
             Path(p).unlink()
             removed.append(str(p))
     cat.delete_video(video_id)
-    door.delete_partition("videos", video_key(row["task_id"], video_id))
+    door.delete_partition(VIDEOS, video_key(row["task_id"], video_id))
     remaining = cat.list_videos(task_id=row["task_id"], status="ready", limit=None)
-    door.add_partition("tasks", row["task_id"])
+    door.add_partition(TASKS, row["task_id"])
     tags = {TAG_REQUESTED_BY: principal.requested_by, TAG_TASK_ID: row["task_id"]}
-    door.launch("index_job", partition_key=row["task_id"], tags=tags)
+    door.launch(INDEX_JOB, partition_key=row["task_id"], tags=tags)
     reindexed = sum(v["num_clips"] or 0 for v in remaining)
     return VideoDeleted(video_id=video_id, task_id=row["task_id"], removed_files=removed, reindexed_clips=reindexed)

@@ -35,6 +35,8 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from sopilot_pipelines.storage import DataStore
+
 from ..auth import RANK, Principal, Viewer, authenticate, basic_scheme, bearer_scheme
 from ..deps import CatalogDep, DagsterDep, StoreDep
 from ..routes.score import ScoreJobRow, job_state
@@ -171,11 +173,19 @@ def video_stream(
     raw = Path(row["raw_path"] or "")
     if not row["raw_path"] or not raw.is_file():
         raise HTTPException(404, f"video {video_id} has no stored file")
-    proxy = store.proxy(video_id)
-    if not proxy.is_file() and row["status"] == "ready":
+    proxy = _proxy_path(store, video_id)
+    if proxy is not None and not proxy.is_file() and row["status"] == "ready":
         _write_proxy_once(raw, proxy)
-    path = proxy if proxy.is_file() else raw
+    path = proxy if proxy is not None and proxy.is_file() else raw
     return FileResponse(path, media_type=media_type(path), headers={"Cache-Control": "private, max-age=3600"})
+
+
+def _proxy_path(store: DataStore, video_id: int) -> Path | None:
+    """Where the video's proxy is (None when its directory cannot be made: the original is served)."""
+    try:
+        return store.proxy(video_id)
+    except OSError:
+        return None
 
 
 _proxy_locks: dict[Path, threading.Lock] = {}
@@ -198,9 +208,11 @@ def _write_proxy_once(raw: Path, proxy: Path) -> None:
         try:
             sec = write_proxy(raw, proxy, threads=settings().video.decode().threads)
             event("browser_proxy", proxy=proxy.name, status="written on first request", seconds=round(sec, 3))
-        except VideoDecodeError as exc:
+        except VideoDecodeError as exc:  # ffmpeg cannot: it will not on the next Range request either
             _proxy_failed.add(proxy)
             event("browser_proxy", proxy=proxy.name, status="failed: the original is served", error=str(exc))
+        except OSError as exc:  # the file system (unwritable, full): may pass, so tried again next time
+            event("browser_proxy", proxy=proxy.name, status="not written: the original is served", error=str(exc))
 
 
 def _clip_times(cat, video_id: int) -> list[list[float]]:

@@ -17,7 +17,9 @@ from sopilot_pipelines.catalog import tables as t
 from sopilot_pipelines.catalog.base import CatalogBase, NotFoundError, limited, plain, written
 from sopilot_pipelines.catalog.tables import utcnow
 
-TERMINAL_STATUSES = ("completed", "failed", "skipped", "canceled")
+TERMINAL_STATUSES = ("completed", "failed", "skipped", "canceled", "rejected")
+# A job's status only moves forward: queued -> running -> one terminal status, never back.
+RANK = {"queued": 0, "running": 1, **{s: 2 for s in TERMINAL_STATUSES}}
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,13 @@ class JobTable:
 
     def update(self, cat: CatalogBase, job_id: Any, fields: dict[str, Any]) -> dict:
         """Set ``fields``; moving to ``running`` stamps started_at, to a terminal status
-        finished_at, unless given or already set. Returns the job."""
+        finished_at, unless given or already set. Returns the job.
+
+        The status only moves forward: a status at or behind the job's (``running`` again, or
+        anything after a terminal one: a run that comes late to a timed-out job) is not written,
+        nor the run id given with it; the other fields are. A run taking the job on (``running`` with a run id other than the
+        job's, or from ``queued``) counts one more attempt: a retry run carrying it on is the
+        job's second."""
         job_id = m.check_value(m.JobId, job_id, "job_id")
         allowed = self.changes.__annotations__
         unknown = set(fields) - set(allowed)
@@ -57,6 +65,7 @@ class JobTable:
             row = conn.execute(select(self.table).where(key == job_id).with_for_update()).first()
             if row is None:
                 raise NotFoundError(f"{self.kind} job {job_id!r} not found")
+            values = _forward_only(values, row._mapping)
             values = _with_status_times(values, row._mapping, utcnow())
             if values:
                 conn.execute(update(self.table).where(key == job_id).values(**values))
@@ -77,6 +86,20 @@ class JobTable:
 
     def _get(self, conn: Connection, job_id: str) -> dict | None:
         return plain(conn.execute(select(self.table).where(self.table.c.job_id == job_id)).first())
+
+
+def _forward_only(values: dict, row: Any) -> dict:
+    status = values.get("status")
+    if status is None:
+        return values
+    taken_on = status == "running" and (
+        row["status"] == "queued" or ("run_id" in values and values["run_id"] != row["run_id"])
+    )
+    if taken_on and RANK[row["status"]] <= RANK["running"]:
+        values = {**values, "attempts": row["attempts"] + 1}
+    if RANK[status] < RANK[row["status"]] or (RANK[status] == RANK[row["status"]] == 2 and status != row["status"]):
+        values = {k: v for k, v in values.items() if k not in ("status", "attempts", "run_id")}
+    return values
 
 
 def _with_status_times(values: dict, row: Any, now: datetime) -> dict:
@@ -269,6 +292,12 @@ class JobsMixin(CatalogBase):
     ) -> list[dict]:
         """Training jobs, newest first."""
         return TRAININGS.list(self, limit, status=status, trigger=trigger)
+
+    def unfinished_trainings(self) -> list[dict]:
+        """Training jobs still queued or running, oldest first."""
+        table = TRAININGS.table
+        query = select(table).where(table.c.status.in_(("queued", "running"))).order_by(table.c.created_at)
+        return self._rows(query)
 
     def latest_training(self, status: str | None = None, trigger: str | None = None) -> dict | None:
         """The newest training job (optionally with that status / trigger), or None."""

@@ -171,6 +171,8 @@ def _job_table(name: str, statuses: tuple[str, ...], *own) -> Table:
         Column("run_id", String(RUN_ID_LEN)),
         Column("requested_by", String(LABEL_LEN)),
         Column("status", String(16), nullable=False, server_default="queued"),
+        # runs that took the job on: 1, and one more for each retry run that carried it on
+        Column("attempts", Integer, nullable=False, server_default="0"),
         *own,
         Column("error_message", Text),
         Column("created_at", UTCDateTime, nullable=False),

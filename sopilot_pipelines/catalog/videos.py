@@ -172,6 +172,27 @@ class VideosMixin(CatalogBase):
         message = m.check_value(m.ErrorText, error) or "unknown error"
         return self._update_video(_video_id(video_id), {"status": "failed", "error_message": message})
 
+    def fail_pending_video(self, video_id: int, error: Any) -> bool:
+        """Mark the video failed only if it is still pending (a time-out never fails a video its
+        ingest has just made ready); True when it did."""
+        message = m.check_value(m.ErrorText, error) or "unknown error"
+        query = (
+            update(t.videos)
+            .where(t.videos.c.id == _video_id(video_id), t.videos.c.status == "pending")
+            .values(status="failed", error_message=message, updated_at=utcnow())
+        )
+        with self._write() as conn:
+            return conn.execute(query).rowcount > 0
+
+    def pending_ingests_before(self, cutoff: datetime) -> list[dict]:
+        """Videos still pending whose ingest was handed to Dagster before ``cutoff``."""
+        before = m.check_value(AwareDatetime, cutoff, "cutoff")
+        query = select(t.videos).where(
+            t.videos.c.status == "pending", t.videos.c.ingest_run_id.is_not(None), t.videos.c.created_at < before
+        )
+        with self._read() as conn:
+            return [_video(r) for r in conn.execute(query.order_by(t.videos.c.id))]
+
     def get_video(self, video_id: int) -> dict | None:
         video_id = _video_id(video_id)
         with self._read() as conn:

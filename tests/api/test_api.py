@@ -10,7 +10,7 @@ import pytest
 
 from sopilot_api.runs import Dagster
 from sopilot_pipelines.settings import settings
-from tests.helpers import TOKENS, client, upload, wait
+from tests.helpers import TOKENS, assert_range, client, container_and_video, mpeg4_avi, upload, wait
 
 TASK = "api_task"
 
@@ -164,6 +164,43 @@ def test_videos_listing_file_and_search(stack, suite, ingested):
         assert c.get("/search", params={"task_id": "other", "video_id": gold_id, "clip_idx": 0}).status_code == 400
         assert c.get("/search", params={"task_id": TASK, "video_id": gold_id, "clip_idx": 10**6}).status_code == 400
         assert c.get("/search", params={"task_id": TASK, "video_id": 999999, "clip_idx": 0}).status_code == 404
+
+
+@pytest.mark.slow
+def test_an_mpeg4_avi_upload_gets_a_browser_proxy_and_both_bytes_routes_seek(stack, suite, tmp_path):
+    """An original Chromium cannot play (MPEG-4 Part 2 in AVI, 1024 wide): the ingest writes its
+    H.264-in-MP4 proxy at most 960 wide; /stream serves the proxy, /file the original as
+    video/x-msvideo, both with HTTP Range; a proxy gone (a video ingested before proxies) is
+    written again by the first /stream request."""
+    avi = mpeg4_avi(suite["gold"].path, tmp_path / "old_camera.avi", width=1024, seconds=6)
+    fmt, codec, src_w, src_h = container_and_video(avi)
+    assert (fmt, codec, src_w) == ("avi", "mpeg4", 1024) and avi.stat().st_size < 3 * 2**20  # under the upload cap
+    with client(stack, "operator") as c:
+        job = wait(c, f"/videos/jobs/{upload(c, avi, 'proxy_task').json()['ingest_job_id']}")  # a trainee
+    assert job["status"] == "completed", job["error_message"]
+    vid = job["video_id"]
+    proxy = stack.data_dir / "proxies" / f"video_{vid}.mp4"
+    container, codec, width, height = container_and_video(proxy)  # written by the ingest
+    assert "mp4" in container.split(",") and codec == "h264", (container, codec)
+    assert (width, height) == (960, round(960 * src_h / src_w / 2) * 2)  # scaled down, aspect kept, even
+    body = proxy.read_bytes()
+    assert body[4:8] == b"ftyp" and body.index(b"moov") < body.index(b"mdat")  # +faststart
+    raw = avi.read_bytes()
+    with client(stack, "viewer") as c:
+        r = c.get(f"/videos/{vid}/file")
+        assert r.status_code == 200 and r.content == raw and r.headers["content-type"] == "video/x-msvideo"
+        assert 'filename="old_camera.avi"' in r.headers["content-disposition"]
+        assert_range(c, f"/videos/{vid}/file", raw, "video/x-msvideo")
+        r = c.get(f"/videos/{vid}/stream")
+        assert r.status_code == 200 and r.content == body and r.headers["content-type"] == "video/mp4"
+        assert_range(c, f"/videos/{vid}/stream", body, "video/mp4")
+        proxy.unlink()  # as if ingested before proxies existed
+        r = c.get(f"/videos/{vid}/stream", headers={"Range": "bytes=0-99"})
+        assert r.status_code == 206 and r.headers["content-type"] == "video/mp4" and len(r.content) == 100
+        assert proxy.is_file() and r.content == proxy.read_bytes()[:100]
+        assert container_and_video(proxy)[1:3] == ("h264", 960)
+        assert not list(proxy.parent.glob(".*.tmp"))  # written atomically, nothing left beside it
+        assert c.get("/videos/999999/stream").status_code == 404
 
 
 def test_upload_errors(stack, suite, tmp_path):

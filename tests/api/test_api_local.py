@@ -1,6 +1,9 @@
 """The API in-process (real app, real catalog) for what needs no pipeline: auth configuration
 edge cases, and what happens while Dagster is unreachable."""
 
+from pathlib import Path
+
+import pytest
 from fastapi.testclient import TestClient
 
 from sopilot_api.app import create_app
@@ -122,3 +125,25 @@ def test_route_dependencies_can_be_overridden(tmp_path):
         c.app.dependency_overrides[deps.catalog] = lambda: other
         assert [v["task_id"] for v in c.get("/videos").json()["items"]] == ["swapped"]
     other.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("video_1.mp4", "video/mp4"),
+        ("video_1.M4V", "video/mp4"),
+        ("video_1.mov", "video/quicktime"),
+        ("video_1.avi", "video/x-msvideo"),
+        ("video_1.mkv", "video/x-matroska"),
+        ("video_1.webm", "video/webm"),
+        ("video_1.mpg", "video/mpeg"),
+        ("video_1.mpeg", "video/mpeg"),
+        ("video_1.xyz", "application/octet-stream"),
+        ("video_1", "application/octet-stream"),
+    ],
+)
+def test_file_media_type_is_the_containers(name, expected):
+    """GET /videos/{id}/file answers with the stored original's container type (not always video/mp4)."""
+    from sopilot_api.routes.videos import media_type
+
+    assert media_type(Path("/data/raw") / name) == expected

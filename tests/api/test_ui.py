@@ -10,7 +10,6 @@ import base64
 import io
 import os
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.helpers import TOKENS, free_port
+from tests.helpers import TOKENS, assert_range, free_port, mpeg4_avi
 
 TASK = "ui_task"
 STRIDE = 0.5  # SOPILOT_CLIP_STRIDE_SECONDS's default: "in step" means within one clip stride
@@ -294,17 +293,6 @@ def proxy_of(stack, video_id: int) -> Path:
     return Path(stack.data_dir) / "proxies" / f"video_{video_id}.mp4"
 
 
-def assert_range(c: httpx.Client, url: str, whole: bytes, media_type: str):
-    """A seek's request: `bytes=0-99` answers 206 with those 100 bytes and says of how many."""
-    r = c.get(url, headers={"Range": "bytes=0-99"})
-    assert r.status_code == 206 and r.content == whole[:100], (r.status_code, r.headers)
-    assert r.headers["content-range"] == f"bytes 0-99/{len(whole)}" and r.headers["content-type"] == media_type
-    r = c.get(url, headers={"Range": "bytes=100-1099"})
-    assert r.status_code == 206 and r.content == whole[100:1100]
-    assert r.headers["content-range"] == f"bytes 100-1099/{len(whole)}"
-    assert c.get(url, headers={"Range": f"bytes={len(whole) - 10}-"}).content == whole[-10:]
-
-
 def test_video_bytes_are_seekable_and_credentials_never_in_a_url(admin_tab, reviewed, suite, stack):
     tab = admin_tab
     raw = suite["gold"].path.read_bytes()
@@ -576,29 +564,6 @@ def test_admin_edits_and_saves_the_sop(admin_tab, reviewed, stack):
     assert page.locator("#sop-steps .sop-name").first.input_value() == "Pick up the part"
     assert page.locator("#sop-steps .sop-optional").last.is_checked()
     assert not tab.foreign and not tab.console_errors, (tab.foreign, tab.console_errors)
-
-
-def mpeg4_avi(src: Path, dest: Path) -> Path:
-    """The video re-encoded as MPEG-4 Part 2 in AVI, as older cameras write it: Chromium plays
-    neither that codec nor that container."""
-    import imageio_ffmpeg
-
-    cmd = [
-        imageio_ffmpeg.get_ffmpeg_exe(),
-        "-v",
-        "error",
-        "-y",
-        "-i",
-        str(src),
-        "-an",
-        "-c:v",
-        "mpeg4",
-        "-q:v",
-        "5",
-        str(dest),
-    ]
-    subprocess.run(cmd, check=True)
-    return dest
 
 
 def play(page, selector: str) -> dict:

@@ -232,7 +232,9 @@ def test_upgrade_from_the_previous_release_keeps_everything(url):
         score = cat.get_score("score_old")
         assert (score["score"], score["decision"], score["requested_by"]) == (91.5, "pass", "token:operator")
         assert (score["trigger"], score["previous_job_id"], score["sop_version"]) == ("request", None, None)
+        assert score["attempts"] == 1  # a finished job was attempted once (revision 0004)
         assert cat.get_training("train_old")["figures"] == {"recall": 0.9}
+        assert cat.get_training("train_old")["attempts"] == 1
         assert cat.current_index_version("line_1")["fingerprint"] == "f"
         assert cat.get_export("exp_1")["payload_sha256"] == "a" * 64
         assert cat.list_tasks() == [
@@ -548,6 +550,43 @@ def test_score_round_trip(cat):
     with pytest.raises(NotFoundError):
         cat.update_score("score_missing", status="failed")
     assert cat.get_score(job) == done
+
+
+def test_a_jobs_status_only_moves_forward_and_counts_its_attempts(cat):
+    """queued -> running -> completed|failed, never back; each run that takes the job on (its
+    first, a retry carrying it on) is an attempt; a late run leaves a finished job as it is."""
+    job = "score_20260208_120000_fwd001"
+    created = cat.record_score(job, task_id="t", gold_video_id=1, trainee_video_id=2)
+    assert created["attempts"] == 0
+    cat.update_score(job, run_id="run-1")  # handed over: not yet taken on
+    first = cat.update_score(job, status="running", run_id="run-1")
+    assert (first["status"], first["attempts"]) == ("running", 1)
+    assert cat.update_score(job, status="running", run_id="run-1")["attempts"] == 1  # the same run again
+    assert cat.update_score(job, status="queued")["status"] == "running"  # never back to queued
+    retry = cat.update_score(job, status="running", run_id="run-2")  # the retry of a run whose process died
+    assert (retry["status"], retry["attempts"], retry["run_id"]) == ("running", 2, "run-2")
+    assert retry["started_at"] == first["started_at"] and retry["created_at"] == created["created_at"]
+    done = cat.update_score(job, status="completed", score=80.0)
+    assert done["status"] == "completed" and done["attempts"] == 2
+    # a late or repeated run: the status and its run id are not written, the other fields are
+    late = cat.update_score(job, status="running", run_id="run-3")
+    assert (late["status"], late["attempts"], late["run_id"]) == ("completed", 2, "run-2")
+    assert cat.update_score(job, status="failed", error_message="late")["status"] == "completed"
+    assert cat.update_score(job, status="queued")["status"] == "completed"
+    assert cat.get_score(job)["finished_at"] == done["finished_at"]
+
+    timed_out = "score_20260208_120000_fwd002"
+    cat.record_score(timed_out, task_id="t", gold_video_id=1, trainee_video_id=3, run_id="run-4")
+    assert cat.fail_unfinished_scores("run-4", "timed out") == [timed_out]
+    assert cat.update_score(timed_out, status="running", run_id="run-4")["status"] == "failed"
+    assert cat.update_score(timed_out, status="completed", score=90.0)["status"] == "failed"
+    assert cat.get_score(timed_out)["attempts"] == 0
+
+    train = cat.record_training("train_20260208_120000_fwd003", trigger="manual")
+    cat.update_training(train["job_id"], status="running", run_id="run-5")
+    rejected = cat.update_training(train["job_id"], status="rejected", skip_reason="no better")
+    assert rejected["finished_at"] is not None and rejected["attempts"] == 1
+    assert cat.update_training(train["job_id"], status="completed")["status"] == "rejected"
 
 
 def test_training_round_trip_with_json(cat):

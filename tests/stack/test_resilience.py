@@ -14,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.helpers import long_video
+
 pytestmark = pytest.mark.slow
 
 SOPILOT = str(Path(sys.executable).with_name("sopilot"))
@@ -189,3 +191,108 @@ def test_runs_left_in_flight_are_failed_at_start_with_a_reason(tmp_path):
         failure = [e for e in instance.all_logs(cut.run_id) if e.dagster_event and e.dagster_event.is_run_failure]
         assert failure and INTERRUPTED in failure[-1].dagster_event.message
     assert recover(str(home)) == []  # nothing left in flight
+
+
+def _graphql(dagster_port: int, query: str, **variables) -> dict:
+    r = httpx.post(
+        f"http://127.0.0.1:{dagster_port}/graphql", json={"query": query, "variables": variables}, timeout=30
+    )
+    return r.json()["data"]
+
+
+def _worker_of(dagster_port: int, run_id: str) -> int | None:
+    """The pid of a STARTED run's worker, from the event it writes first ("Started process for run (pid: N).")."""
+    data = _graphql(
+        dagster_port,
+        """query($id: ID!) { runOrError(runId: $id) { ... on Run { status } }
+             logsForRun(runId: $id) { ... on EventConnection { events { ... on EngineEvent { message } } } } }""",
+        id=run_id,
+    )
+    if (data["runOrError"] or {}).get("status") != "STARTED":
+        return None
+    for event in data["logsForRun"].get("events") or []:
+        message = (event or {}).get("message") or ""
+        if message.startswith("Started process for run (pid: "):
+            return int(message.split("pid: ")[1].split(")")[0])
+    return None
+
+
+def _run_failure(dagster_port: int, run_id: str) -> str | None:
+    data = _graphql(
+        dagster_port,
+        """query($id: ID!) { runOrError(runId: $id) { ... on Run { status } }
+             logsForRun(runId: $id) { ... on EventConnection { events { __typename ... on RunFailureEvent { message } } } } }""",
+        id=run_id,
+    )
+    if (data["runOrError"] or {}).get("status") != "FAILURE":
+        return None
+    failures = [e["message"] for e in data["logsForRun"].get("events") or [] if e["__typename"] == "RunFailureEvent"]
+    return failures[-1] if failures else None
+
+
+def _parent(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
+
+
+def test_a_run_whose_worker_dies_with_its_code_server_is_failed_and_retried_while_the_stack_runs(tmp_path):
+    """A STARTED ingest run whose worker is SIGKILLed together with the code server that spawned it,
+    so that nothing but Dagster's run monitoring can notice (the run launcher's worker health
+    check): the run is failed, saying its worker is gone, which frees its slot; it is retried, and
+    the ingest job (the first run and its retry) ends completed with 2 attempts. Its status only
+    moves forward meanwhile, its queued_at stays. The deadlines are liveness bounds, not timings."""
+    video = long_video(tmp_path / "long_gold.mp4")  # long enough to be caught mid-ingest
+    up = Up(tmp_path / "data")
+    try:
+        up.wait_up()
+        api = httpx.Client(base_url=f"http://127.0.0.1:{up.port}", headers={"Authorization": "Bearer t"}, timeout=60)
+        with api, open(video, "rb") as f:
+            r = api.post("/gold", files={"file": (video.name, f, "video/mp4")}, data={"task_id": "killed_task"})
+            assert r.status_code == 200, r.text
+            job_id = r.json()["ingest_job_id"]
+            worker = _wait(lambda: _worker_of(up.dagster_port, job_id), 120, "the ingest run STARTED", step=0.1)
+            code_server = _parent(worker)
+            assert code_server in up.group() and code_server != up.pid_of("dagster-daemon")
+            os.kill(code_server, signal.SIGKILL)  # first, so that it cannot report its child's death
+            os.kill(worker, signal.SIGKILL)
+            killed = time.monotonic()
+            first = api.get(f"/videos/jobs/{job_id}").json()
+            assert first["status"] == "running", first
+
+            # the liveness bound: run monitoring polls every 10 s and checks twice
+            failure = _wait(lambda: _run_failure(up.dagster_port, job_id), 90, "the run with a dead worker failed")
+            assert f"the run worker process (pid {worker}) is gone" in failure, failure
+            print(f"run failed {time.monotonic() - killed:.0f} s after its worker and code server were killed")
+
+            seen = []
+
+            def ended():
+                job = api.get(f"/videos/jobs/{job_id}").json()
+                seen.append(job["status"])
+                return job["status"] in ("completed", "failed") and job
+
+            job = _wait(ended, 240, "the ingest job ended")
+            print(
+                f"job {job['status']} after {job['attempts']} attempts, {time.monotonic() - killed:.0f} s after the kill"
+            )
+            rank = {"queued": 0, "running": 1, "completed": 2, "failed": 2}
+            assert all(rank[a] <= rank[b] for a, b in zip(seen, seen[1:])), seen  # only forward
+            assert job["queued_at"] == first["queued_at"]  # the first run's, not the retry's
+            # the retry made it (Dagster's, or, when Dagster gave it up because the daemon's code
+            # server was gone, the one the API's job watch launched through the webserver)
+            assert job["status"] == "completed" and job["attempts"] == 2 and job["num_clips"] > 0, job
+            assert api.get(f"/videos/{job['video_id']}").json()["num_clips"] == job["num_clips"]
+            group = "query($id: ID!) { runGroupOrError(runId: $id) { ... on RunGroup { runs { status } } } }"
+            statuses = sorted(
+                r["status"] for r in _graphql(up.dagster_port, group, id=job_id)["runGroupOrError"]["runs"]
+            )
+            assert statuses == ["FAILURE", "SUCCESS"], statuses
+            # one job, counted once: not a failed run and a completed one
+            assert api.get("/ops/queue").json()["jobs"]["ingest"] == {
+                "queued": 0,
+                "running": 0,
+                "completed": 1,
+                "failed": 0,
+            }
+    finally:
+        up.stop()

@@ -1,0 +1,82 @@
+"""The instance's run launcher checks a STARTED run's worker process, so Dagster's own run
+monitoring fails a run whose worker is gone (and the instance's run retry takes it on). A real
+instance from dagster.yaml, real processes; the stack-level test is in tests/stack/test_resilience.py."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import time
+
+import dagster as dg
+from dagster._core.launcher import WorkerStatus
+from dagster._core.storage.tags import WILL_RETRY_TAG
+from dagster._core.test_utils import create_run_for_test
+from dagster._daemon.monitoring.run_monitoring import monitor_started_run
+
+from sopilot_pipelines.defs.run_launcher import SopilotRunLauncher, process_alive
+from sopilot_pipelines.instance import prepare_home
+
+
+def _worker() -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+
+
+def _started_run(instance, pid: int | None):
+    run = create_run_for_test(instance, job_name="ingest_job", status=dg.DagsterRunStatus.STARTED)
+    if pid is not None:  # what the worker itself writes first (dagster/_grpc/impl.py)
+        instance.report_engine_event(f"Started process for run (pid: {pid}).", run)
+    return run
+
+
+def test_dagster_yaml_uses_the_checking_launcher(tmp_path):
+    with dg.DagsterInstance.from_config(str(prepare_home(tmp_path / "data"))) as instance:
+        assert isinstance(instance.run_launcher, SopilotRunLauncher)
+        assert instance.run_launcher.supports_check_run_worker_health
+        assert instance.run_monitoring_enabled and instance.run_retries_enabled
+
+
+def test_a_started_run_whose_worker_is_gone_is_failed_by_run_monitoring_and_retried(tmp_path):
+    with dg.DagsterInstance.from_config(str(prepare_home(tmp_path / "data"))) as instance:
+        launcher = instance.run_launcher
+        launcher.worker_gone_grace_seconds = 1
+        worker = _worker()
+        run = _started_run(instance, worker.pid)
+        try:
+            assert launcher.check_run_worker_health(run).status == WorkerStatus.RUNNING
+            record = instance.get_run_records(dg.RunsFilter(run_ids=[run.run_id]))[0]
+            monitor_started_run(instance, None, record, logging.getLogger("test"))  # type: ignore[arg-type]
+            assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED  # alive: untouched
+        finally:
+            worker.kill()
+            worker.wait()
+        # gone: the first check waits for the grace (the code server, if alive, reports it first)
+        assert launcher.check_run_worker_health(run).status == WorkerStatus.RUNNING
+        time.sleep(1.1)
+        record = instance.get_run_records(dg.RunsFilter(run_ids=[run.run_id]))[0]
+        monitor_started_run(instance, None, record, logging.getLogger("test"))  # type: ignore[arg-type]
+        failed = instance.get_run_by_id(run.run_id)
+        assert failed.status == dg.DagsterRunStatus.FAILURE
+        assert failed.tags.get(WILL_RETRY_TAG) == "true"  # a crash, not a step failure: the retry takes it on
+        failure = [e for e in instance.all_logs(run.run_id) if e.dagster_event and e.dagster_event.is_run_failure]
+        assert f"the run worker process (pid {worker.pid}) is gone" in failure[-1].dagster_event.message
+
+
+def test_a_run_with_no_worker_recorded_yet_is_left_alone(tmp_path):
+    with dg.DagsterInstance.from_config(str(prepare_home(tmp_path / "data"))) as instance:
+        instance.run_launcher.worker_gone_grace_seconds = 0
+        run = _started_run(instance, None)
+        assert instance.run_launcher.check_run_worker_health(run).status == WorkerStatus.RUNNING
+
+
+def test_a_reused_pid_is_not_the_worker(tmp_path):
+    worker = _worker()
+    try:
+        assert process_alive(worker.pid) and process_alive(worker.pid, since=time.time())
+        # the event that named this pid was written before this process existed: another process had it
+        assert not process_alive(worker.pid, since=time.time() - 60)
+    finally:
+        worker.kill()
+        worker.wait()
+    assert not process_alive(worker.pid)
