@@ -18,11 +18,14 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not integration and not slow" $(PYTEST_ARGS)
 
-# Format, lint and types (ruff.toml, mypy.ini); .ci/run runs it before the tests.
+# Format, lint, types (ruff.toml, mypy.ini) and the Dagster definitions; .ci/run runs it before the tests.
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	@# the code location as Dagster's dg tooling loads it (defs/ folder, pyproject's [tool.dg]), in a throw-away instance
+	d=$$(mktemp -d) && printf 'telemetry:\n  enabled: false\n' > $$d/dagster.yaml && \
+	  VIRTUAL_ENV=$(abspath $(VENV)) DAGSTER_HOME=$$d $(VENV)/bin/dg check defs; rc=$$?; rm -rf $$d; exit $$rc
 
 bench: $(STAMP)
 	$(PY) bench/bench_dtw.py && $(PY) bench/bench_alignment.py && $(PY) bench/bench_ingest.py && $(PY) bench/bench_score.py && $(PY) bench/bench_search.py

@@ -219,6 +219,26 @@ def _mid(t: dict, duration: float | None) -> float | None:
     return mid
 
 
+def _grid_table(rows: list, col_widths: list[float]):
+    """A table of 8 pt text in a thin grey grid, its first row a bold, shaded header repeated on each page."""
+    from reportlab.lib import colors
+    from reportlab.platypus import Table, TableStyle
+
+    table = Table(rows, colWidths=col_widths, repeatRows=1)
+    table.setStyle(
+        TableStyle(
+            [
+                ("FONT", (0, 0), (-1, 0), "Helvetica-Bold"),
+                ("FONTSIZE", (0, 0), (-1, -1), 8),
+                ("GRID", (0, 0), (-1, -1), 0.3, colors.grey),
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eeeeee")),
+            ]
+        )
+    )
+    return table
+
+
 def _frames_section(result: dict, gold: dict, trainee: dict, styles) -> list:
     from xml.sax.saxutils import escape
 
@@ -291,18 +311,7 @@ def _frames_section(result: dict, gold: dict, trainee: dict, styles) -> list:
                 cells[2 * k + 1],
             ]
         )
-    table = Table(rows, colWidths=[44 * mm, cell_w + 4 * mm, cell_w + 4 * mm], repeatRows=1)
-    table.setStyle(
-        TableStyle(
-            [
-                ("FONT", (0, 0), (-1, 0), "Helvetica-Bold"),
-                ("FONTSIZE", (0, 0), (-1, -1), 8),
-                ("GRID", (0, 0), (-1, -1), 0.3, colors.grey),
-                ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eeeeee")),
-            ]
-        )
-    )
+    table = _grid_table(rows, [44 * mm, cell_w + 4 * mm, cell_w + 4 * mm])
     out = [Paragraph("Frames at each deviation (middle of its time in each video)", styles["Heading3"]), table]
     notes = []
     if len(devs) > MAX_FRAME_ROWS:
@@ -321,11 +330,10 @@ def render_report(
     (their uploaded file names are shown); ``requested_by``: who asked for the score."""
     from xml.sax.saxutils import escape
 
-    from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.styles import getSampleStyleSheet
     from reportlab.lib.units import mm
-    from reportlab.platypus import CondPageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+    from reportlab.platypus import CondPageBreak, Paragraph, SimpleDocTemplate, Spacer
 
     styles = getSampleStyleSheet()
     buf = io.BytesIO()
@@ -398,18 +406,7 @@ def render_report(
     if len(rows) == 1:
         story.append(Paragraph("None: the trainee followed the procedure.", styles["Normal"]))
     else:
-        table = Table(rows, colWidths=[32 * mm, 28 * mm, 22 * mm, 22 * mm, 12 * mm, 64 * mm], repeatRows=1)
-        table.setStyle(
-            TableStyle(
-                [
-                    ("FONT", (0, 0), (-1, 0), "Helvetica-Bold"),
-                    ("FONTSIZE", (0, 0), (-1, -1), 8),
-                    ("GRID", (0, 0), (-1, -1), 0.3, colors.grey),
-                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
-                    ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eeeeee")),
-                ]
-            )
-        )
+        table = _grid_table(rows, [32 * mm, 28 * mm, 22 * mm, 22 * mm, 12 * mm, 64 * mm])
         story.append(table)
     story += [
         CondPageBreak(70 * mm),

@@ -42,24 +42,27 @@ def hands():
         pytest.skip(f"optional extra 'hands' not installed: {exc}")
 
 
-@pytest.fixture(scope="module")
-def short_video(tmp_path_factory):
-    """The first 8 s of the real gold recording (palm to palm), re-encoded into a temp dir."""
+def _gold_clip(tmp_path_factory, seconds: int, start: int | None = None):
+    """``seconds`` of the real gold recording from ``start`` (from the beginning when None),
+    re-encoded into a temp dir; skips when the recording is not there."""
     if GOLD is None:
         pytest.skip(f"{_GOLD_REL} not found beside the clone (or inside it)")
     import imageio_ffmpeg
 
-    out = tmp_path_factory.mktemp("hands") / "gold_8s.mp4"
+    name = f"gold_{seconds}s.mp4" if start is None else f"gold_{start}s_{seconds}s.mp4"
+    out = tmp_path_factory.mktemp("hands") / name
+    seek = [] if start is None else ["-ss", str(start)]
     subprocess.run(
         [
             imageio_ffmpeg.get_ffmpeg_exe(),
             "-loglevel",
             "error",
             "-y",
+            *seek,
             "-i",
             str(GOLD),
             "-t",
-            "8",
+            str(seconds),
             "-c:v",
             "libx264",
             "-preset",
@@ -72,6 +75,12 @@ def short_video(tmp_path_factory):
         check=True,
     )
     return out
+
+
+@pytest.fixture(scope="module")
+def short_video(tmp_path_factory):
+    """The first 8 s of the real gold recording (palm to palm)."""
+    return _gold_clip(tmp_path_factory, 8)
 
 
 @pytest.fixture(scope="module")
@@ -492,35 +501,8 @@ def test_translation_changes_place_not_pose(hands):
 @pytest.fixture(scope="module")
 def wrist_frames(hands, tmp_path_factory):
     """6 s of the gold recording (104-110 s, rubbing the wrists: both hands found in nearly every
-    frame) at 8 fps, re-encoded into a temp dir."""
-    if GOLD is None:
-        pytest.skip(f"{_GOLD_REL} not found beside the clone (or inside it)")
-    import imageio_ffmpeg
-
-    out = tmp_path_factory.mktemp("hands") / "gold_104s_6s.mp4"
-    subprocess.run(
-        [
-            imageio_ffmpeg.get_ffmpeg_exe(),
-            "-loglevel",
-            "error",
-            "-y",
-            "-ss",
-            "104",
-            "-i",
-            str(GOLD),
-            "-t",
-            "6",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-pix_fmt",
-            "yuv420p",
-            "-an",
-            str(out),
-        ],
-        check=True,
-    )
+    frame) at 8 fps."""
+    out = _gold_clip(tmp_path_factory, 6, start=104)
     return decode(out, sample_fps=8.0, frame_size=hands.frame_size).frames
 
 

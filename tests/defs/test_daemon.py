@@ -23,7 +23,7 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 
 from sopilot_pipelines.core import synth
 from sopilot_pipelines.defs.ingest.partitions import video_key
-from sopilot_pipelines.defs.search.assets import task_fingerprint
+from sopilot_pipelines.indexes import task_fingerprint
 from sopilot_pipelines.instance import stack_env
 from tests.defs.daemon_helpers import SENSORS, TASK, TERMINAL, Stack
 from tests.helpers import fresh_postgres_databases

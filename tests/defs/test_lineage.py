@@ -87,6 +87,8 @@ def test_a_corrupt_video_in_a_range_run_fails_only_its_partition(env, suite, tmp
         assert md["duration_sec"].value == row["duration_sec"] and md["source_fps"].value == row["source_fps"]
         assert md["decode_sec"].value > 0 and md["total_sec"].value > 0
         assert md["proxy_sec"].value > 0 and env.store.proxy(vid).is_file()  # the browser proxy, at ingest
+        assert md["proxy_bytes"].value == env.store.proxy(vid).stat().st_size > 0
+        assert md["proxy_path"].value == str(env.store.proxy(vid))
         assert by[(EMB, key)]["clips"].value == row["num_clips"]
     assert by[(CLIPS, k1)]["clips"].value != by[(CLIPS, k2)]["clips"].value
 
@@ -95,6 +97,22 @@ def test_a_corrupt_video_in_a_range_run_fails_only_its_partition(env, suite, tmp
         status = get_and_update_asset_status_cache_value(env.instance, asset, videos)
         assert set(status.deserialize_materialized_partition_subsets(videos).get_partition_keys()) == {k1, k2}
         assert set(status.deserialize_failed_partition_subsets(videos).get_partition_keys()) == {kb}
+
+
+def test_a_proxy_that_cannot_be_written_does_not_fail_the_ingest(env, suite):
+    """The browser proxy is for watching; the video decoded and embedded, so it is ready and can
+    be scored: a file system that refuses the proxy (here its directory is a file) is logged and
+    named in the metadata, and the UI's /stream serves the original."""
+    vid, key = env.register(suite["swap"].path, "trainee")
+    (env.data / "proxies").write_text("not a directory")
+    result = env.ingest(key)
+    assert result.success
+    assert env.cat.get_video(vid)["status"] == "ready"
+    md = {m.asset_key: m.metadata for m in result.asset_materializations_for_node("ingest_video")}[CLIPS]
+    assert "proxy_sec" not in md and "proxy_bytes" not in md
+    assert "proxies" in md["proxy_error"].value  # what refused it
+    warnings = [r.user_message for r in env.instance.all_logs(result.run_id) if r.level >= 30]
+    assert any(f"video {vid}: no browser proxy" in w for w in warnings), warnings
 
 
 def _status(env, key, partition):

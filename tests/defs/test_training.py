@@ -8,21 +8,14 @@ import pytest
 
 from sopilot_pipelines.core.adapter import FeatureAdapter
 from sopilot_pipelines.core.index import open_version
+from sopilot_pipelines.core.synth import VARIANTS
 from tests.helpers import TASK
 
 # every test ingests and scores a gold and eight trainees first (66 to 105 s a test in a run on 2 shared cores)
 pytestmark = pytest.mark.slow
 
-TRAINEES = (
-    "correct_slower",
-    "correct_faster",
-    "missing",
-    "swap",
-    "over_time",
-    "wrong_execution",
-    "extra_step",
-    "repeated",
-)
+# synth's correct and single-deviation trainee variants (not two_errors, reversed)
+TRAINEES = tuple(v for v in VARIANTS if v not in ("gold", "two_errors", "reversed"))
 
 
 @pytest.fixture()
@@ -75,10 +68,10 @@ def test_poisoned_labels_are_rejected_then_clean_training_goes_live_and_reindexe
     for path, data in clean.items():
         path.write_bytes(data)
     # what scoring would use while the reindex runs: still the previous (identity) adapter
-    from sopilot_pipelines.defs.scoring.assets import load_for_scoring
-    from sopilot_pipelines.defs.search import assets as search_assets
+    from sopilot_pipelines import indexes
+    from sopilot_pipelines.adapters import load_for_scoring
 
-    during, build = [], search_assets.build_task_index
+    during, build = [], indexes.build_task_index
 
     def probe(cat, store, task_id, live):
         _, ev = load_for_scoring(cat, store, trainees[0][0])
@@ -88,7 +81,7 @@ def test_poisoned_labels_are_rejected_then_clean_training_goes_live_and_reindexe
         )
         return build(cat, store, task_id, live)
 
-    monkeypatch.setattr(search_assets, "build_task_index", probe)
+    monkeypatch.setattr(indexes, "build_task_index", probe)
     result = env.train("train_clean")
     assert during == [("train_clean", None, True)]
     assert result.success

@@ -17,14 +17,13 @@ import dagster as dg
 import numpy as np
 
 from ... import telemetry
-from ...ids import video_key
+from ...adapters import live_adapter, live_adapter_name, sanity_problems
 from ...logs import job_transition
 from ...resources import CatalogResource, StorageResource
 from ...settings import settings
 from ...storage import atomic_write_npy
 from ...workers import where
 from ..policy import RETRY
-from ..training.live import live_adapter, live_adapter_name
 from .partitions import video_id_of, videos
 
 CLIPS, EMBEDDINGS = dg.AssetKey("video_clips"), dg.AssetKey("video_embeddings")
@@ -192,16 +191,20 @@ def _clips(context, cat, store, key: str) -> dg.AssetMaterialization:
 def _proxy(context, store, row: dict, threads: int) -> dict:
     """The browser proxy the review UI plays (the original may be a codec or container Chromium
     cannot play). Not fatal: the video decoded and embedded, so it can be scored; without a proxy
-    GET /videos/{id}/stream tries again on first need and serves the original if that fails too."""
+    GET /videos/{id}/stream tries again on first need and serves the original if that fails too.
+    Neither ffmpeg's failure nor the file system's (the proxies directory unwritable, the disk full)
+    loses the ingest: it is logged and named in the metadata (``proxy_error``)."""
     from ...core.video import VideoDecodeError, write_proxy
 
     try:
-        sec = write_proxy(row["raw_path"], store.proxy(row["video_id"]), threads=threads)
-    except VideoDecodeError as exc:
+        dest = store.proxy(row["video_id"])  # makes the proxies directory
+        sec = write_proxy(row["raw_path"], dest, threads=threads)
+        size = dest.stat().st_size
+    except (VideoDecodeError, OSError) as exc:
         reason = uploader_facing(str(exc), row)
-        context.log.warning(f"video {row['video_id']}: no browser proxy: {reason}")
+        context.log.warning(f"video {row['video_id']}: no browser proxy (the original is served): {reason}")
         return {"proxy_error": reason}
-    return {"proxy_sec": round(sec, 3), "proxy_path": dg.MetadataValue.path(str(store.proxy(row["video_id"])))}
+    return {"proxy_sec": round(sec, 3), "proxy_bytes": size, "proxy_path": dg.MetadataValue.path(str(dest))}
 
 
 def _embeddings(context, cat, store, key: str, live) -> dg.AssetMaterialization:
@@ -266,31 +269,3 @@ def _embeddings(context, cat, store, key: str, live) -> dg.AssetMaterialization:
 
 def embeddings_materialization(key: str, metadata: dict, adapted: np.ndarray, adapter: str) -> dg.AssetMaterialization:
     return versioned_materialization(EMBEDDINGS, key, metadata, adapted.astype(np.float32).tobytes() + adapter.encode())
-
-
-def sanity_problems(key: str, emb: np.ndarray, raw: np.ndarray) -> list[str]:
-    """What later steps rely on: finite, unit rows, one per clip, enough clips to align."""
-    problems = []
-    if not np.isfinite(emb).all():
-        problems.append(f"{key}: NaN or inf in embeddings")
-    if emb.shape != raw.shape:
-        problems.append(f"{key}: adapted {emb.shape} != raw {raw.shape}")
-    if emb.shape[0] < 2:
-        problems.append(f"{key}: only {emb.shape[0]} clip(s); a video needs at least 2 to be scored")
-    elif not np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-3):
-        problems.append(f"{key}: rows are not unit length")
-    return problems
-
-
-def refresh_adapted(store, video: dict, adapter) -> int:
-    """Re-write a ready video's adapted embeddings (catalog row `video`) through another adapter;
-    returns its clips. Raises ValueError when the result is not sane, FileNotFoundError when the
-    video was deleted meanwhile."""
-    paths = store.embeddings(video["video_id"])
-    raw = np.load(paths["raw"])
-    adapted = adapter.apply(raw)
-    problems = sanity_problems(video_key(video["task_id"], video["video_id"]), adapted, raw)
-    if problems:
-        raise ValueError("; ".join(problems))
-    atomic_write_npy(paths["adapted"], adapted.astype(np.float32))
-    return int(adapted.shape[0])

@@ -3,9 +3,8 @@ a task's videos in the UI's partition picker; the integer id is what the catalog
 
 import dagster as dg
 
-from ...ids import video_key  # noqa: F401  (re-exported for the defs)
+from ...ids import VIDEOS, video_key  # noqa: F401  (re-exported for the defs)
 
-VIDEOS = "videos"  # partition keys "<task_id>:<video_id>"
 videos = dg.DynamicPartitionsDefinition(name=VIDEOS)
 
 

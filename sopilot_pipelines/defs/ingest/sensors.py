@@ -19,10 +19,11 @@ from pathlib import Path
 import dagster as dg
 
 from ...catalog import validate_task_id
-from ...ids import TAG_REQUESTED_BY, TAG_TASK_ID, TAG_VIDEO_ID
+from ...ids import TAG_REQUESTED_BY, TAG_TASK_ID, TAG_VIDEO_ID, TASKS
 from ...resources import CatalogResource, StorageResource
 from ...settings import settings
-from ..search.partitions import TASKS, tasks
+from ..search.partitions import tasks
+from .jobs import ingest_job
 from .partitions import VIDEOS, video_key, videos
 
 REQUESTED_BY = "sensor:inbox"
@@ -53,7 +54,7 @@ def ingest_request(video: dict, key: str) -> dg.RunRequest:
 
 
 @dg.sensor(
-    job_name="ingest_job",
+    job=ingest_job,
     minimum_interval_seconds=4,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Ingests video files dropped into data/inbox/<task_id>/ (gold/ sub-folder or gold_ prefix: gold)",

@@ -6,6 +6,7 @@ import time
 import dagster as dg
 
 from ... import telemetry
+from ...adapters import live_adapter, live_adapter_name, load_for_scoring
 from ...logs import job_transition
 from ...resources import CatalogResource, StorageResource
 from ...settings import settings
@@ -13,31 +14,6 @@ from ..policy import RETRY
 from ..search.assets import ALL_VIDEOS
 from .partitions import score_jobs
 from .sop import ALL_TASK_SOPS
-
-
-def load_for_scoring(cat, store, video_id: int, live=None, cache: dict | None = None):
-    """A video's clips and embeddings through the *current* adapter (or ``live``), so both sides
-    of a score always share one embedding space even while a reindex is under way. ``cache``: a
-    run's loaded videos by (video, adapter), so a batch of scores loads each gold once."""
-    from ...core.embedding import EmbeddedVideo
-    from ..training.live import live_adapter
-
-    row = cat.get_video(video_id)
-    if row is None:
-        raise dg.Failure(f"video {video_id} does not exist (deleted?)", allow_retries=False)
-    if row["status"] != "ready":
-        raise dg.Failure(f"video {video_id} is not ingested yet (status {row['status']})", allow_retries=False)
-    live = live or live_adapter(cat)
-    key = (video_id, row.get("embedding_model"), live.name)
-    if cache is not None and key in cache:
-        return row, cache[key]
-    paths = store.embeddings(video_id)
-    ev = EmbeddedVideo.load(paths["raw"], paths["meta"])
-    ev.embeddings = live.adapter.apply(ev.embeddings)
-    if cache is not None:
-        cache[key] = ev
-    return row, ev
-
 
 SCORE_RESULT, SCORE_REPORT = dg.AssetKey("score_result"), dg.AssetKey("score_report")
 
@@ -122,7 +98,6 @@ def _score(context, cat, store, job: dict, loaded: dict) -> dg.AssetMaterializat
     from ...core.sop import steps_from_rows
     from ...storage import atomic_write_json, atomic_write_npz
     from ..ingest.assets import versioned_materialization
-    from ..training.live import live_adapter, live_adapter_name
     from .sop import envelopes, steps_on_gold
 
     job_id = job["job_id"]

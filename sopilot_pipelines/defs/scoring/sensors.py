@@ -7,6 +7,7 @@ import dagster as dg
 from ...ids import TAG_JOB_ID, TAG_REQUESTED_BY, TAG_TASK_ID, new_job_id
 from ...resources import CatalogResource
 from ...settings import settings
+from .jobs import score_job
 from .partitions import score_jobs
 
 REQUESTED_BY = "sensor:auto_score"
@@ -14,7 +15,7 @@ HANDED_OVER = "sensor:auto_score"  # a job's run id until its run starts and wri
 
 
 @dg.sensor(
-    job_name="score_job",
+    job=score_job,
     minimum_interval_seconds=4,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Scores each newly ingested trainee video against its task's current gold (SOPILOT_AUTO_SCORE=true)",

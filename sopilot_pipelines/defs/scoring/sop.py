@@ -18,8 +18,8 @@ ALL_TASK_SOPS = dg.AssetDep(TASK_SOP, partition_mapping=dg.AllPartitionMapping()
 
 def steps_on_gold(cat, store, sop: dict, gold_id: int, gold_ev=None):
     """The SOP's steps on gold ``gold_id``: as marked, or carried there by alignment."""
+    from ...adapters import load_for_scoring
     from ...core.sop import StepSpec, steps_from_rows, transfer_steps
-    from .assets import load_for_scoring
 
     marked = steps_from_rows(sop["steps"])
     if gold_id == sop["gold_video_id"]:

@@ -1,5 +1,6 @@
 import dagster as dg
 
+from ...ids import TASKS
+
 # one key per task_id: each task has its own clip index
-TASKS = "tasks"
 tasks = dg.DynamicPartitionsDefinition(name=TASKS)

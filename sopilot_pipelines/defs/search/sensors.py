@@ -7,12 +7,13 @@ whenever any video changed; the catalog's per-task fingerprint says which task c
 
 import dagster as dg
 
-from ...ids import TAG_REQUESTED_BY, TAG_TASK_ID
+from ...adapters import live_adapter_name
+from ...ids import TAG_REQUESTED_BY, TAG_TASK_ID, TASKS, TRAIN_JOB
+from ...indexes import task_fingerprint
 from ...resources import CatalogResource
 from ..policy import TRAINING_QUEUE
-from ..training.live import live_adapter_name
-from .assets import task_fingerprint
-from .partitions import TASKS, tasks
+from .jobs import index_job
+from .partitions import tasks
 
 _ACTIVE = [
     dg.DagsterRunStatus.QUEUED,
@@ -23,7 +24,7 @@ _ACTIVE = [
 
 
 @dg.sensor(
-    job_name="index_job",
+    job=index_job,
     minimum_interval_seconds=4,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Requests a task_index build for each task whose current index version is stale",
@@ -31,7 +32,7 @@ _ACTIVE = [
 def index_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResource):
     # a training is train_job, or feature_adapter launched from the UI or a backfill (queue tag)
     if context.instance.get_runs_count(
-        dg.RunsFilter(job_name="train_job", statuses=_ACTIVE)
+        dg.RunsFilter(job_name=TRAIN_JOB, statuses=_ACTIVE)
     ) or context.instance.get_runs_count(dg.RunsFilter(tags=TRAINING_QUEUE, statuses=_ACTIVE)):
         # the training rebuilds every index when it finishes; building now would use the old adapter
         return dg.SkipReason("an adapter training is in progress; it reindexes every task when done")

@@ -16,15 +16,15 @@ from typing import Any
 import dagster as dg
 import numpy as np
 
-from ... import telemetry
-from ...ids import TAG_JOB_ID, TAG_REQUESTED_BY, TAG_TRIGGER, new_job_id, video_key
+from ... import indexes, telemetry
+from ...adapters import LiveAdapter, catch_up, live_adapter, live_adapter_name, reindex_videos, training_videos
+from ...ids import TAG_JOB_ID, TAG_REQUESTED_BY, TAG_TRIGGER, TASKS, new_job_id, video_key
 from ...logs import job_transition
 from ...resources import CatalogResource, StorageResource
-from ...settings import settings
 from ..policy import RETRY, TRAINING_QUEUE
-from .live import LiveAdapter, live_adapter, live_adapter_name
 
 MIN_CLIPS = 20  # fewer clips than this say nothing useful about the embedding distribution
+FEATURE_ADAPTER = dg.AssetKey("feature_adapter")
 MODE = "builtin_feature_adapter"  # a residual linear projection trained with torch, applied in numpy
 
 
@@ -100,7 +100,7 @@ def feature_adapter(context: dg.AssetExecutionContext, catalog: CatalogResource,
         )
     # the switch: from here on scoring, ingest and the index sensor use the new adapter
     cat.update_training(job_id, status="completed", adapter_path=str(path), reindex=reindex, **common)
-    late = _catch_up(cat, store, {v["video_id"] for v in ready}, LiveAdapter(candidate, job_id, str(path)))
+    late = catch_up(cat, store, {v["video_id"] for v in ready}, LiveAdapter(candidate, job_id, str(path)))
     job_transition("training", job_id, "completed", videos_used=len(ready), clips_used=clips, late_videos=late)
     return dg.MaterializeResult(
         metadata={
@@ -124,80 +124,30 @@ def _live_version(cat) -> dg.DataVersion:
     return dg.DataVersion(live_adapter_name(cat))
 
 
-def training_videos(cat, store, ready: list[dict], live: LiveAdapter) -> list:
-    """Every ready video with its raw embeddings; a trainee also with the per-clip gold-step
-    labels of its newest completed score against its task's gold, when those labels were made
-    with the gold segmented as it is in the live space (otherwise they would name other steps)."""
-    from ...core.adapter_training import TrainingVideo, gold_steps
-    from ...core.embedding import EmbeddedVideo
-
-    evs = {
-        v["video_id"]: EmbeddedVideo.load(*(store.embeddings(v["video_id"])[k] for k in ("raw", "meta"))) for v in ready
-    }
-    golds = {}
-    for v in sorted(ready, key=lambda v: v["video_id"]):
-        if v["role"] == "gold":
-            golds[v["task_id"]] = v["video_id"]  # the newest gold of the task
-    config = settings().scoring.config()
-    gold_labels = {gid: gold_steps(evs[gid], live.adapter, config) for gid in golds.values()}
-    labels: dict[int, np.ndarray] = {}
-    for job in cat.list_scores(limit=None, status="completed"):  # newest first
-        tid = job["trainee_video_id"]
-        gid = job["gold_video_id"]
-        path = store.score_steps(job["job_id"])
-        if tid in labels or tid not in evs or golds.get(job["task_id"]) != gid or not path.exists():
-            continue
-        with np.load(path) as z:
-            g, t = z["gold_labels"], z["trainee_labels"]
-        if np.array_equal(g, gold_labels[gid]) and len(t) == evs[tid].n_clips:
-            labels[tid] = t
-    return [
-        TrainingVideo(
-            video_id=v["video_id"],
-            task_id=v["task_id"],
-            role=v["role"],
-            ev=evs[v["video_id"]],
-            stored_labels=labels.get(v["video_id"]),
-        )
-        for v in ready
-    ]
-
-
 def reindex_all(context, cat, store, ready: list[dict], candidate: LiveAdapter, live: LiveAdapter) -> dict:
     """Every ready video's adapted embeddings, then every task's index, through the candidate.
 
     Videos first: a video the candidate cannot embed sanely stops the reindex before any index
-    moves, and the files already rewritten are put back through the live adapter."""
-    from ..ingest.assets import embeddings_materialization, refresh_adapted
-    from ..search.assets import build_task_index, index_metadata
-    from ..search.partitions import tasks
+    moves (adapters.reindex_videos); each rewrite and build is logged as a materialization."""
+    from ..ingest.assets import embeddings_materialization
+    from ..search.assets import index_metadata
 
-    done = []
-    try:
-        for v in ready:
-            try:
-                done.append((v, refresh_adapted(store, v, candidate.adapter)))
-            except FileNotFoundError:
-                continue  # deleted since the training listed it
-    except ValueError:
-        for v, _ in done:
-            try:
-                refresh_adapted(store, v, live.adapter)
-            except FileNotFoundError:
-                pass
-        raise
+    done = reindex_videos(store, ready, candidate, live)
     for v, n in done:  # with a data version, so the indexes and scores that read them turn stale
         key = video_key(v["task_id"], v["video_id"])
         adapted = np.load(store.embeddings(v["video_id"])["adapted"])
         md = {"video_id": v["video_id"], "clips": n, "adapter": candidate.name, "reason": "reindex after training"}
         context.log_event(embeddings_materialization(key, md, adapted, candidate.name))
     task_ids = sorted({v["task_id"] for v in cat.list_videos(status="ready", limit=None)})
-    new_parts = [t for t in task_ids if not context.instance.has_dynamic_partition(tasks.name, t)]
+    new_parts = [t for t in task_ids if not context.instance.has_dynamic_partition(TASKS, t)]
     if new_parts:
-        context.instance.add_dynamic_partitions(tasks.name, new_parts)
+        context.instance.add_dynamic_partitions(TASKS, new_parts)
     versions = {}
     for task_id in task_ids:
-        built = build_task_index(cat, store, task_id, candidate)
+        try:
+            built = indexes.build_task_index(cat, store, task_id, candidate)
+        except indexes.IndexBuildError as exc:
+            raise dg.Failure(str(exc), allow_retries=False) from exc
         versions[task_id] = {
             "old": built["previous_version"],
             "new": built["index_version"],
@@ -222,17 +172,6 @@ def _label(by_task: dict) -> str | None:
     if len(by_task) == 1:
         return next(iter(by_task.values()))
     return ", ".join(f"{t}:{v or 'none'}" for t, v in by_task.items()) or None
-
-
-def _catch_up(cat, store, seen: set[int], live: LiveAdapter) -> int:
-    """Videos that became ready while the reindex ran were adapted by the previous adapter:
-    rewrite them; the index sensor then rebuilds their tasks through the live one."""
-    from ..ingest.assets import refresh_adapted
-
-    late = [v for v in cat.list_videos(status="ready", limit=None) if v["video_id"] not in seen]
-    for v in late:
-        refresh_adapted(store, v, live.adapter)
-    return len(late)
 
 
 def _figure_metadata(figures: dict) -> dict:

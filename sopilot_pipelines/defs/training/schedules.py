@@ -9,6 +9,7 @@ import dagster as dg
 from ...ids import TAG_JOB_ID, TAG_REQUESTED_BY, TAG_TRIGGER
 from ...resources import CatalogResource
 from ...settings import settings
+from .jobs import train_job
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -40,7 +41,7 @@ def build_nightly_schedule() -> dg.ScheduleDefinition:
         name="nightly_training",
         cron_schedule=f"0 {s.nightly_hour_local} * * *",
         execution_timezone=s.timezone,
-        job_name="train_job",
+        job=train_job,
         default_status=dg.DefaultScheduleStatus.RUNNING if s.nightly_enabled else dg.DefaultScheduleStatus.STOPPED,
         description=f"Trains the feature adapter at {s.nightly_hour_local:02d}:00 {s.timezone} when enough new videos arrived",
     )
@@ -48,3 +49,10 @@ def build_nightly_schedule() -> dg.ScheduleDefinition:
         return nightly_decision(catalog.catalog, settings(), context.scheduled_execution_time)
 
     return nightly_training
+
+
+# built per load, not at import: the schedule's hour, time zone and status are settings, and a
+# test (or a code-location reload) that changes them gets a schedule that follows
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions(schedules=[build_nightly_schedule()])
