@@ -65,16 +65,15 @@ class JobWatch:
         failed = []
         for video in videos:
             chain = chains.get(video["ingest_run_id"])
-            if chain is not None and chain.status == "completed":
-                continue  # its run made it: the catalog says ready next
-            if chain is not None and chain.status == "failed":
-                reason = self._reason(chain, "ingest")
-            elif video["created_at"] < cutoff:
-                reason = (
-                    f"not ingested within {self.ingest_timeout_s} s of its upload "
-                    "(SOPILOT_INGEST_JOB_TIMEOUT_S); its run was stopped; upload it again"
-                )
-            else:
+            # a completed run: the catalog says ready next
+            reason = self._why_failed(
+                chain,
+                "ingest",
+                video["created_at"] < cutoff,
+                f"not ingested within {self.ingest_timeout_s} s of its upload "
+                "(SOPILOT_INGEST_JOB_TIMEOUT_S); its run was stopped; upload it again",
+            )
+            if reason is None:
                 continue
             if self.cat.fail_pending_video(video["video_id"], reason):  # only if still pending
                 failed.append(video["video_id"])
@@ -88,16 +87,15 @@ class JobWatch:
         failed = []
         for job in jobs:
             chain = chains.get(job.get("run_id") or "")
-            if chain is not None and chain.status == "completed":
-                continue  # the training records its own outcome before its run ends
-            if chain is not None and chain.status == "failed":
-                reason = self._reason(chain, "training")
-            elif job["created_at"] < cutoff:
-                reason = (
-                    f"not finished within {self.training_timeout_s} s of its request "
-                    "(SOPILOT_TRAINING_JOB_TIMEOUT_S); its run was stopped"
-                )
-            else:
+            # a completed run: the training records its own outcome before its run ends
+            reason = self._why_failed(
+                chain,
+                "training",
+                job["created_at"] < cutoff,
+                f"not finished within {self.training_timeout_s} s of its request "
+                "(SOPILOT_TRAINING_JOB_TIMEOUT_S); its run was stopped",
+            )
+            if reason is None:
                 continue
             if self.cat.update_training(job["job_id"], status="failed", error_message=reason)["status"] == "failed":
                 failed.append(job["job_id"])
@@ -105,6 +103,15 @@ class JobWatch:
             if chain is not None:
                 self._stop(chain)
         return failed
+
+    def _why_failed(self, chain: JobRuns | None, kind: str, overdue: bool, timeout_reason: str) -> str | None:
+        """Why a job is to be failed now (its runs failed, or it is overdue), or None: its runs
+        completed, or it still has time."""
+        if chain is not None and chain.status == "completed":
+            return None
+        if chain is not None and chain.status == "failed":
+            return self._reason(chain, kind)
+        return timeout_reason if overdue else None
 
     def _reason(self, chain: JobRuns, kind: str) -> str:
         last = chain.last
