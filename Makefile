@@ -10,8 +10,11 @@ demo: $(STAMP)
 	$(VENV)/bin/sopilot demo
 
 # pytest's own exit status: 5 (nothing collected) fails too, so a wrong PYTEST_ARGS never passes.
+# TEST_WORKERS processes (pytest-xdist), a test module each at a time (--dist loadfile: a module's
+# live stack is started once): most tests wait on servers, daemons and browsers, not on the CPU.
+TEST_WORKERS ?= 4
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # Everything but the tests that start real servers or Dagster daemons (marked `integration`) and
 # the slow ones: the quick loop while editing.

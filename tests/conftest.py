@@ -13,9 +13,25 @@ from tests.helpers import TASK, TOKENS, free_port
 
 
 @pytest.fixture(scope="session")
-def suite(tmp_path_factory):
-    """The gold and every trainee variant, rendered once per test session (with nuisance)."""
-    return synth.render_suite(tmp_path_factory.mktemp("suite"))
+def suite(tmp_path_factory, worker_id):
+    """The gold and every trainee variant (with nuisance), rendered once per test run: under
+    pytest-xdist the first worker to need it renders it into the run's shared temp dir, the
+    others wait on the lock and read it (the videos are only read)."""
+    if worker_id == "master":
+        return synth.render_suite(tmp_path_factory.mktemp("suite"))
+    import pickle
+
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp().parent / "suite"
+    done = root / "suite.pickle"
+    with FileLock(f"{root}.lock"):
+        if not done.exists():
+            rendered = synth.render_suite(root)
+            tmp = done.with_suffix(".part")
+            tmp.write_bytes(pickle.dumps(rendered))
+            tmp.replace(done)
+        return pickle.loads(done.read_bytes())
 
 
 @pytest.fixture(scope="session")
