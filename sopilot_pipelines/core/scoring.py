@@ -364,6 +364,7 @@ def _label(p: _Pair, path: np.ndarray) -> _Labelling:
         labels[splits] = OTHER
         lab = _Labelling.of(labels, K)
         tempo = p.pace(lab.longest)
+    lab = _out_of_place(p, lab, tempo)
     lab.tempo = tempo
     # a step's occurrence is its first run long enough to be a real attempt; later ones are repeats
     for k, occ in lab.occurrences.items():
@@ -371,6 +372,35 @@ def _label(p: _Pair, path: np.ndarray) -> _Labelling:
             need = p.expected_clips(k, cfg.attempt_share, tempo)
             lab.primary[k] = next((r for r in occ if r.length >= need), lab.longest[k])
     return lab
+
+
+def _out_of_place(p: _Pair, lab: _Labelling, tempo: float) -> _Labelling:
+    """A step the decoder left out although it was done, far from where the global alignment
+    expects it (a reversed or reshuffled procedure: the positional prior and the jump back
+    outweigh a short step): an unexplained run away from the step's slot, as long as a real
+    attempt, whose clips match that step above the pair's match level and match it best, is that
+    step. The order rule then reports it out of order instead of missing plus an extra."""
+    missing = set(range(p.K)) - set(lab.longest)
+    if not missing:
+        return lab
+    labels, found = lab.labels.copy(), []
+    for r in lab.runs:
+        if r.label != OTHER or r.length < p.min_run:
+            continue
+        best = p.step_sim[r.start : r.end].argmax(axis=1)
+        k = int(np.bincount(best, minlength=p.K).argmax())
+        if k not in missing or (best == k).mean() < 0.5 or p.run_sim(r, k) < p.tau:
+            continue
+        if r.length < p.expected_clips(k, p.cfg.attempt_share, tempo):
+            continue
+        before = [q.end for q in lab.longest.values() if q.label < k]
+        after = [q.start for q in lab.longest.values() if q.label > k]
+        if (max(before) if before else 0) <= r.start and r.end <= (min(after) if after else p.m):
+            continue  # in its slot: whether it is the step done differently is _not_found's call
+        labels[r.start : r.end] = k
+        missing.discard(k)
+        found.append(k)
+    return _Labelling.of(labels, p.K) if found else lab
 
 
 def _not_found(p: _Pair, lab: _Labelling) -> tuple[list[dict], set[Run]]:
@@ -422,10 +452,14 @@ def _not_found(p: _Pair, lab: _Labelling) -> tuple[list[dict], set[Run]]:
 
 
 def _done_differently(p: _Pair, lab: _Labelling) -> tuple[list[dict], dict[int, float]]:
-    """Found steps clearly less alike than this trainee's other steps: performed differently."""
+    """Found steps clearly less alike than this trainee's other steps: performed differently.
+    With one step found there is no other step to compare with (and its level against the pair's
+    `intra`, the median of the same clips, only measures how a few clips spread): nothing to say."""
     cores = {k: p.core_sim(r, k) for k, r in lab.primary.items()}
-    typical = float(np.median(list(cores.values()))) if len(lab.primary) >= 2 else p.intra
-    out = []
+    out: list[dict] = []
+    if len(cores) < 2:
+        return out, cores
+    typical = float(np.median(list(cores.values())))
     for k, r in lab.primary.items():
         s = cores[k]
         drop = (typical - s) / max(typical - p.inter, 1e-3)

@@ -94,6 +94,9 @@ def _check(path, embedder) -> None:
 )  # 4:3 MPEG-4 Part 2
 @example(codec="h264", size=(32, 24), fps=10.0, seconds=0.05, content="static", vfr=False, seed=2)  # one frame
 @example(codec="vp9", size=(270, 480), fps=120.0, seconds=2.0, content="dark", vfr=True, seed=3)  # 9:16, 120 fps, VFR
+@example(
+    codec="vp9", size=(32, 24), fps=30.0, seconds=3.0, content="flat", vfr=False, seed=7
+)  # three clips, one step: scored 50 against itself (execution rule with no other step to compare)
 def test_any_decodable_video_embeds_and_scores(tmp_path_factory, codec, size, fps, seconds, content, vfr, seed):
     w, h = size
     if CODECS[codec][2]:
