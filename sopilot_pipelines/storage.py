@@ -22,7 +22,9 @@ class DataStore:
         return d
 
     def raw_video(self, video_id: int, suffix: str) -> Path:
-        suffix = suffix.lower() if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", suffix or "") else ".mp4"
+        """Where an original is stored: its container's extension (core.video.container_suffix),
+        none when it has no usable one (it is then served as application/octet-stream)."""
+        suffix = suffix.lower() if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", suffix or "") else ""
         return self.dir("raw") / f"video_{video_id}{suffix}"
 
     def proxy(self, video_id: int) -> Path:

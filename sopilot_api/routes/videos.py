@@ -65,7 +65,7 @@ class _Upload:
         return await run_in_threadpool(self._register, up, forced_role)
 
     def _register(self, up, forced_role: str | None) -> IngestQueued:
-        from sopilot_pipelines.core.video import VideoDecodeError, probe
+        from sopilot_pipelines.core.video import VideoDecodeError, container_suffix, probe
 
         cat, store, door, principal = self.cat, self.store, self.door, self.principal
         try:
@@ -79,7 +79,7 @@ class _Upload:
                 raise HTTPException(400, str(exc)) from None
             task_id = form.task_id
             try:
-                probe(up.file_path)
+                info = probe(up.file_path)
             except VideoDecodeError as exc:
                 reason = str(exc).split(": ", 1)[-1]
                 raise HTTPException(400, f"{up.filename or 'the file'} is not a readable video: {reason}") from None
@@ -90,7 +90,8 @@ class _Upload:
                 requested_by=principal.requested_by,
                 upload_steps=upload_steps,
             )
-            dest = store.raw_video(video_id, Path(up.filename or "").suffix)
+            # stored under its container's extension, whatever the client named it: /file's media type
+            dest = store.raw_video(video_id, container_suffix(info, Path(up.filename or "").suffix))
             os.replace(up.file_path, dest)
             cat.set_video_paths(video_id, raw_path=str(dest))
         finally:
@@ -147,8 +148,9 @@ async def upload_gold(upload: Annotated[_Upload, Depends()]):
 
 VideoIdPath = Annotated[int, PathParam(ge=1, le=MAX_ID)]
 
-# The media type of a stored video by its container (the upload's extension, which the stored
-# file keeps); a browser or player given the wrong one may refuse the file.
+# The media type of a stored video by its container: the stored file's extension, which upload and
+# inbox set from ffmpeg's probe of the file (core.video.container_suffix), not from the client's
+# name; a browser or player given the wrong one may refuse the file.
 MEDIA_TYPES = {
     ".mp4": "video/mp4",
     ".m4v": "video/mp4",

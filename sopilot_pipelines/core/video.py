@@ -40,6 +40,7 @@ from .files import atomic_target
 __all__ = [
     "ClipSettings",
     "VideoInfo",
+    "container_suffix",
     "DecodedVideo",
     "Clip",
     "VideoDecodeError",
@@ -156,6 +157,43 @@ class VideoInfo:
     duration_sec: float  # container duration (0.0 if the container does not say; decode() fills it)
     rotation: int  # clockwise degrees applied for display: 0, 90, 180 or 270
     codec: str  # ffmpeg decoder name, e.g. "h264", "vp9", "mpeg4"
+    container: str = ""  # ffmpeg demuxer name(s), e.g. "avi", "mov,mp4,m4a,3gp,3g2,mj2", "matroska,webm"
+
+
+# The file extensions each of ffmpeg's demuxers reads (the first is the container's own): how a
+# stored original is named, and so the media type it is served with, whatever the client called it.
+_DEMUXER_SUFFIXES = {
+    "mov": (".mov",),
+    "mp4": (".mp4", ".m4v"),
+    "3gp": (".3gp",),
+    "3g2": (".3g2",),
+    "mj2": (".mj2",),
+    "avi": (".avi",),
+    "matroska": (".mkv",),
+    "webm": (".webm",),
+    "mpeg": (".mpg", ".mpeg"),
+    "mpegts": (".ts", ".m2ts", ".mts"),
+    "ogg": (".ogv", ".ogg"),
+    "asf": (".wmv", ".asf"),
+    "flv": (".flv",),
+}
+_WEBM_CODECS = ("vp8", "vp9", "av1")
+
+
+def container_suffix(info: VideoInfo, claimed: str = "") -> str:
+    """The extension a file of ``info``'s container is stored under: ``claimed`` (the client's,
+    any case) when the probed demuxer reads that extension, else the container's own (".mp4" for
+    ISO media, ".webm" for Matroska holding VP8/VP9/AV1); for a demuxer not listed here (a raw
+    elementary stream, an image sequence) the claimed one, or ""."""
+    names = [n for n in info.container.split(",") if n in _DEMUXER_SUFFIXES]
+    known = [sfx for n in names for sfx in _DEMUXER_SUFFIXES[n]]
+    if not known or claimed.lower() in known:
+        return claimed.lower()
+    if "mp4" in names:
+        return ".mp4"
+    if "webm" in names and info.codec in _WEBM_CODECS:
+        return ".webm"
+    return known[0]
 
 
 @dataclass
@@ -344,6 +382,7 @@ def _parse_probe(stderr: str, path: str) -> _Probed:
             duration_sec=duration,
             rotation=rotation,
             codec=codec,
+            container=fmt,
         )
         return _Probed(info=info, stream_index=int(m.group("idx")), input_format=fmt)
     if "Video" in kinds:

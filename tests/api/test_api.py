@@ -170,9 +170,10 @@ def test_videos_listing_file_and_search(stack, suite, ingested):
 def test_an_mpeg4_avi_upload_gets_a_browser_proxy_and_both_bytes_routes_seek(stack, suite, tmp_path):
     """An original Chromium cannot play (MPEG-4 Part 2 in AVI, 1024 wide): the ingest writes its
     H.264-in-MP4 proxy at most 960 wide; /stream serves the proxy, /file the original as
-    video/x-msvideo, both with HTTP Range; a proxy gone (a video ingested before proxies) is
+    video/x-msvideo (though its sender named it .mp4), both with HTTP Range; a proxy gone (a video ingested before proxies) is
     written again by the first /stream request."""
-    avi = mpeg4_avi(suite["gold"].path, tmp_path / "old_camera.avi", width=1024, seconds=6)
+    # named .mp4 by its sender: the stored original is named, and served, by its probed container
+    avi = mpeg4_avi(suite["gold"].path, tmp_path / "old_camera.mp4", width=1024, seconds=6)
     fmt, codec, src_w, src_h = container_and_video(avi)
     assert (fmt, codec, src_w) == ("avi", "mpeg4", 1024) and avi.stat().st_size < 3 * 2**20  # under the upload cap
     with client(stack, "operator") as c:
@@ -189,7 +190,7 @@ def test_an_mpeg4_avi_upload_gets_a_browser_proxy_and_both_bytes_routes_seek(sta
     with client(stack, "viewer") as c:
         r = c.get(f"/videos/{vid}/file")
         assert r.status_code == 200 and r.content == raw and r.headers["content-type"] == "video/x-msvideo"
-        assert 'filename="old_camera.avi"' in r.headers["content-disposition"]
+        assert 'filename="old_camera.mp4"' in r.headers["content-disposition"]  # the sender's name, kept as a label
         assert_range(c, f"/videos/{vid}/file", raw, "video/x-msvideo")
         r = c.get(f"/videos/{vid}/stream")
         assert r.status_code == 200 and r.content == body and r.headers["content-type"] == "video/mp4"

@@ -17,6 +17,7 @@ from sopilot_pipelines.core.video import (
     VideoDecodeError,
     VideoInfo,
     clip_spans,
+    container_suffix,
     cut_clips,
     decode,
     probe,
@@ -238,6 +239,30 @@ def test_other_containers_and_codecs(vdir, name, codec_args, codec):
     n = min(len(video.frames), len(reference.frames))
     diff = np.abs(video.frames[:n].astype(np.int16) - reference.frames[:n]).mean()
     assert diff < 12.0
+
+
+VP9 = ("-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "200k")
+
+
+@pytest.mark.parametrize(
+    "name, codec_args, claimed, stored",
+    [
+        ("avi", ("-c:v", "mpeg4"), ".mp4", ".avi"),  # AVI inside, named .mp4 by its sender
+        ("mkv", h264(), "", ".mkv"),  # no extension at all
+        ("webm", VP9, ".avi", ".webm"),  # VP9 in Matroska: WebM
+        ("webm", VP9, ".mkv", ".mkv"),  # the Matroska demuxer reads .mkv: the sender's is kept
+        ("mov", h264(), ".MOV", ".mov"),  # the sender's, lower-cased
+        ("mp4", h264(), ".avi", ".mp4"),
+        ("mpg", ("-c:v", "mpeg2video"), ".mp4", ".mpg"),
+        ("ts", h264(), ".bin", ".ts"),
+        ("h264", h264(), ".h264", ".h264"),  # a raw stream, no container: the sender's
+    ],
+)
+def test_a_stored_original_is_named_by_its_probed_container(vdir, name, codec_args, claimed, stored):
+    """Upload and inbox store an original under its container's extension (so /file serves the
+    right media type), from ffmpeg's probe, not from what the sender called it."""
+    path = make(vdir, f"container.{name}", "testsrc2=s=160x120:r=24:d=1", *codec_args)
+    assert container_suffix(probe(path), claimed) == stored
 
 
 def test_audio_track_is_ignored(vdir):

@@ -113,12 +113,12 @@ def test_inbox_sensor_ingests_each_file_exactly_once(env, suite, monkeypatch):
     inbox = env.data / "inbox"
     (inbox / TASK / "gold").mkdir(parents=True)
     shutil.copyfile(suite["gold"].path, inbox / TASK / "gold" / "reference.mp4")
-    shutil.copyfile(suite["swap"].path, inbox / TASK / "anna_tuesday.mp4")
+    shutil.copyfile(suite["swap"].path, inbox / TASK / "anna_tuesday.avi")  # MP4 inside: stored as .mp4
     shutil.copyfile(suite["swap"].path, inbox / TASK / ".partial.mp4")  # hidden: an upload in progress
     (inbox / "bad task!").mkdir()
     shutil.copyfile(suite["swap"].path, inbox / "bad task!" / "x.mp4")
     old = time.time() - 10
-    for p in inbox.rglob("*.mp4"):
+    for p in inbox.rglob("*.*"):
         os.utime(p, (old, old))
     growing = inbox / TASK / "still_copying.mp4"
     growing.write_bytes(b"...")  # modified just now
@@ -132,9 +132,10 @@ def test_inbox_sensor_ingests_each_file_exactly_once(env, suite, monkeypatch):
     }
     added = result.dynamic_partitions_requests[0].partition_keys
     assert sorted(added) == sorted(r.partition_key for r in result.run_requests)
-    assert not (inbox / TASK / "anna_tuesday.mp4").exists() and (inbox / TASK / ".partial.mp4").exists()
+    assert not (inbox / TASK / "anna_tuesday.avi").exists() and (inbox / TASK / ".partial.mp4").exists()
     for r in result.run_requests:
-        assert Path(env.cat.get_video(int(r.tags["sopilot/video_id"]))["raw_path"]).exists()
+        stored = Path(env.cat.get_video(int(r.tags["sopilot/video_id"]))["raw_path"])
+        assert stored.exists() and stored.suffix == ".mp4"  # by its probed container, not its name
     env.instance.add_dynamic_partitions("videos", added)
 
     again = inbox_sensor(_sensor_context(env, result.cursor))

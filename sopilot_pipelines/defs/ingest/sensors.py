@@ -19,6 +19,7 @@ from pathlib import Path
 import dagster as dg
 
 from ...catalog import validate_task_id
+from ...core.video import VideoDecodeError, container_suffix, probe
 from ...ids import TAG_REQUESTED_BY, TAG_TASK_ID, TAG_VIDEO_ID, TASKS
 from ...resources import CatalogResource, StorageResource
 from ...settings import settings
@@ -34,6 +35,15 @@ def role_of(task_dir: Path, file: Path) -> str:
     if "gold" in parts or file.name.lower().startswith(("gold_", "gold-")):
         return "gold"
     return "trainee"
+
+
+def _stored_suffix(f: Path) -> str:
+    """The extension the file is stored under: its probed container's. A file ffmpeg cannot read
+    keeps its own; its ingest then fails it with the reason."""
+    try:
+        return container_suffix(probe(f), f.suffix)
+    except VideoDecodeError:
+        return f.suffix
 
 
 def _candidates(task_dir: Path) -> list[Path]:
@@ -86,7 +96,7 @@ def inbox_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResource, 
                 continue
             role = role_of(task_dir, f)
             video_id = cat.add_video(task_id, role, original_filename=f.name[:200], requested_by=REQUESTED_BY)
-            dest = store.raw_video(video_id, f.suffix)
+            dest = store.raw_video(video_id, _stored_suffix(f))
             shutil.move(str(f), dest)
             os.utime(dest)
             video = cat.set_video_paths(video_id, raw_path=str(dest))
