@@ -158,6 +158,7 @@ def _sop_records(env) -> list[tuple]:
         dg.AssetRecordsFilter(asset_key=SOP, asset_partitions=[TASK]), limit=100, ascending=True
     ).records
     mats = [r.asset_materialization for r in records]
+    assert all(m.metadata["worker"].value == "in-process" for m in mats)  # where each was recorded
     return [
         (
             m.metadata["version"].value,

@@ -59,6 +59,9 @@ def test_ingest_score_and_index_materialize(env, suite):
     assert Path(job["report_path"]).read_bytes()[:4] == b"%PDF"
     mat = result.asset_materializations_for_node("score_result")[0]
     assert mat.metadata["score"].value == scored["score"]
+    for m in result.asset_materializations_for_node("score_result"):  # the result and the report
+        # where it ran (issue 14): in this process here, a worker's name and host under Celery
+        assert m.metadata["worker"].value == "in-process" and m.metadata["pid"].value == os.getpid(), m.asset_key
 
     env.instance.add_dynamic_partitions("tasks", [TASK])
     index_job = env.defs.resolve_job_def("index_job")

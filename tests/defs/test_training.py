@@ -121,6 +121,12 @@ def test_poisoned_labels_are_rejected_then_clean_training_goes_live_and_reindexe
         )
     }
     assert ("task_index", TASK) in mats and sum(1 for k, _ in mats if k == "video_embeddings") == len(ids)
+    [trained] = [
+        m.metadata
+        for m in result.asset_materializations_for_node("feature_adapter")
+        if m.asset_key.to_user_string() == "feature_adapter"
+    ]
+    assert trained["status"].value == "completed" and trained["worker"].value == "in-process"  # where it ran
 
     # scoring now runs through the new adapter, and a search reads the new version
     job_id, res = env.score(gold_id, trainees[0][0])

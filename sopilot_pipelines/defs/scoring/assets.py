@@ -10,6 +10,7 @@ from ...adapters import live_adapter, live_adapter_name, load_for_scoring
 from ...logs import job_transition
 from ...resources import CatalogResource, StorageResource
 from ...settings import settings
+from ...workers import where
 from ..policy import RETRY
 from ..search.assets import ALL_VIDEOS
 from .partitions import score_jobs
@@ -168,6 +169,7 @@ def _score(context, cat, store, job: dict, loaded: dict) -> dg.AssetMaterializat
         "adapter_version": live.name,
         "trigger": job["trigger"],
         "path": dg.MetadataValue.path(str(path)),
+        **where(),  # the worker, host and pid that scored it
     }
     return versioned_materialization(SCORE_RESULT, job_id, metadata, path.read_bytes())
 
@@ -185,5 +187,5 @@ def _report(cat, store, job_id: str) -> dg.AssetMaterialization:
     return dg.AssetMaterialization(
         asset_key=SCORE_REPORT,
         partition=job_id,
-        metadata={"path": dg.MetadataValue.path(str(path)), "bytes": path.stat().st_size},
+        metadata={"path": dg.MetadataValue.path(str(path)), "bytes": path.stat().st_size, **where()},
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 
 from ...resources import CatalogResource, StorageResource
+from ...workers import where
 from ..search.partitions import tasks
 
 TASK_SOP = dg.AssetKey("task_sop")
@@ -91,7 +92,7 @@ def task_sop(context: dg.AssetExecutionContext, catalog: CatalogResource, storag
     if cat.current_sop(task_id) is not None:
         refresh_per_gold(cat, store, task_id)
     metadata, version = _sop_record(cat, store, task_id)
-    return dg.MaterializeResult(metadata=metadata, data_version=dg.DataVersion(version))
+    return dg.MaterializeResult(metadata={**metadata, **where()}, data_version=dg.DataVersion(version))
 
 
 def task_sop_materialization(context, cat, store, task_id: str) -> dg.AssetMaterialization:
@@ -105,7 +106,7 @@ def task_sop_materialization(context, cat, store, task_id: str) -> dg.AssetMater
     return dg.AssetMaterialization(
         asset_key=TASK_SOP,
         partition=task_id,
-        metadata=metadata,
+        metadata={**metadata, **where()},
         tags={_DATA_VERSION_TAG: version, _USER_PROVIDED_TAG: "true"},
     )
 

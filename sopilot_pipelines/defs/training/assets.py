@@ -21,6 +21,7 @@ from ...adapters import LiveAdapter, catch_up, live_adapter, live_adapter_name, 
 from ...ids import TAG_JOB_ID, TAG_REQUESTED_BY, TAG_TRIGGER, TASKS, new_job_id, video_key
 from ...logs import job_transition
 from ...resources import CatalogResource, StorageResource
+from ...workers import where
 from ..policy import RETRY, TRAINING_QUEUE
 
 MIN_CLIPS = 20  # fewer clips than this say nothing useful about the embedding distribution
@@ -66,7 +67,8 @@ def feature_adapter(context: dg.AssetExecutionContext, catalog: CatalogResource,
         context.log.info(f"training {job_id} skipped: {reason}")
         job_transition("training", job_id, "skipped", reason=reason)
         return dg.MaterializeResult(
-            metadata={"job_id": job_id, "status": "skipped", "reason": reason}, data_version=_live_version(cat)
+            metadata={"job_id": job_id, "status": "skipped", "reason": reason, **where()},
+            data_version=_live_version(cat),
         )
 
     t0 = time.perf_counter()
@@ -96,7 +98,8 @@ def feature_adapter(context: dg.AssetExecutionContext, catalog: CatalogResource,
         context.log.info(f"training {job_id} rejected, {live.name} stays live: {outcome.reason}")
         job_transition("training", job_id, "rejected", reason=outcome.reason)
         return dg.MaterializeResult(
-            metadata={**summary, "status": "rejected", "reason": outcome.reason}, data_version=_live_version(cat)
+            metadata={**summary, "status": "rejected", "reason": outcome.reason, **where()},
+            data_version=_live_version(cat),
         )
     # the switch: from here on scoring, ingest and the index sensor use the new adapter
     cat.update_training(job_id, status="completed", adapter_path=str(path), reindex=reindex, **common)
@@ -113,6 +116,7 @@ def feature_adapter(context: dg.AssetExecutionContext, catalog: CatalogResource,
             "new_index_version": reindex["new_index_version"],
             "tasks_touched": ", ".join(reindex["tasks_touched"]),
             "path": dg.MetadataValue.path(str(path)),
+            **where(),  # the worker, host and pid that trained it
         },
         data_version=_live_version(cat),
     )
