@@ -374,6 +374,14 @@ def _label(p: _Pair, path: np.ndarray) -> _Labelling:
     return lab
 
 
+def _slot(found: dict[int, Run], k: int, m: int) -> tuple[int, int]:
+    """Trainee clips [lo, hi) where step k belongs: after the found steps before it, before the
+    found steps after it."""
+    before = [r.end for q, r in found.items() if q < k]
+    after = [r.start for q, r in found.items() if q > k]
+    return (max(before) if before else 0), (min(after) if after else m)
+
+
 def _out_of_place(p: _Pair, lab: _Labelling, tempo: float) -> _Labelling:
     """A step the decoder left out although it was done, far from where the global alignment
     expects it (a reversed or reshuffled procedure: the positional prior and the jump back
@@ -393,9 +401,8 @@ def _out_of_place(p: _Pair, lab: _Labelling, tempo: float) -> _Labelling:
             continue
         if r.length < p.expected_clips(k, p.cfg.attempt_share, tempo):
             continue
-        before = [q.end for q in lab.longest.values() if q.label < k]
-        after = [q.start for q in lab.longest.values() if q.label > k]
-        if (max(before) if before else 0) <= r.start and r.end <= (min(after) if after else p.m):
+        lo, hi = _slot(lab.longest, k, p.m)
+        if lo <= r.start and r.end <= hi:
             continue  # in its slot: whether it is the step done differently is _not_found's call
         labels[r.start : r.end] = k
         missing.discard(k)
@@ -412,9 +419,7 @@ def _not_found(p: _Pair, lab: _Labelling) -> tuple[list[dict], set[Run]]:
         if k in primary:
             continue
         name = repr(p.names[k])
-        before = [primary[q].end for q in primary if q < k]
-        after = [primary[q].start for q in primary if q > k]
-        lo, hi = (max(before) if before else 0), (min(after) if after else p.m)
+        lo, hi = _slot(primary, k, p.m)
         need = p.expected_clips(k, p.cfg.slot_share, lab.tempo)
         slot = [r for r in lab.runs if r.label == OTHER and r.start >= lo and r.end <= hi and r.length >= need]
         cand = max(slot, key=lambda r: p.run_sim(r, k), default=None)
