@@ -9,7 +9,7 @@ shared by the Dagster code location and the FastAPI facade.
     catalog = Catalog.open(settings().database_url, settings().data_dir)
 """
 
-from sopilot_pipelines.catalog.catalog import Catalog, NotFoundError, validate_task_id
+from sopilot_pipelines.catalog.catalog import Catalog, IngestSuperseded, NotFoundError, validate_task_id
 from sopilot_pipelines.catalog.engine import catalog_url, create_catalog_engine
 from sopilot_pipelines.catalog.migrations import VERSION_TABLE, head_revisions, upgrade
 from sopilot_pipelines.catalog.tables import (
@@ -24,6 +24,7 @@ from sopilot_pipelines.catalog.tables import (
 __all__ = [
     "Catalog",
     "DECISIONS",
+    "IngestSuperseded",
     "JOB_STATUSES",
     "NotFoundError",
     "ROLES",

@@ -18,6 +18,11 @@ class NotFoundError(LookupError):
     """A write addressed a video / job that does not exist."""
 
 
+class IngestSuperseded(RuntimeError):
+    """The video's ingest was failed (timed out, stopped) while this run was ingesting it: the
+    run's result comes too late and is not recorded, so the video stays failed."""
+
+
 def plain(row: Any) -> dict | None:
     return None if row is None else dict(row._mapping)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from sopilot_pipelines.catalog.adapters import AdaptersMixin
 from sopilot_pipelines.catalog.audit import AuditMixin
-from sopilot_pipelines.catalog.base import NotFoundError
+from sopilot_pipelines.catalog.base import IngestSuperseded, NotFoundError
 from sopilot_pipelines.catalog.index_versions import IndexVersionsMixin
 from sopilot_pipelines.catalog.jobs import JobsMixin
 from sopilot_pipelines.catalog.sops import SopsMixin
@@ -33,4 +33,4 @@ class Catalog(VideosMixin, JobsMixin, SopsMixin, IndexVersionsMixin, AdaptersMix
     """
 
 
-__all__ = ["Catalog", "NotFoundError", "validate_task_id"]
+__all__ = ["Catalog", "IngestSuperseded", "NotFoundError", "validate_task_id"]

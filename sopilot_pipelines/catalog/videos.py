@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 
 from sopilot_pipelines.catalog import models as m
 from sopilot_pipelines.catalog import tables as t
-from sopilot_pipelines.catalog.base import CatalogBase, NotFoundError, limited, written
+from sopilot_pipelines.catalog.base import CatalogBase, IngestSuperseded, NotFoundError, limited, written
 from sopilot_pipelines.catalog.engine import LOCK_GOLD_VERSION, advisory_xact_lock
 from sopilot_pipelines.catalog.tables import utcnow
 
@@ -108,6 +108,31 @@ class VideosMixin(CatalogBase):
             raise ValueError("run_id is required")
         return self._update_video(video_id, {"ingest_run_id": run_id})
 
+    def begin_ingest(self, video_id: int, attempt: str) -> dict | None:
+        """A run (``attempt``: its first run's id, which Dagster's retries of it share) starts
+        ingesting the video; returns the video, or None if it is not in the catalog.
+
+        A video failed under another attempt is taken on again: pending, with this attempt as its
+        ingest run (a data engineer re-materializing it). A video failed under this very attempt
+        was failed while it ran (its time-out): IngestSuperseded, and it stays failed."""
+        video_id = _video_id(video_id)
+        attempt = m.check_value(m.RunId, attempt, "attempt")
+        with self._write() as conn:
+            row = conn.execute(select(t.videos).where(t.videos.c.id == video_id).with_for_update()).first()
+            if row is None:
+                return None
+            if row.status == "failed" and row.ingest_run_id == attempt:
+                raise IngestSuperseded(f"video {video_id} was failed while this run ingested it: {row.error_message}")
+            values: dict[str, Any] = {}
+            if row.status == "failed":
+                values = {"status": "pending", "error_message": None, "ingest_run_id": attempt}
+            elif not row.ingest_run_id:
+                values = {"ingest_run_id": attempt}
+            if values:
+                values["updated_at"] = utcnow()
+                conn.execute(update(t.videos).where(t.videos.c.id == video_id).values(**values))
+            return written(self._get_video(conn, video_id))
+
     def mark_video_ready(
         self,
         video_id: int,
@@ -125,7 +150,8 @@ class VideosMixin(CatalogBase):
         """Mark the video ready with its ingest facts and replace its clips, atomically.
 
         Idempotent for re-runs: clips are replaced, and a gold video keeps the gold_version it
-        was given the first time (max + 1 within its task). Returns the video.
+        was given the first time (max + 1 within its task). Returns the video. A video failed
+        since its run began (``begin_ingest``) stays failed: IngestSuperseded.
         """
         video_id = _video_id(video_id)
         ready = m.check(
@@ -149,6 +175,8 @@ class VideosMixin(CatalogBase):
             row = conn.execute(select(t.videos).where(t.videos.c.id == video_id).with_for_update()).first()
             if row is None:
                 raise NotFoundError(f"video {video_id} not found")
+            if row.status == "failed":
+                raise IngestSuperseded(f"video {video_id} was failed while this run ingested it: {row.error_message}")
             if row.role == "gold" and row.gold_version is None:
                 advisory_xact_lock(conn, LOCK_GOLD_VERSION, row.task_id)
                 latest = conn.execute(

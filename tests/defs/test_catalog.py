@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from sopilot_pipelines.catalog import VERSION_TABLE, Catalog, NotFoundError, head_revisions
+from sopilot_pipelines.catalog import VERSION_TABLE, Catalog, IngestSuperseded, NotFoundError, head_revisions
 from sopilot_pipelines.catalog.engine import catalog_url, normalize_url
 from sopilot_pipelines.catalog.migrations import upgrade
 from tests.helpers import fresh_postgres_databases
@@ -393,6 +393,27 @@ def test_video_lifecycle_clips_and_gold_versions(cat):
     failed = cat.mark_video_failed(g2, RuntimeError("decoder exploded"))
     assert failed["status"] == "failed" and failed["error_message"] == "decoder exploded"
     assert cat.current_gold("assembly_line_1")["video_id"] == g1
+
+
+def test_a_video_failed_while_its_run_ingests_it_stays_failed(cat):
+    vid = cat.add_video("t", "trainee")
+    cat.set_ingest_run(vid, "run-1")
+    assert cat.begin_ingest(vid, "run-1")["status"] == "pending"
+    assert cat.fail_pending_video(vid, "not ingested within 60 s of its upload")  # the time-out, mid-run
+    with pytest.raises(IngestSuperseded, match="not ingested within 60 s"):
+        _ready(cat, vid)  # the late run's result is not recorded
+    with pytest.raises(IngestSuperseded):
+        cat.begin_ingest(vid, "run-1")  # nor does a retry of that run take it on again
+    row = cat.get_video(vid)
+    assert row["status"] == "failed" and row["num_clips"] is None and cat.clips_of(vid) == []
+    # a new run (a data engineer re-materializing it) takes it on, and may make it ready
+    again = cat.begin_ingest(vid, "run-2")
+    assert again["status"] == "pending" and again["error_message"] is None and again["ingest_run_id"] == "run-2"
+    assert _ready(cat, vid)["status"] == "ready"
+    assert cat.begin_ingest(vid, "run-3")["ingest_run_id"] == "run-2"  # a re-run of a ready video changes nothing
+    fresh = cat.add_video("t", "trainee")  # an inbox video: the run that first takes it on is its ingest run
+    assert cat.begin_ingest(fresh, "run-4")["ingest_run_id"] == "run-4"
+    assert cat.begin_ingest(10_000, "run-5") is None
 
 
 def test_list_filters_order_limit_and_since(cat):

@@ -94,6 +94,28 @@ def test_corrupt_file_fails_clearly_and_writes_nothing(env, tmp_path):
     assert not any(e.event_type_value == "STEP_RESTARTED" for e in result.all_events)  # bad input is not retried
 
 
+def test_a_video_timed_out_mid_run_stays_failed_and_a_new_run_ingests_it(env, suite, monkeypatch):
+    video_id, key = env.register(suite["swap"].path, "trainee")
+    reason = "not ingested within 60 s of its upload (SOPILOT_INGEST_JOB_TIMEOUT_S); its run was stopped"
+    set_paths = env.cat.set_video_paths
+
+    def timed_out_meanwhile(vid, **paths):  # the API's job watch fails it while the run embeds it
+        set_paths(vid, **paths)
+        assert env.cat.fail_pending_video(vid, reason)
+
+    monkeypatch.setattr(env.cat, "set_video_paths", timed_out_meanwhile)
+    result = env.ingest(key, raise_on_error=False)
+    assert not result.success
+    message = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").step_failure_data.error.message
+    assert f"video {video_id} was failed while this run ingested it" in message, message
+    row = env.cat.get_video(video_id)
+    assert row["status"] == "failed" and row["error_message"] == reason and env.cat.clips_of(video_id) == []
+    monkeypatch.undo()
+    assert env.ingest(key).success  # a new run (a re-materialization) takes it on again
+    row = env.cat.get_video(video_id)
+    assert row["status"] == "ready" and row["ingest_run_id"] != result.run_id and row["num_clips"] > 20
+
+
 def test_rerunning_a_partition_gives_the_same_result(env, suite):
     video_id, key = env.register(suite["gold"].path, "gold")
     env.ingest(key)

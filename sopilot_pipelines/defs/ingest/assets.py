@@ -18,6 +18,7 @@ import numpy as np
 
 from ... import telemetry
 from ...adapters import live_adapter, live_adapter_name, sanity_problems
+from ...catalog import IngestSuperseded
 from ...logs import job_transition
 from ...resources import CatalogResource, StorageResource
 from ...settings import settings
@@ -33,6 +34,7 @@ TAG_VIDEOS_DONE, TAG_VIDEOS_FAILED = "sopilot/videos_materialized", "sopilot/vid
 # Dagster's own tag keys for a materialization's data version. Materializations logged from the
 # op body get none by default, and without one a downstream asset never turns stale.
 _DATA_VERSION_TAG, _USER_PROVIDED_TAG = "dagster/data_version", "dagster/data_version_is_user_provided"
+ROOT_RUN_TAG = "dagster/root_run_id"  # on a re-execution (a retry): the first run of its group
 
 
 class VideoFailed(Exception):
@@ -106,8 +108,9 @@ def ingest_video(context: dg.AssetExecutionContext, catalog: CatalogResource, st
     done, failed = [], {}
     for key in context.partition_keys:
         try:
+            row = _begin(context, cat, key)
             if CLIPS in selected:
-                context.log_event(_clips(context, cat, store, key))
+                context.log_event(_clips(context, cat, store, row, key))
             if EMBEDDINGS in selected:
                 context.log_event(_embeddings(context, cat, store, key, live))
             done.append(key)
@@ -139,17 +142,25 @@ def ingest_video(context: dg.AssetExecutionContext, catalog: CatalogResource, st
         )
 
 
-def _clips(context, cat, store, key: str) -> dg.AssetMaterialization:
+def _begin(context, cat, key: str) -> dict:
+    """The video, taken on by this run (catalog's begin_ingest). The attempt is the run's first
+    run: Dagster's retries of a run carry on its ingest; a new run re-ingests a failed video."""
+    video_id = video_id_of(key)
+    try:
+        row = cat.begin_ingest(video_id, context.run.tags.get(ROOT_RUN_TAG) or context.run.run_id)
+    except IngestSuperseded as exc:
+        raise VideoFailed(str(exc)) from exc
+    if row is None:
+        raise VideoFailed(f"video {video_id} is not in the catalog (deleted?)")
+    return row
+
+
+def _clips(context, cat, store, row: dict, key: str) -> dg.AssetMaterialization:
     from ...core.embedders import EmbedderError
     from ...core.embedding import embed_video
     from ...core.video import VideoDecodeError
 
-    video_id = video_id_of(key)
-    row = cat.get_video(video_id)
-    if row is None:
-        raise VideoFailed(f"video {video_id} is not in the catalog (deleted?)")
-    if not row["ingest_run_id"]:
-        cat.set_ingest_run(video_id, context.run.run_id)
+    video_id = row["video_id"]
     t0 = time.perf_counter()
     job_transition("ingest", context.run.run_id, "running", video_id=video_id, task_id=row["task_id"])
     try:
@@ -223,21 +234,24 @@ def _embeddings(context, cat, store, key: str, live) -> dg.AssetMaterialization:
         job_transition("ingest", context.run.run_id, "failed", video_id=video_id, error="; ".join(problems))
         raise VideoFailed(f"embeddings_are_sane failed: {'; '.join(problems)}")
     atomic_write_npy(paths["adapted"], adapted.astype(np.float32))
-    cat.mark_video_ready(
-        video_id,
-        embedding_model=ev.model,
-        num_clips=ev.n_clips,
-        source_fps=ev.source_fps,
-        sampled_fps=ev.sampled_fps,
-        duration_sec=ev.duration_sec,
-        embeddings_path=str(paths["adapted"]),
-        raw_embeddings_path=str(paths["raw"]),
-        meta_path=str(paths["meta"]),
-        clips=[
-            {"clip_idx": i, "start_sec": float(s), "end_sec": float(e), "quality": ",".join(q) or None}
-            for i, (s, e, q) in enumerate(zip(ev.clip_starts, ev.clip_ends, ev.quality))
-        ],
-    )
+    try:
+        cat.mark_video_ready(
+            video_id,
+            embedding_model=ev.model,
+            num_clips=ev.n_clips,
+            source_fps=ev.source_fps,
+            sampled_fps=ev.sampled_fps,
+            duration_sec=ev.duration_sec,
+            embeddings_path=str(paths["adapted"]),
+            raw_embeddings_path=str(paths["raw"]),
+            meta_path=str(paths["meta"]),
+            clips=[
+                {"clip_idx": i, "start_sec": float(s), "end_sec": float(e), "quality": ",".join(q) or None}
+                for i, (s, e, q) in enumerate(zip(ev.clip_starts, ev.clip_ends, ev.quality))
+            ],
+        )
+    except IngestSuperseded as exc:  # timed out meanwhile: what this run made comes too late
+        raise VideoFailed(str(exc)) from exc
     name = live.name
     if live_adapter_name(cat) != live.name:  # a training switched adapters meanwhile; its catch-up may have missed us
         current = live_adapter(cat)
