@@ -169,7 +169,7 @@ def require(role: str):
     if role not in RANK:
         raise ValueError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
 
-    def dependency(
+    async def dependency(  # async: no thread-pool hop for a few digests (deps.py)
         request: Request,
         _bearer: HTTPAuthorizationCredentials | None = Depends(bearer_scheme),  # for OpenAPI; the
         _basic: HTTPBasicCredentials | None = Depends(basic_scheme),  # header is parsed below

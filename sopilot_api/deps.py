@@ -1,6 +1,10 @@
 """Shared dependencies: the catalog, the data store, the door to Dagster and the settings, from
 app state, as ``Annotated`` types a route declares (``cat: CatalogDep``). A test can swap any of
-them with ``app.dependency_overrides[deps.catalog] = ...``."""
+them with ``app.dependency_overrides[deps.catalog] = ...``.
+
+They are ``async def``, as is the auth dependency: they only read app state, and FastAPI runs a
+plain ``def`` dependency in its thread pool, a hop that cost more than the route's own work
+(POST /score: 5.9 ms a request, with five hops)."""
 
 from typing import Annotated
 
@@ -14,23 +18,23 @@ from .score_queue import ScoreQueue
 from .settings import ApiSettings
 
 
-def catalog(request: Request) -> Catalog:
+async def catalog(request: Request) -> Catalog:
     return request.app.state.catalog
 
 
-def store(request: Request) -> DataStore:
+async def store(request: Request) -> DataStore:
     return request.app.state.store
 
 
-def dagster(request: Request) -> Dagster:
+async def dagster(request: Request) -> Dagster:
     return request.app.state.dagster
 
 
-def score_queue(request: Request) -> ScoreQueue:
+async def score_queue(request: Request) -> ScoreQueue:
     return request.app.state.score_queue
 
 
-def settings(request: Request) -> ApiSettings:
+async def settings(request: Request) -> ApiSettings:
     return request.app.state.settings
 
 

@@ -5,6 +5,7 @@ instance from dagster.yaml, real processes; the stack-level test is in tests/sta
 from __future__ import annotations
 
 import logging
+import socket
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ from dagster._core.storage.tags import WILL_RETRY_TAG
 from dagster._core.test_utils import create_run_for_test
 from dagster._daemon.monitoring.run_monitoring import monitor_started_run
 
-from sopilot_pipelines.defs.run_launcher import SopilotRunLauncher, process_alive
+from sopilot_pipelines.defs.run_launcher import WARM_TAG, SopilotRunLauncher, process_alive
 from sopilot_pipelines.instance import prepare_home
 
 
@@ -34,6 +35,9 @@ def test_dagster_yaml_uses_the_checking_launcher(tmp_path):
     with dg.DagsterInstance.from_config(str(prepare_home(tmp_path / "data"))) as instance:
         assert isinstance(instance.run_launcher, SopilotRunLauncher)
         assert instance.run_launcher.supports_check_run_worker_health
+        assert instance.run_launcher.warm_workers and instance.run_launcher.worker_niceness == 10
+        # a run whose worker died before it STARTED (no health check applies yet) is failed within 60 s
+        assert instance.run_monitoring_start_timeout_seconds + instance.run_monitoring_settings["poll_interval_seconds"] <= 60
         assert instance.run_monitoring_enabled and instance.run_retries_enabled
 
 
@@ -80,3 +84,29 @@ def test_a_reused_pid_is_not_the_worker(tmp_path):
         worker.kill()
         worker.wait()
     assert not process_alive(worker.pid)
+
+
+def _warm_run(instance, pid: int, host: str):
+    run = create_run_for_test(
+        instance, job_name="score_job", status=dg.DagsterRunStatus.STARTED, tags={WARM_TAG: f"{host}:{pid}"}
+    )
+    instance.report_engine_event(f"Started process for run (pid: {pid}).", run)
+    return run
+
+
+def test_a_warm_workers_run_is_canceled_by_interrupting_its_worker(tmp_path):
+    # a worker as `run_worker` is: SIGINT is the cancel; it exits 3 when it got one
+    code = "import signal, sys, time\nsignal.signal(signal.SIGINT, lambda *a: sys.exit(3))\nprint('ready', flush=True)\ntime.sleep(600)"
+    worker = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert worker.stdout.readline().strip() == "ready"  # its handler is installed
+    with dg.DagsterInstance.from_config(str(prepare_home(tmp_path / "data"))) as instance:
+        launcher = instance.run_launcher
+        elsewhere = _warm_run(instance, worker.pid, "another-host")
+        assert launcher.check_run_worker_health(elsewhere).status == WorkerStatus.RUNNING  # not ours to check
+        assert launcher.terminate(elsewhere.run_id) is False  # nor to signal: the pid is another host's
+        assert worker.poll() is None
+        run = _warm_run(instance, worker.pid, socket.gethostname())
+        assert launcher.terminate(run.run_id) is True
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.CANCELING
+        assert worker.wait(timeout=30) == 3
+        assert launcher.terminate(run.run_id) is False  # its worker is gone: nothing to signal
