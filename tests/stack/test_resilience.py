@@ -299,3 +299,82 @@ def test_a_run_whose_worker_dies_with_its_parent_is_failed_and_retried_while_the
             }
     finally:
         up.stop()
+
+
+def test_a_score_run_whose_worker_is_killed_is_retried_and_every_job_of_it_completes(tmp_path):
+    """A batched score run (one run, many jobs) SIGKILLed mid-run: run monitoring fails it (its
+    worker is gone), Dagster's run retry re-runs its range, and every one of its jobs ends
+    completed, none failed, each status only moving forward, each queued_at kept. The deadlines
+    are liveness bounds, not timings."""
+    from sopilot_pipelines.catalog import Catalog
+
+    gold, trainee = (
+        long_video(tmp_path / "gold.mp4", seconds=12, size="320x180"),
+        long_video(tmp_path / "trainee.mp4", seconds=15, size="320x180"),
+    )
+    up = Up(tmp_path / "data")
+    try:
+        up.wait_up()
+        api = httpx.Client(base_url=f"http://127.0.0.1:{up.port}", headers={"Authorization": "Bearer t"}, timeout=60)
+        with api:
+            ids = []
+            for path, route in ((gold, "/gold"), (trainee, "/videos")):
+                with open(path, "rb") as f:
+                    r = api.post(route, files={"file": (path.name, f, "video/mp4")}, data={"task_id": "score_kill"})
+                assert r.status_code == 200, r.text
+                ingest = f"/videos/jobs/{r.json()['ingest_job_id']}"
+                job = _wait(lambda url=ingest: _ended(api.get(url).json()), 180, "the ingest ended")
+                assert job["status"] == "completed", job
+                ids.append(job["video_id"])
+            pair = {"gold_video_id": ids[0], "trainee_video_id": ids[1]}
+            jobs = [api.post("/score", json=pair).json()["score_job_id"] for _ in range(40)]
+            with Catalog.open(data_dir=up.data) as cat:
+
+                def batch_run_started():  # the run of many (the first job goes alone, at once)
+                    runs = {cat.get_score(j)["run_id"] for j in jobs[1:]}
+                    for run_id in sorted(r for r in runs if r and not r.startswith("dispatch:")):
+                        worker = _worker_of(up.dagster_port, run_id)
+                        done = sum(cat.get_score(j)["status"] == "completed" for j in jobs[1:])
+                        if worker and 0 < done < len(jobs) - 5:  # mid-run: some scored, more to come
+                            return run_id, worker
+                    return None
+
+                run_id, worker = _wait(batch_run_started, 180, "a batched score run in flight", step=0.1)
+                first = {j: api.get(f"/score/{j}").json() for j in jobs}
+                os.kill(worker, signal.SIGKILL)
+                failure = _wait(lambda: _run_failure(up.dagster_port, run_id), 90, "the run with a dead worker failed")
+                assert f"the run worker process (pid {worker}) is gone" in failure, failure
+                seen: dict[str, list[str]] = {j: [first[j]["status"]] for j in jobs}
+
+                def all_ended():
+                    ended = True
+                    for j in jobs:
+                        status = api.get(f"/score/{j}").json()["status"]
+                        seen[j].append(status)
+                        ended = ended and status in ("completed", "failed")
+                    return ended
+
+                _wait(all_ended, 240, "every score job ended", step=1.0)
+            rank = {"queued": 0, "running": 1, "completed": 2, "failed": 2}
+            for j in jobs:
+                job = api.get(f"/score/{j}").json()
+                assert job["status"] == "completed" and job["score"] is not None, job
+                assert all(rank[a] <= rank[b] for a, b in zip(seen[j], seen[j][1:])), (j, seen[j])
+                assert job["queued_at"] == first[j]["queued_at"] and 1 <= job["attempts"] <= 2, job
+            group = "query($id: ID!) { runGroupOrError(runId: $id) { ... on RunGroup { runs { status } } } }"
+            statuses = sorted(
+                r["status"] for r in _graphql(up.dagster_port, group, id=run_id)["runGroupOrError"]["runs"]
+            )
+            assert statuses == ["FAILURE", "SUCCESS"], statuses
+            assert api.get("/ops/queue").json()["jobs"]["score"] == {
+                "queued": 0,
+                "running": 0,
+                "completed": len(jobs),
+                "failed": 0,
+            }
+    finally:
+        up.stop()
+
+
+def _ended(job: dict) -> dict | None:
+    return job if job["status"] in ("completed", "failed") else None
