@@ -23,9 +23,10 @@ Warm run workers (`warm_workers`, on by default). The code server starts each ru
 interpreter (multiprocessing "spawn"): importing Dagster and the code location took ~2.7 s here
 before any work, then the run's first score loaded numba's kernels and the report modules (~1.3 s).
 This launcher instead forks each run worker from a forkserver of its own process (the daemon's
-run queue) that has already paid for all that once (`sopilot_pipelines/warm.py`, its preload), and the child runs
-the run as `dagster api execute_run` does. A cancel is that command's own interrupt (SIGINT to
-the worker, from the start event's pid), and the health check above reads the same event. The
+run queue) that has already paid for all that once (`sopilot_pipelines/warm.py`, its preload),
+and the child runs the run as `dagster api execute_run` does. A cancel is that command's own
+interrupt (SIGINT to the worker, from the start event's pid); a run canceled before its worker
+wrote that event is not started. The health check above reads the same event. The
 forkserver loads the code as it is when it starts: after a code change the stack is restarted,
 as it is for the code servers. Where the forkserver cannot start a worker, the run goes through
 the code server as before.
@@ -45,7 +46,7 @@ from pathlib import Path
 from dagster import BoolSource, Field, IntSource
 from dagster._core.events import DagsterEventType
 from dagster._core.launcher import CheckRunHealthResult, DefaultRunLauncher, LaunchRunContext, WorkerStatus
-from dagster._core.storage.dagster_run import DagsterRun
+from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
 from dagster._core.storage.tags import GRPC_INFO_TAG
 
 STARTED_PROCESS = "Started process for run (pid: "  # dagster/_grpc/impl.py, dagster/_cli/api.py
@@ -126,8 +127,10 @@ class SopilotRunLauncher(DefaultRunLauncher):
             return False
         self._instance.report_run_canceling(run)
         worker = self._worker(run_id)
-        pid = worker[0] if worker else int(run.tags[WARM_TAG].rsplit(":", 1)[1])
-        if not _launched_here(run) or not process_alive(pid, worker[1] if worker else None):
+        if worker is None:  # not started yet: it finds the run canceling and does not start (run_worker)
+            return True
+        pid, since = worker
+        if not _launched_here(run) or not process_alive(pid, since):
             self._instance.report_engine_event(f"no run worker pid {pid} on this host to cancel", run, cls=type(self))
             return False
         os.kill(pid, signal.SIGINT)  # the worker cancels the run at its next safe point, as on a code server
@@ -200,6 +203,11 @@ def run_worker(run_id: str, instance_ref, niceness: int = 0) -> None:
         os.nice(niceness)  # on a shared machine the API's requests and the daemon's loops come first
 
     with capture_interrupts(), DagsterInstance.from_ref(instance_ref) as instance:
+        run = instance.get_run_by_id(run_id)
+        if run is not None and run.status == DagsterRunStatus.CANCELING:  # canceled while it was forked
+            instance.report_run_canceled(run, message="Canceled before its run worker started.")
+            return
+        # from its start event on (written under capture_interrupts), a cancel is a SIGINT (terminate)
         _execute_run_command_body(run_id, instance, write_stream_fn=lambda event: None, set_exit_code_on_failure=False)
 
 

@@ -116,18 +116,28 @@ def test_a_score_job_recorded_but_never_handed_over_is_scored(stack, ingested):
 def test_a_score_job_whose_run_ended_without_it_is_failed_with_the_reason(stack, ingested):
     """A run canceled before it scored its job (as a run whose process died and that Dagster
     will not retry): the job reads failed, and the catalog, which /ops/queue counts, says so."""
-    from sopilot_pipelines.catalog import Catalog
+    import sqlite3
+
+    from sopilot_pipelines.catalog import Catalog, catalog_url
 
     door = Dagster(stack.dagster_url)
     with Catalog.open(data_dir=stack.data_dir) as cat:
         # its run id names who launches it, so the dispatcher does not hand it over
         job_id = _record_score(cat, ingested, requested_by="test:canceled", run_id="test:launched-by-hand")
         door.add_partition("score_jobs", job_id)
-        run_id = door.launch("score_job", partition_key=job_id, tags={"sopilot/job_id": job_id})
-        out = door._query("mutation($id: String!) { terminateRun(runId: $id) { __typename } }", {"id": run_id})[
-            "terminateRun"
-        ]
-        assert out["__typename"] == "TerminateRunSuccess", out
+        # the catalog's write lock held until the cancel is asked for: a warm run worker scores a
+        # job in well under a second, so without it the run could finish before it is canceled
+        lock = sqlite3.connect(catalog_url(data_dir=stack.data_dir).removeprefix("sqlite:///"), isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")
+        try:
+            run_id = door.launch("score_job", partition_key=job_id, tags={"sopilot/job_id": job_id})
+            out = door._query("mutation($id: String!) { terminateRun(runId: $id) { __typename } }", {"id": run_id})[
+                "terminateRun"
+            ]
+            assert out["__typename"] == "TerminateRunSuccess", out
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
         cat.update_score(job_id, run_id=run_id)
         deadline = time.monotonic() + 60
         while cat.get_score(job_id)["status"] != "failed":  # the dispatcher checks every few seconds
