@@ -154,12 +154,16 @@ def test_a_killed_sopilot_up_leaves_no_process_and_its_data_dir_free(tmp_path):
         up.wait_up()
         members = up.group()
         assert len(members) >= 3  # webserver, daemon, API (and their code servers)
+        assert any(_of_data_dir(pid, data) for pid in _listeners(up.port))  # the API, found as below
         os.kill(up.proc.pid, signal.SIGKILL)
         alive = lambda: members & set(_processes())  # noqa: E731
         _wait(lambda: not alive(), 20, f"the stack's processes gone (left: {alive()})")
         # no listener left on the API's port (the kernel's table: binding it to see would also
         # trip over another test's outgoing connection that happens to use the same port number)
-        assert not _listening(up.port)
+        # no process of this stack (its data dir in the environment) left listening on the API's
+        # port; another test's server may have been given the freed port number meanwhile
+        owners = {pid: _processes().get(pid, (0, "?"))[1] for pid in _listeners(up.port)}
+        assert not [pid for pid in owners if _of_data_dir(pid, data)], owners
         again = Up(data)  # the lock died with its holder
         try:
             again.wait_up()
@@ -377,14 +381,31 @@ def test_a_score_run_whose_worker_is_killed_is_retried_and_every_job_of_it_compl
         up.stop()
 
 
-def _listening(port: int) -> bool:
-    """Whether a socket listens on ``port`` (TCP, IPv4 or IPv6), from /proc/net."""
+def _listeners(port: int) -> set[int]:
+    """The pids holding a socket that listens on ``port`` (TCP, IPv4 or IPv6), from /proc."""
+    inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:
-            local, state = line.split()[1], line.split()[3]
-            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
-                return True
-    return False
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(f"socket:[{fields[9]}]")
+    pids = set()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit() and inodes:
+            try:
+                if any(os.readlink(fd) in inodes for fd in (d / "fd").iterdir()):
+                    pids.add(int(d.name))
+            except OSError:
+                continue
+    return pids
+
+
+def _of_data_dir(pid: int, data: Path) -> bool:
+    try:
+        env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return f"SOPILOT_DATA_DIR={data}".encode() in env or f"SOPILOT_DATA_DIR={data.resolve()}".encode() in env
 
 
 def _ended(job: dict) -> dict | None:
