@@ -18,6 +18,10 @@ from sopilot_pipelines.catalog.engine import LOCK_GOLD_VERSION, advisory_xact_lo
 from sopilot_pipelines.catalog.tables import utcnow
 
 
+def _superseded(row: Any) -> IngestSuperseded:
+    return IngestSuperseded(f"video {row.id} was failed while this run ingested it: {row.error_message}")
+
+
 def validate_task_id(task_id: Any) -> str:
     """``task_id`` if it is a valid task id (1-64 of letters, digits, '_', '-', '.'), else ValueError."""
     return m.check_value(m.TaskId, task_id, "task_id")
@@ -122,7 +126,7 @@ class VideosMixin(CatalogBase):
             if row is None:
                 return None
             if row.status == "failed" and row.ingest_run_id == attempt:
-                raise IngestSuperseded(f"video {video_id} was failed while this run ingested it: {row.error_message}")
+                raise _superseded(row)
             values: dict[str, Any] = {}
             if row.status == "failed":
                 values = {"status": "pending", "error_message": None, "ingest_run_id": attempt}
@@ -176,7 +180,7 @@ class VideosMixin(CatalogBase):
             if row is None:
                 raise NotFoundError(f"video {video_id} not found")
             if row.status == "failed":
-                raise IngestSuperseded(f"video {video_id} was failed while this run ingested it: {row.error_message}")
+                raise _superseded(row)
             if row.role == "gold" and row.gold_version is None:
                 advisory_xact_lock(conn, LOCK_GOLD_VERSION, row.task_id)
                 latest = conn.execute(
