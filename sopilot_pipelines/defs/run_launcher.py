@@ -62,7 +62,7 @@ log = logging.getLogger("sopilot.run_launcher")
 
 class SopilotRunLauncher(DefaultRunLauncher):
     def __init__(
-        self, inst_data=None, worker_gone_grace_seconds: int = 5, warm_workers: bool = True, worker_niceness: int = 10
+        self, inst_data=None, worker_gone_grace_seconds: int = 5, warm_workers: bool = True, worker_niceness: int = 0
     ):
         super().__init__(inst_data=inst_data)
         self.worker_gone_grace_seconds = worker_gone_grace_seconds
@@ -88,8 +88,8 @@ class SopilotRunLauncher(DefaultRunLauncher):
             "worker_niceness": Field(
                 IntSource,
                 is_required=False,
-                default_value=10,
-                description="A warm worker's nice increment: runs are batch work, the API's requests come first",
+                default_value=0,
+                description="A warm worker's nice increment (>0: the API's requests before runs, on a host of its own)",
             ),
         }
 

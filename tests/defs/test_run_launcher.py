@@ -35,7 +35,7 @@ def test_dagster_yaml_uses_the_checking_launcher(tmp_path):
     with dg.DagsterInstance.from_config(str(prepare_home(tmp_path / "data"))) as instance:
         assert isinstance(instance.run_launcher, SopilotRunLauncher)
         assert instance.run_launcher.supports_check_run_worker_health
-        assert instance.run_launcher.warm_workers and instance.run_launcher.worker_niceness == 10
+        assert instance.run_launcher.warm_workers and instance.run_launcher.worker_niceness == 0
         # a run whose worker died before it STARTED (no health check applies yet) is failed within 60 s
         assert (
             instance.run_monitoring_start_timeout_seconds + instance.run_monitoring_settings["poll_interval_seconds"]
