@@ -37,7 +37,19 @@ class IngestQueued(BaseModel):
     status: JobStatus
 
 
-class IngestJob(BaseModel):
+class _JobEnd(BaseModel):
+    """The fields a job's response ends with. A job model names this as its first base and a model
+    of its own fields as the second: pydantic lists a later base's fields first, so these follow."""
+
+    error_message: str | None
+    queued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    # runs that took the job on: 1, plus each retry that carried it on (a run whose process died)
+    attempts: int = 0
+
+
+class _IngestJobOwn(BaseModel):
     ingest_job_id: str
     status: JobStatus
     task_id: str | None
@@ -48,12 +60,10 @@ class IngestJob(BaseModel):
     source_fps: float | None
     sampled_fps: float | None
     embedding_model: str | None
-    error_message: str | None
-    queued_at: datetime | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    # runs that took the job on: 1, plus each retry that carried it on (a run whose process died)
-    attempts: int = 0
+
+
+class IngestJob(_JobEnd, _IngestJobOwn):
+    pass
 
 
 class ScoreRequest(BaseModel):
@@ -67,19 +77,16 @@ class ScoreQueued(BaseModel):
     score: float | None
 
 
-class ScoreJob(BaseModel):
+class _ScoreJobOwn(BaseModel):
     score_job_id: str
     status: JobStatus
     gold_video_id: int
     trainee_video_id: int
     requested_by: str | None
     score: float | None
-    error_message: str | None
-    queued_at: datetime | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    # runs that took the job on: 1, plus each retry that carried it on (a run whose process died)
-    attempts: int = 0
+
+
+class ScoreJob(_JobEnd, _ScoreJobOwn):
     result: dict[str, Any] | None = None
 
 
@@ -173,18 +180,15 @@ class TrainingQueued(BaseModel):
     trigger: str
 
 
-class TrainingJob(BaseModel):
+class _TrainingJobOwn(BaseModel):
     training_job_id: str
     trigger: str
     # rejected: trained but did not beat the live adapter on held-out videos, which stays live
     status: Literal["queued", "running", "completed", "failed", "skipped", "rejected"]
     requested_by: str | None
-    error_message: str | None
-    queued_at: datetime | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    # runs that took the job on: 1, plus each retry that carried it on (a run whose process died)
-    attempts: int = 0
+
+
+class TrainingJob(_JobEnd, _TrainingJobOwn):
     result: dict[str, Any] | None = None
 
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 import bisect
 import math
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -1795,32 +1794,6 @@ def render_task(out_dir: Path, task_seed: int, variants: Sequence[str] = plans.V
 
 
 # ---------------------------------------------------------------- contact sheet
-def _grab(path: Path, t: float, size: tuple[int, int]) -> np.ndarray:
-    import subprocess
-
-    from imageio_ffmpeg import get_ffmpeg_exe
-
-    w, h = size
-    cmd = [
-        get_ffmpeg_exe(),
-        "-v",
-        "error",
-        "-ss",
-        f"{t:.3f}",
-        "-i",
-        str(path),
-        "-frames:v",
-        "1",
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "rgb24",
-        "-",
-    ]
-    raw = subprocess.run(cmd, capture_output=True, check=True).stdout
-    return np.frombuffer(raw[: w * h * 3], np.uint8).reshape(h, w, 3)
-
-
 def contact_sheet(task: plans.Task, path: Path) -> None:
     """The middle of every gold step, then correct_nuisance, wrong_execution and the extra."""
     from PIL import Image, ImageDraw
@@ -1830,7 +1803,10 @@ def contact_sheet(task: plans.Task, path: Path) -> None:
     for k, (a, b) in enumerate(task.gold_steps()):
         kind = sc.steps[k]
         tiles.append(
-            (_grab(task.gold.path, 0.5 * (a + b), (640, 360)), f"gold step {k}: {kind} ({KINDS[KIND_INDEX[kind]][1]})")
+            (
+                plans.read_frame(task.gold.path, 0.5 * (a + b), (640, 360)),
+                f"gold step {k}: {kind} ({KINDS[KIND_INDEX[kind]][1]})",
+            )
         )
     for v in ("correct_nuisance", "wrong_execution", "extra_step"):
         vid = task.trainees.get(v)
@@ -1847,7 +1823,7 @@ def contact_sheet(task: plans.Task, path: Path) -> None:
         elif v == "extra_step":
             seg = next(s for s in segs if s.activity.kind == "extra")
             label = f"extra: {sc.extra_kind} turned over in the lifted hand"
-        im = _grab(vid.path, 0.5 * (seg.start_sec + seg.end_sec), (cam.w, cam.h))
+        im = plans.read_frame(vid.path, 0.5 * (seg.start_sec + seg.end_sec), (cam.w, cam.h))
         tiles.append((np.asarray(Image.fromarray(im).resize((640, 360))), label))
     cols = 3
     rows = (len(tiles) + cols - 1) // cols
@@ -1861,12 +1837,7 @@ def contact_sheet(task: plans.Task, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/fixture_task")
-    seed = int(sys.argv[2]) if len(sys.argv) > 2 else 1
-    variants = sys.argv[3].split(",") if len(sys.argv) > 3 else plans.VARIANTS
-    t0 = time.perf_counter()
-    task = render_task(out, seed, variants)
-    print(f"rendered {len(task.trainees)} videos in {time.perf_counter() - t0:.1f} s")
+    out, seed, task = plans.render_from_argv(render_task, "/tmp/fixture_task")
     sc = make_scene(seed)
     for k, kind in enumerate(sc.steps):
         print(f"step {k}: {kind:8s} {KINDS[KIND_INDEX[kind]][1]:7s} {sc.durations[k]:.2f} s")

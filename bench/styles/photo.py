@@ -658,13 +658,9 @@ def contact_sheet(task_seed: int, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    import argparse
     import time
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("out_dir", type=Path)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--variants", default=",".join(plans.VARIANTS))
+    ap = plans.arg_parser(__doc__.splitlines()[0])
     ap.add_argument("--sheet-only", action="store_true")
     args = ap.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)

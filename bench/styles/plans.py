@@ -1,5 +1,6 @@
 """What every benchmark style shares: the variants, the plan of a trainee's activities, the
-deviations each variant must yield, and an ffmpeg writer.
+deviations each variant must yield, an ffmpeg writer and frame reader, and the command lines of a
+style module run as a script.
 
 A style module (one per look, written for it) draws a procedure; it never decides what a
 variant means. `plan_variant` does, the same way for every style, so figures compare across
@@ -14,7 +15,10 @@ seed) -> Timeline` callable that lays out and encodes one video.
 
 from __future__ import annotations
 
+import argparse
 import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -287,3 +291,52 @@ def activity_at(timeline: Timeline, t: float) -> tuple[Segment | None, float]:
             return s, t - s.start_sec
         prev_end = s.end_sec
     return None, 1.0
+
+
+def read_frame(path: Path, t: float, size: tuple[int, int]) -> np.ndarray:
+    """The RGB frame (H, W, 3) uint8 shown at t seconds of the video at path, which is size (w, h)."""
+    from imageio_ffmpeg import get_ffmpeg_exe
+
+    w, h = size
+    cmd = [
+        get_ffmpeg_exe(),
+        "-v",
+        "error",
+        "-ss",
+        f"{t:.3f}",
+        "-i",
+        str(path),
+        "-frames:v",
+        "1",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-",
+    ]
+    raw = subprocess.run(cmd, capture_output=True, check=True).stdout
+    return np.frombuffer(raw[: w * h * 3], np.uint8).reshape(h, w, 3)
+
+
+def render_from_argv(
+    render_task: Callable[[Path, int, Sequence[str]], Task], default_out: str
+) -> tuple[Path, int, Task]:
+    """``style.py [out_dir [seed [variant,...]]]``: render the task (seed 1 and every variant unless
+    given) and say how long it took; returns out_dir, the seed and the task."""
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else default_out)
+    seed = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+    variants = sys.argv[3].split(",") if len(sys.argv) > 3 else VARIANTS
+    t0 = time.perf_counter()
+    task = render_task(out, seed, variants)
+    print(f"rendered {len(task.trainees)} videos in {time.perf_counter() - t0:.1f} s")
+    return out, seed, task
+
+
+def arg_parser(description: str) -> argparse.ArgumentParser:
+    """``style.py out_dir [--seed N] [--variants a,b,...]`` (seed 0, every variant), for a style to
+    add its own options to."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("out_dir", type=Path)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    return ap

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 import zlib
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -576,24 +575,7 @@ def _decode(path: Path, times: Sequence[float]) -> list[np.ndarray]:
     w, h = map(int, re.search(r", (\d{2,5})x(\d{2,5})", probe).groups())
     out = []
     for t in times:
-        cmd = [
-            ff,
-            "-v",
-            "error",
-            "-ss",
-            f"{t:.3f}",
-            "-i",
-            str(path),
-            "-frames:v",
-            "1",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-",
-        ]
-        raw = subprocess.run(cmd, capture_output=True, check=True).stdout
-        out.append(np.frombuffer(raw[: w * h * 3], np.uint8).reshape(h, w, 3))
+        out.append(plans.read_frame(path, t, (w, h)))
     return out
 
 
@@ -633,12 +615,7 @@ def _contact(task: plans.Task, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/shapes_task")
-    seed = int(sys.argv[2]) if len(sys.argv) > 2 else 1
-    variants = sys.argv[3].split(",") if len(sys.argv) > 3 else plans.VARIANTS
-    t0 = time.perf_counter()
-    task = render_task(out, seed, variants)
-    print(f"rendered {len(task.trainees)} videos in {time.perf_counter() - t0:.1f} s")
+    out, seed, task = plans.render_from_argv(render_task, "/tmp/shapes_task")
     proc = _procedure(seed)
     for k, s in enumerate(proc.steps):
         print(f"step {k}: {s.shape:9s} {s.colour:8s} {s.motion:10s} {proc.durations[k]:.2f} s")

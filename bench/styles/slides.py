@@ -559,13 +559,9 @@ def contact_sheet(task: plans.Task, out_png: Path) -> None:
 
 
 if __name__ == "__main__":
-    import argparse
     import time
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("out_dir", type=Path)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--variants", default=",".join(plans.VARIANTS))
+    ap = plans.arg_parser(__doc__.splitlines()[0])
     args = ap.parse_args()
     t0 = time.perf_counter()
     task = render_task(args.out_dir, args.seed, [v for v in args.variants.split(",") if v])

@@ -7,8 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import FileResponse
 
-from sopilot_pipelines.ids import new_job_id
-
 from ..auth import Operator, Viewer
 from ..deps import CatalogDep, DagsterDep, ScoreQueueDep
 from ..runs import Dagster
@@ -53,14 +51,7 @@ def request_score(body: ScoreRequest, cat: CatalogDep, queue: ScoreQueueDep, pri
             f"videos were embedded by different models ({gold['embedding_model']} vs "
             f"{trainee['embedding_model']}); re-embed one of them",
         )
-    job_id = new_job_id("score")
-    cat.record_score(
-        job_id,
-        task_id=gold["task_id"],
-        gold_video_id=gold["video_id"],
-        trainee_video_id=trainee["video_id"],
-        requested_by=principal.requested_by,
-    )
+    job_id = cat.new_score(gold, trainee, requested_by=principal.requested_by)
     queue.wake()  # the dispatcher hands it to Dagster (score_queue.py): this request only records it
     return ScoreQueued(score_job_id=job_id, status="queued", score=None)
 

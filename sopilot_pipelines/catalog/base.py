@@ -6,12 +6,13 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Self
 
-from sqlalchemy import Select, text
+from sqlalchemy import Column, Select, Table, func, insert, select, text
 from sqlalchemy.engine import URL, Connection, Engine
 
-from sopilot_pipelines.catalog.engine import catalog_url, create_catalog_engine, safe_url, writer
+from sopilot_pipelines.catalog.engine import advisory_xact_lock, catalog_url, create_catalog_engine, safe_url, writer
 from sopilot_pipelines.catalog.migrations import upgrade
 from sopilot_pipelines.catalog.models import Limit, check_value
+from sopilot_pipelines.catalog.tables import utcnow
 
 
 class NotFoundError(LookupError):
@@ -36,6 +37,22 @@ def written(row: dict | None) -> dict:
 def limited(query: Select, limit: Any) -> Select:
     """``query`` with ``limit`` rows at most (None: all); a limit below 1 is a ValueError."""
     return query if limit is None else query.limit(check_value(Limit, limit, "limit"))
+
+
+def next_in_task(conn: Connection, column: Column, lock: int, task_id: str) -> int:
+    """The task's next number in ``column`` (its max among the task's rows + 1, 1 for the first),
+    under the advisory lock ``lock`` so that concurrent writers of the task never get the same."""
+    advisory_xact_lock(conn, lock, task_id)
+    latest = conn.execute(select(func.max(column)).where(column.table.c.task_id == task_id)).scalar()
+    return (latest or 0) + 1
+
+
+def insert_version(conn: Connection, table: Table, lock: int, values: dict[str, Any]) -> int:
+    """Insert ``values`` as the next version of their task in ``table`` (see next_in_task), created
+    now; returns the version."""
+    version = next_in_task(conn, table.c.version, lock, values["task_id"])
+    conn.execute(insert(table).values(version=version, created_at=utcnow(), **values))
+    return version
 
 
 class CatalogBase:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import select
 
 from sopilot_pipelines.catalog import models as m
 from sopilot_pipelines.catalog import tables as t
-from sopilot_pipelines.catalog.base import CatalogBase, limited
-from sopilot_pipelines.catalog.engine import LOCK_INDEX_VERSION, advisory_xact_lock
-from sopilot_pipelines.catalog.tables import utcnow
+from sopilot_pipelines.catalog.base import CatalogBase, insert_version, limited
+from sopilot_pipelines.catalog.engine import LOCK_INDEX_VERSION
 from sopilot_pipelines.catalog.videos import validate_task_id
 
 
@@ -37,13 +36,8 @@ class IndexVersionsMixin(CatalogBase):
             fingerprint=fingerprint,
             adapter=adapter,
         )
-        iv = t.index_versions
         with self._write() as conn:
-            advisory_xact_lock(conn, LOCK_INDEX_VERSION, new.task_id)
-            latest = conn.execute(select(func.max(iv.c.version)).where(iv.c.task_id == new.task_id)).scalar()
-            version = (latest or 0) + 1
-            conn.execute(insert(iv).values(version=version, created_at=utcnow(), **new.model_dump()))
-            return version
+            return insert_version(conn, t.index_versions, LOCK_INDEX_VERSION, new.model_dump())
 
     def current_index_version(self, task_id: str) -> dict | None:
         """The task's newest index version row, or None."""

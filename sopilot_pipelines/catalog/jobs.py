@@ -16,6 +16,7 @@ from sopilot_pipelines.catalog import models as m
 from sopilot_pipelines.catalog import tables as t
 from sopilot_pipelines.catalog.base import CatalogBase, NotFoundError, limited, plain, written
 from sopilot_pipelines.catalog.tables import utcnow
+from sopilot_pipelines.ids import new_job_id
 
 TERMINAL_STATUSES = ("completed", "failed", "skipped", "canceled", "rejected")
 # A job's status only moves forward: queued -> running -> one terminal status, never back.
@@ -150,6 +151,19 @@ class JobsMixin(CatalogBase):
             trigger=trigger,
             previous_job_id=previous_job_id,
         )
+
+    def new_score(self, gold: dict, trainee: dict, **fields: Any) -> str:
+        """Record a new score job of the ``trainee`` video against the ``gold`` one (video rows of
+        one task; ``fields`` as record_score's); returns its id."""
+        job_id = new_job_id("score")
+        self.record_score(
+            job_id,
+            task_id=trainee["task_id"],
+            gold_video_id=gold["video_id"],
+            trainee_video_id=trainee["video_id"],
+            **fields,
+        )
+        return job_id
 
     def update_score(self, job_id: str, **fields: Any) -> dict:
         """Update a score job's fields (run_id, status, score, decision, result_path,

@@ -7,13 +7,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, union, update
+from sqlalchemy import func, select, union, update
 
 from sopilot_pipelines.catalog import models as m
 from sopilot_pipelines.catalog import tables as t
-from sopilot_pipelines.catalog.base import CatalogBase, NotFoundError, plain, written
-from sopilot_pipelines.catalog.engine import LOCK_SOP_VERSION, advisory_xact_lock
-from sopilot_pipelines.catalog.tables import utcnow
+from sopilot_pipelines.catalog.base import CatalogBase, NotFoundError, insert_version, plain, written
+from sopilot_pipelines.catalog.engine import LOCK_SOP_VERSION
 from sopilot_pipelines.catalog.videos import validate_task_id
 
 
@@ -37,12 +36,8 @@ class SopsMixin(CatalogBase):
             steps=steps,
             requested_by=requested_by,
         )
-        ts = t.task_sops
         with self._write() as conn:
-            advisory_xact_lock(conn, LOCK_SOP_VERSION, new.task_id)
-            latest = conn.execute(select(func.max(ts.c.version)).where(ts.c.task_id == new.task_id)).scalar()
-            version = (latest or 0) + 1
-            conn.execute(insert(ts).values(version=version, created_at=utcnow(), **new.model_dump()))
+            version = insert_version(conn, t.task_sops, LOCK_SOP_VERSION, new.model_dump())
             return written(self._sop(conn, new.task_id, version))
 
     def current_sop(self, task_id: str) -> dict | None:

@@ -13,8 +13,8 @@ from sqlalchemy.engine import Connection
 
 from sopilot_pipelines.catalog import models as m
 from sopilot_pipelines.catalog import tables as t
-from sopilot_pipelines.catalog.base import CatalogBase, IngestSuperseded, NotFoundError, limited, written
-from sopilot_pipelines.catalog.engine import LOCK_GOLD_VERSION, advisory_xact_lock
+from sopilot_pipelines.catalog.base import CatalogBase, IngestSuperseded, NotFoundError, limited, next_in_task, written
+from sopilot_pipelines.catalog.engine import LOCK_GOLD_VERSION
 from sopilot_pipelines.catalog.tables import utcnow
 
 
@@ -182,11 +182,7 @@ class VideosMixin(CatalogBase):
             if row.status == "failed":
                 raise _superseded(row)
             if row.role == "gold" and row.gold_version is None:
-                advisory_xact_lock(conn, LOCK_GOLD_VERSION, row.task_id)
-                latest = conn.execute(
-                    select(func.max(t.videos.c.gold_version)).where(t.videos.c.task_id == row.task_id)
-                ).scalar()
-                values["gold_version"] = (latest or 0) + 1
+                values["gold_version"] = next_in_task(conn, t.videos.c.gold_version, LOCK_GOLD_VERSION, row.task_id)
             values["updated_at"] = utcnow()
             conn.execute(update(t.videos).where(t.videos.c.id == video_id).values(**values))
             conn.execute(delete(t.clips).where(t.clips.c.video_id == video_id))

@@ -1,4 +1,5 @@
-"""What every run of an asset gets, however it is launched (named job, UI, backfill, sensor)."""
+"""What every run of an asset gets, however it is launched (named job, UI, backfill, sensor), and
+how every sensor runs."""
 
 import dagster as dg
 
@@ -11,3 +12,13 @@ RETRY = dg.RetryPolicy(max_retries=2, delay=2)
 # run_queue.py), so dagster.yaml's tag_concurrency_limits apply to UI and backfill runs too.
 QUEUE_TAG = "sopilot/queue"
 TRAINING_QUEUE = {QUEUE_TAG: "training"}
+
+
+def sensor(job, description: str):
+    """A sensor of ``job`` that is on from the start (no UI toggle needed) and ticks every 4 s."""
+    return dg.sensor(
+        job=job,
+        minimum_interval_seconds=4,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=description,
+    )

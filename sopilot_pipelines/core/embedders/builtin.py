@@ -51,14 +51,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import (
-    ArraySource,
-    FrameSource,
-    StreamingEmbedder,
-    VideoAccumulator,
-    l2_normalize_rows,
-    validate_spans,
-)
+from .base import ArraySource, FrameSource, StreamingEmbedder, VideoAccumulator, l2_normalize_rows, validate_spans
 
 __all__ = ["BuiltinEmbedder"]
 

@@ -27,14 +27,7 @@ import threading
 
 import numpy as np
 
-from .base import (
-    EmbedderError,
-    FrameSource,
-    StreamingEmbedder,
-    VideoAccumulator,
-    l2_normalize_rows,
-    validate_spans,
-)
+from .base import EmbedderError, FrameSource, StreamingEmbedder, VideoAccumulator, l2_normalize_rows, validate_spans
 
 __all__ = ["DeepEmbedder", "weights_path"]
 

@@ -78,14 +78,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import (
-    EmbedderError,
-    FrameSource,
-    StreamingEmbedder,
-    VideoAccumulator,
-    l2_normalize_rows,
-    validate_spans,
-)
+from .base import EmbedderError, FrameSource, StreamingEmbedder, VideoAccumulator, l2_normalize_rows, validate_spans
 
 __all__ = [
     "HandTracker",

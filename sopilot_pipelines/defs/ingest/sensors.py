@@ -23,6 +23,7 @@ from ...core.video import VideoDecodeError, container_suffix, probe
 from ...ids import TAG_REQUESTED_BY, TAG_TASK_ID, TAG_VIDEO_ID, TASKS
 from ...resources import CatalogResource, StorageResource
 from ...settings import settings
+from ..policy import sensor
 from ..search.partitions import tasks
 from .jobs import ingest_job
 from .partitions import VIDEOS, video_key, videos
@@ -63,12 +64,7 @@ def ingest_request(video: dict, key: str) -> dg.RunRequest:
     )
 
 
-@dg.sensor(
-    job=ingest_job,
-    minimum_interval_seconds=4,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Ingests video files dropped into data/inbox/<task_id>/ (gold/ sub-folder or gold_ prefix: gold)",
-)
+@sensor(ingest_job, "Ingests video files dropped into data/inbox/<task_id>/ (gold/ sub-folder or gold_ prefix: gold)")
 def inbox_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResource, storage: StorageResource):
     cat, store = catalog.catalog, storage.store
     inbox, settle = store.inbox(), settings().inbox_settle_seconds

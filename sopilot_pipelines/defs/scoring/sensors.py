@@ -4,9 +4,10 @@ has been scored or skipped for a reason that will not change (no gold: see the s
 
 import dagster as dg
 
-from ...ids import TAG_JOB_ID, TAG_REQUESTED_BY, TAG_TASK_ID, new_job_id
+from ...ids import TAG_JOB_ID, TAG_REQUESTED_BY, TAG_TASK_ID
 from ...resources import CatalogResource
 from ...settings import settings
+from ..policy import sensor
 from .jobs import score_job
 from .partitions import score_jobs
 
@@ -14,12 +15,7 @@ REQUESTED_BY = "sensor:auto_score"
 HANDED_OVER = "sensor:auto_score"  # a job's run id until its run starts and writes its own
 
 
-@dg.sensor(
-    job=score_job,
-    minimum_interval_seconds=4,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Scores each newly ingested trainee video against its task's current gold (SOPILOT_AUTO_SCORE=true)",
-)
+@sensor(score_job, "Scores each newly ingested trainee video against its task's current gold (SOPILOT_AUTO_SCORE=true)")
 def auto_score_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResource):
     if not settings().auto_score:
         return dg.SkipReason("auto-score is off (set SOPILOT_AUTO_SCORE=true to score new trainee videos)")
@@ -52,15 +48,8 @@ def auto_score_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResou
                 f"video {v['video_id']}: embedded by {v['embedding_model']}, the gold by {gold['embedding_model']}"
             )
             continue
-        job_id = new_job_id("score")
-        cat.record_score(
-            job_id,
-            task_id=v["task_id"],
-            gold_video_id=gold["video_id"],
-            trainee_video_id=v["video_id"],
-            requested_by=REQUESTED_BY,
-            run_id=HANDED_OVER,  # not the API's to hand over (sopilot_api/score_queue.py): this tick's run is
-        )
+        # run_id: not the API's to hand over (sopilot_api/score_queue.py): this tick's run is
+        job_id = cat.new_score(gold, v, requested_by=REQUESTED_BY, run_id=HANDED_OVER)
         keys.append(job_id)
         requests.append(
             dg.RunRequest(

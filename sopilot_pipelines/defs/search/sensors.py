@@ -11,7 +11,7 @@ from ...adapters import live_adapter_name
 from ...ids import TAG_REQUESTED_BY, TAG_TASK_ID, TASKS, TRAIN_JOB
 from ...indexes import task_fingerprint
 from ...resources import CatalogResource
-from ..policy import TRAINING_QUEUE
+from ..policy import TRAINING_QUEUE, sensor
 from .jobs import index_job
 from .partitions import tasks
 
@@ -23,12 +23,7 @@ _ACTIVE = [
 ]
 
 
-@dg.sensor(
-    job=index_job,
-    minimum_interval_seconds=4,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Requests a task_index build for each task whose current index version is stale",
-)
+@sensor(index_job, "Requests a task_index build for each task whose current index version is stale")
 def index_sensor(context: dg.SensorEvaluationContext, catalog: CatalogResource):
     # a training is train_job, or feature_adapter launched from the UI or a backfill (queue tag)
     if context.instance.get_runs_count(
