@@ -54,7 +54,9 @@ LOCAL_HOSTS = {None, "", "localhost", "127.0.0.1", "::1"}
 # a process started this long after the event naming its pid is a newer process given that pid
 PID_REUSE_SLACK_S = 2.0
 MAX_REMEMBERED = 10_000
-WARM_TAG = "sopilot/warm_worker"  # "<host>:<pid>" of a run worker forked from the warm forkserver
+WARM_TAG = (
+    "sopilot/warm_worker"  # "<host>:<pid>" of a run worker forked from the warm forkserver ("<host>" while it forks)
+)
 WARM_PRELOAD = "sopilot_pipelines.warm"
 
 log = logging.getLogger("sopilot.run_launcher")
@@ -105,6 +107,9 @@ class SopilotRunLauncher(DefaultRunLauncher):
         run = context.dagster_run
         if not self.warm_workers:
             return super().launch_run(context)
+        host = socket.gethostname()
+        # tagged before the fork: a cancel from here on is this launcher's (terminate), not the code server's
+        self._instance.add_run_tags(run.run_id, {WARM_TAG: host})
         try:
             worker = _warm_context().Process(
                 target=run_worker,
@@ -114,14 +119,15 @@ class SopilotRunLauncher(DefaultRunLauncher):
             worker.start()
         except Exception as exc:  # the forkserver could not start or fork: the code server's way
             log.warning("run %s: no warm worker (%s); launching it through the code server", run.run_id, exc)
+            self._instance.add_run_tags(run.run_id, {WARM_TAG: ""})  # not a warm worker's after all
             return super().launch_run(context)
-        self._instance.add_run_tags(run.run_id, {WARM_TAG: f"{socket.gethostname()}:{worker.pid}"})
+        self._instance.add_run_tags(run.run_id, {WARM_TAG: f"{host}:{worker.pid}"})
         self._run_ids.add(run.run_id)
         multiprocessing.active_children()  # forget the workers that have ended
 
     def terminate(self, run_id: str) -> bool:
         run = self._instance.get_run_by_id(run_id)
-        if run is None or WARM_TAG not in run.tags:
+        if run is None or not run.tags.get(WARM_TAG):
             return super().terminate(run_id)
         if run.is_finished:
             return False
@@ -212,8 +218,8 @@ def run_worker(run_id: str, instance_ref, niceness: int = 0) -> None:
 
 
 def _launched_here(run: DagsterRun) -> bool:
-    if WARM_TAG in run.tags:
-        return run.tags[WARM_TAG].rsplit(":", 1)[0] == socket.gethostname()
+    if run.tags.get(WARM_TAG):
+        return run.tags[WARM_TAG].split(":", 1)[0] == socket.gethostname()
     raw = run.tags.get(GRPC_INFO_TAG)
     if not raw:
         return True  # no code server recorded: launched in process by this host's daemon

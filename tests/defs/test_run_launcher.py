@@ -11,12 +11,13 @@ import sys
 import time
 
 import dagster as dg
-from dagster._core.launcher import WorkerStatus
+from dagster._core.launcher import LaunchRunContext, WorkerStatus
 from dagster._core.storage.tags import WILL_RETRY_TAG
 from dagster._core.test_utils import create_run_for_test
 from dagster._daemon.monitoring.run_monitoring import monitor_started_run
 
-from sopilot_pipelines.defs.run_launcher import WARM_TAG, SopilotRunLauncher, process_alive
+from sopilot_pipelines.defs import run_launcher
+from sopilot_pipelines.defs.run_launcher import WARM_TAG, SopilotRunLauncher, process_alive, run_worker
 from sopilot_pipelines.instance import prepare_home
 
 
@@ -113,3 +114,31 @@ def test_a_warm_workers_run_is_canceled_by_interrupting_its_worker(tmp_path):
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.CANCELING
         assert worker.wait(timeout=30) == 3
         assert launcher.terminate(run.run_id) is False  # its worker is gone: nothing to signal
+
+
+def test_a_run_canceled_while_its_warm_worker_forks_is_canceled_not_started(tmp_path, monkeypatch):
+    with dg.DagsterInstance.from_config(str(prepare_home(tmp_path / "data"))) as instance:
+        run = create_run_for_test(instance, job_name="score_job", status=dg.DagsterRunStatus.STARTING)
+        tags_at_fork = []
+
+        class Forked:  # the forkserver's Process, which only records what the run's tags are as it forks
+            pid = 4242
+
+            def __init__(self, **kw):
+                pass
+
+            def start(self):
+                tags_at_fork.append(instance.get_run_by_id(run.run_id).tags.get(WARM_TAG))
+
+        monkeypatch.setattr(run_launcher, "_warm_context", lambda: type("Ctx", (), {"Process": Forked})())
+        instance.run_launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
+        # tagged this host's before the fork, so a cancel from then on is this launcher's (not the code server's)
+        assert tags_at_fork == [socket.gethostname()]
+        assert instance.get_run_by_id(run.run_id).tags[WARM_TAG] == f"{socket.gethostname()}:4242"
+        instance.add_run_tags(run.run_id, {WARM_TAG: socket.gethostname()})  # as while it forks
+        assert instance.run_launcher.terminate(run.run_id) is True  # this launcher's cancel, not the code server's
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.CANCELING
+        run_worker(run.run_id, instance.get_ref())  # the worker, once forked, finds it canceling
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.CANCELED
+        events = [e.dagster_event for e in instance.all_logs(run.run_id) if e.dagster_event]
+        assert not any(e.event_type_value == "PIPELINE_START" for e in events)  # no step of it ran
