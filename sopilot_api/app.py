@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sopilot_pipelines.catalog import Catalog
 from sopilot_pipelines.logs import configure
@@ -18,6 +20,33 @@ from .routes import audit, ops, score, search, tasks, train, videos
 from .runs import Dagster, DagsterUnavailable
 from .score_queue import ScoreQueue
 from .settings import ApiSettings, get_settings
+
+
+class RequestLog:
+    """One log line per request (method, path, status, duration). Plain ASGI, not
+    ``@app.middleware("http")``, whose per-request streams and task group cost more than a
+    POST /score's own work."""
+
+    def __init__(self, app: ASGIApp, log: logging.Logger):
+        self.app, self.log = app, log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start, status = time.perf_counter(), 500
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            duration_ms = round((time.perf_counter() - start) * 1000, 1)
+            fields = {"method": scope["method"], "path": scope["path"], "status": status, "duration_ms": duration_ms}
+            self.log.info("request", extra={"fields": fields})
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
@@ -60,22 +89,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     log = configure(settings.log_format)
 
-    @app.middleware("http")
-    async def _log_request(request: Request, call_next):
-        start = time.perf_counter()
-        response = await call_next(request)
-        log.info(
-            "request",
-            extra={
-                "fields": {
-                    "method": request.method,
-                    "path": request.url.path,
-                    "status": response.status_code,
-                    "duration_ms": round((time.perf_counter() - start) * 1000, 1),
-                }
-            },
-        )
-        return response
+    app.add_middleware(RequestLog, log=log)
 
     for module in (ops, videos, score, search, train, audit, tasks):
         app.include_router(module.router)

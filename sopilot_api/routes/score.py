@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import FileResponse
 
@@ -14,6 +15,9 @@ from ..schemas import ScoreJob, ScoreQueued, ScoreRequest
 from ..score_queue import is_claim
 
 router = APIRouter(tags=["scoring"])
+# POST /score's catalog work: a burst spread over the thread pool's 40 threads only contends
+# for the GIL (and SQLite takes one writer at a time); two threads answer it sooner
+_SCORE_THREADS = anyio.CapacityLimiter(2)
 
 
 @router.post(
@@ -25,11 +29,15 @@ router = APIRouter(tags=["scoring"])
         409: {"description": "A video's ingest has not completed"},
     },
 )
-def request_score(body: ScoreRequest, cat: CatalogDep, queue: ScoreQueueDep, principal: Operator):
+async def request_score(body: ScoreRequest, cat: CatalogDep, queue: ScoreQueueDep, principal: Operator):
     """Queue a score of a trainee video against a gold video of the same task. Both must be
     ingested (completed) first: a video still ingesting answers 409, so a client polls its
     ingest job and retries rather than having a score fail later. Queued jobs are scored in
     batches, several to a Dagster run."""
+    return await anyio.to_thread.run_sync(_record_score, body, cat, queue, principal, limiter=_SCORE_THREADS)
+
+
+def _record_score(body: ScoreRequest, cat, queue, principal) -> ScoreQueued:
     gold, trainee = cat.get_video(body.gold_video_id), cat.get_video(body.trainee_video_id)
     if gold is None or trainee is None:
         name, vid = ("gold", body.gold_video_id) if gold is None else ("trainee", body.trainee_video_id)
