@@ -15,7 +15,10 @@ Faults (`config_source` below, read from dagster_celery's CELERY_CONFIG and Cele
   `worker_prefetch_multiplier` 1: a worker holds only the task it runs.
 * Results in PostgreSQL by default (`db+` SOPILOT_DAGSTER_PG_URL), not `rpc://`: a result sent
   while the broker restarts is not lost; queued messages are persistent on a durable queue.
-* Publishing retries for about a minute while the broker is down.
+* Publishing retries for about a minute while the broker is down. RabbitMQ: with publisher
+  confirms (`confirm_publish`), a task is sent once the broker has it on disk; without them a
+  task published just before the broker was killed was lost (a persistent message on a durable
+  queue, not yet written).
 * RabbitMQ: a task still running when the worker's connection drops is cancelled
   (`worker_cancel_long_running_tasks_on_connection_loss`): the broker re-delivers it anyway, so
   it would otherwise run twice.
@@ -39,6 +42,20 @@ def result_backend(s: Settings) -> str:
 def executor_config(s: Settings | None = None) -> dict:
     """The `celery` executor's config (dagster_celery.executor.CELERY_CONFIG)."""
     s = s or settings()
+    # dagster_celery's default (max_retries 3, 0.5 s apart) gives up before a broker has restarted
+    transport: dict[str, int | bool] = {
+        "max_retries": 30,
+        "interval_start": 0,
+        "interval_step": 1,
+        "interval_max": 2,
+        "visibility_timeout": s.celery_visibility_timeout,
+        # kombu's reconnect before a publish otherwise gives up after broker_connection_timeout
+        # (4 s) in all: runs failed while a RabbitMQ node restarted (~12 s)
+        "connect_retries_timeout": 60,
+    }
+    amqp = s.celery_broker.startswith(("amqp", "pyamqp"))
+    if amqp:  # publisher confirms (module docstring)
+        transport["confirm_publish"] = True
     config_source = {
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
@@ -46,18 +63,11 @@ def executor_config(s: Settings | None = None) -> dict:
         "broker_connection_retry_on_startup": True,
         "broker_connection_max_retries": None,  # a worker waits for a restarting broker
         "task_publish_retry_policy": {"max_retries": 30, "interval_start": 0, "interval_step": 1, "interval_max": 2},
-        # dagster_celery's default (max_retries 3, 0.5 s apart) gives up before a broker has restarted
-        "broker_transport_options": {
-            "max_retries": 30,
-            "interval_start": 0,
-            "interval_step": 1,
-            "interval_max": 2,
-            "visibility_timeout": s.celery_visibility_timeout,
-        },
+        "broker_transport_options": transport,
         "result_backend_always_retry": True,
         "result_expires": 7 * 24 * 3600,
     }
-    if s.celery_broker.startswith(("amqp", "pyamqp")):
+    if amqp:
         config_source["worker_cancel_long_running_tasks_on_connection_loss"] = True
     return {"broker": s.celery_broker, "backend": result_backend(s), "include": [], "config_source": config_source}
 
