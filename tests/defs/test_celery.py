@@ -31,8 +31,10 @@ from dagster._core.execution.backfill import BulkActionStatus
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 
+from sopilot_api.runs import LOCATION, REPOSITORY
 from sopilot_pipelines.core import synth
 from sopilot_pipelines.defs.ingest.partitions import video_key
+from sopilot_pipelines.ids import SCORE_JOBS, TAG_JOB_ID, TRAIN_JOB
 from sopilot_pipelines.instance import stack_env
 from tests.defs.daemon_helpers import BACKFILL, TERMINAL, Stack, gql
 from tests.helpers import ROOT, free_port, fresh_postgres_databases
@@ -299,13 +301,17 @@ def _register(c: Cluster, rendered, n: int) -> list[tuple[int, str]]:
     return out
 
 
-def _launch_backfill(ctx, keys: list[str]) -> str:
+LAUNCH_RUN = """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
+  __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
+
+
+def _launch_backfill(ctx, keys: list[str], assets=("video_clips", "video_embeddings")) -> str:
     out = gql(
         ctx,
         BACKFILL,
         {
             "p": {
-                "assetSelection": [{"path": ["video_clips"]}, {"path": ["video_embeddings"]}],
+                "assetSelection": [{"path": [a]} for a in assets],
                 "partitionNames": keys,
                 "fromFailure": False,
             }
@@ -411,6 +417,58 @@ def test_a_backfill_spreads_over_two_workers(cluster, rendered):
     print(
         f"\n[celery] {VIDEOS} videos over 2 workers in {elapsed:.1f}s ({VIDEOS / elapsed * 60:.1f} videos/min); per worker {per_worker}"
     )
+
+
+@pytest.mark.slow
+def test_score_batches_and_training_run_on_workers(cluster, rendered):
+    """Score jobs and training on Celery too: a backfill of two score jobs is one run (the batched
+    path's single-run range), its step on a worker; both jobs completed with their reports, each
+    materialization naming the worker; then train_job's step on a worker as well."""
+    c = cluster
+    videos = _start_with_two_workers(c, rendered, 3)
+    with WorkspaceProcessContext(c.instance, WorkspaceFileTarget(paths=[str(ROOT / "workspace.yaml")])) as ctx:
+        backfill, runs = _wait_backfill(c, _launch_backfill(ctx, [k for _, k in videos]))
+        _check_exactly_once(c, videos, runs, backfill)
+        gold, *trainees = (c.catalog.get_video(vid) for vid, _ in videos)
+        jobs = [c.catalog.new_score(gold, t, requested_by="test") for t in trainees]
+        c.instance.add_dynamic_partitions(SCORE_JOBS, jobs)
+        _, runs = _wait_backfill(c, _launch_backfill(ctx, jobs, ("score_result", "score_report")))
+        train = gql(
+            ctx,
+            LAUNCH_RUN,
+            {
+                "params": {
+                    "selector": {
+                        "repositoryLocationName": LOCATION,
+                        "repositoryName": REPOSITORY,
+                        "jobName": TRAIN_JOB,
+                    },
+                    "executionMetadata": {"tags": [{"key": TAG_JOB_ID, "value": "train_on_celery"}]},
+                }
+            },
+        )
+        assert train["__typename"] == "LaunchRunSuccess", train
+        deadline = time.monotonic() + BACKFILL_TIMEOUT_S
+        while (training := c.instance.get_run_by_id(train["run"]["runId"])).status not in TERMINAL:
+            assert time.monotonic() < deadline, c.diagnose("train_job still running")
+            time.sleep(1)
+    assert [r.status for r in runs] == [DagsterRunStatus.SUCCESS], c.diagnose("score runs") + c.worker_logs()
+    for job_id in jobs:
+        job = c.catalog.get_score(job_id)
+        assert job["status"] == "completed" and job["score"] is not None and Path(job["report_path"]).exists(), job
+    mats = _materializations(c, runs)
+    assert sorted((a, k) for _, a, k, _ in mats) == sorted(
+        (a, k) for k in jobs for a in ("score_result", "score_report")
+    )
+    workers = {md["worker"].value.split("@")[0] for _, _, _, md in mats}
+    assert len(workers) == 1 and workers <= {"wa", "wb"}, workers  # one step, on one of the workers
+    assert _celery_starts(c, runs[0].run_id), c.diagnose("no step was handed to a worker")
+    assert training.status == DagsterRunStatus.SUCCESS, c.diagnose("train_job") + c.worker_logs()
+    row = c.catalog.get_training("train_on_celery")
+    assert row["status"] in ("completed", "rejected", "skipped"), row  # judged, whichever way it went
+    (md,) = [md for _, asset, _, md in _materializations(c, [training]) if asset == "feature_adapter"]
+    assert md["worker"].value.split("@")[0] in {"wa", "wb"}, md
+    assert _celery_starts(c, training.run_id)
 
 
 @pytest.mark.slow
