@@ -53,6 +53,9 @@ def embedded(suite):
 
 # The live stack of the REST tests (test_api, test_sop, test_api_fuzz, test_ui): the API, the Dagster
 # webserver and daemon in real processes, one stack per test module (tests/helpers.py: how they talk to it).
+# Per module on purpose: a module's tests build on its state (videos, jobs, SOPs), the fuzzer's
+# arbitrary writes must not reach another module's assertions, and `make test` runs the modules
+# on separate xdist workers (--dist loadfile), which could not share one stack anyway.
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     from sopilot_pipelines.stack import Stack
