@@ -230,11 +230,15 @@ class Stack:
         """Restart children that die, with backoff, until ``should_stop()``; 1 when a child keeps
         dying (everything is stopped then), else 0."""
         down: dict[str, tuple[float, str]] = {}  # name -> (restart at, reason)
+        coming: dict[str, str] = {}  # restarted, not answering yet -> reason: still down for /health
+        restarted_at: dict[str, float] = {}
+        client = httpx.Client(timeout=2)
         while not should_stop():
             now = time.monotonic()
             for name, p in list(self.procs.items()):
                 if name in down or p.poll() is None:
                     continue
+                coming.pop(name, None)
                 deaths = self._deaths.setdefault(name, deque())
                 deaths.append(now)
                 while deaths and now - deaths[0] > GIVE_UP_WINDOW_S:
@@ -251,15 +255,32 @@ class Stack:
                 reason = f"exited with code {p.returncode}; restarting in {wait:.0f} s"
                 print(f"{name} {reason}", file=sys.stderr, flush=True)
                 down[name] = (now + wait, reason)
-                self.write_status({k: v[1] for k, v in down.items()})
-            for name, (at, _) in list(down.items()):
+                self.write_status({**coming, **{k: v[1] for k, v in down.items()}})
+            for name, (at, reason) in list(down.items()):
                 if time.monotonic() >= at:
                     self._spawn(name)
                     print(f"{name} restarted (pid {self.procs[name].pid})", file=sys.stderr, flush=True)
                     del down[name]
-                    self.write_status({k: v[1] for k, v in down.items()})
+                    coming[name] = reason.split(";")[0] + "; restarted, not answering yet"
+                    restarted_at[name] = time.time()
+            back = [name for name in coming if self._answers(name, client, restarted_at[name])]
+            for name in back:
+                del coming[name]
+            if back or coming:
+                self.write_status({**coming, **{k: v[1] for k, v in down.items()}})
             time.sleep(0.5)
+        client.close()
         return 0
+
+    def _answers(self, name: str, client: httpx.Client, since: float) -> bool:
+        """Whether a child restarted at ``since`` is back: what start() waits for (a worker: running)."""
+        if name == "webserver":
+            return _ok(client, f"{self.dagster_url}/server_info")
+        if name == "api":
+            return _ok(client, f"{self.api_url}/health")
+        if name == "daemon":
+            return _daemon_ok(client, self.dagster_url, since)
+        return self.procs[name].poll() is None
 
     def stop(self, grace: float = 20.0) -> None:
         if self.pgid is not None:
@@ -308,15 +329,17 @@ def _ok(client: httpx.Client, url: str) -> bool:
         return False
 
 
-def _daemon_ok(client: httpx.Client, dagster_url: str) -> bool:
-    query = "{ instance { daemonHealth { allDaemonStatuses { daemonType healthy required } } } }"
+def _daemon_ok(client: httpx.Client, dagster_url: str, since: float = 0.0) -> bool:
+    """Every required daemon healthy, with a heartbeat from ``since`` (epoch seconds) on: a daemon
+    just killed still looks healthy on its last heartbeats for a while."""
+    query = "{ instance { daemonHealth { allDaemonStatuses { daemonType healthy required lastHeartbeatTime } } } }"
     try:
         data = client.post(f"{dagster_url}/graphql", json={"query": query}).json()
         statuses = data["data"]["instance"]["daemonHealth"]["allDaemonStatuses"]
     except (httpx.HTTPError, KeyError, TypeError, ValueError):
         return False
     required = [d for d in statuses if d["required"]]
-    return bool(required) and all(d["healthy"] for d in required)
+    return bool(required) and all(d["healthy"] and (d["lastHeartbeatTime"] or 0.0) >= since for d in required)
 
 
 def run_forever(stack: Stack, already_started: bool = False) -> int:
