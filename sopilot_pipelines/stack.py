@@ -209,12 +209,10 @@ class Stack:
                 for name, p in self.procs.items():
                     if p.poll() is not None:
                         raise RuntimeError(f"{name} exited with code {p.returncode}; see {logs / (name + '.log')}")
-                if "webserver" in pending and _ok(client, f"{self.dagster_url}/server_info"):
-                    pending.discard("webserver")
-                if "api" in pending and "webserver" not in pending and _ok(client, f"{self.api_url}/health"):
-                    pending.discard("api")
-                if "daemon" in pending and "webserver" not in pending and _daemon_ok(client, self.dagster_url):
-                    pending.discard("daemon")
+                for name in ("webserver", "api", "daemon"):  # the API and the daemon are asked through the webserver
+                    if name in pending and (name == "webserver" or "webserver" not in pending):
+                        if self._answers(name, client):
+                            pending.discard(name)
                 time.sleep(0.5)
         if pending:
             raise TimeoutError(f"not healthy after {timeout:.0f}s: {', '.join(sorted(pending))}; logs in {logs}")
@@ -230,9 +228,12 @@ class Stack:
         """Restart children that die, with backoff, until ``should_stop()``; 1 when a child keeps
         dying (everything is stopped then), else 0."""
         down: dict[str, tuple[float, str]] = {}  # name -> (restart at, reason)
-        coming: dict[str, str] = {}  # restarted, not answering yet -> reason: still down for /health
-        restarted_at: dict[str, float] = {}
+        coming: dict[str, tuple[float, str]] = {}  # restarted, not answering yet: (when, reason), still down
         client = httpx.Client(timeout=2)
+
+        def report() -> None:
+            self.write_status({**{k: v[1] for k, v in coming.items()}, **{k: v[1] for k, v in down.items()}})
+
         while not should_stop():
             now = time.monotonic()
             for name, p in list(self.procs.items()):
@@ -255,25 +256,26 @@ class Stack:
                 reason = f"exited with code {p.returncode}; restarting in {wait:.0f} s"
                 print(f"{name} {reason}", file=sys.stderr, flush=True)
                 down[name] = (now + wait, reason)
-                self.write_status({**coming, **{k: v[1] for k, v in down.items()}})
+                report()
             for name, (at, reason) in list(down.items()):
                 if time.monotonic() >= at:
                     self._spawn(name)
                     print(f"{name} restarted (pid {self.procs[name].pid})", file=sys.stderr, flush=True)
                     del down[name]
-                    coming[name] = reason.split(";")[0] + "; restarted, not answering yet"
-                    restarted_at[name] = time.time()
-            back = [name for name in coming if self._answers(name, client, restarted_at[name])]
+                    coming[name] = (time.time(), reason.split(";")[0] + "; restarted, not answering yet")
+                    report()
+            back = [name for name, (since, _) in coming.items() if self._answers(name, client, since)]
             for name in back:
                 del coming[name]
-            if back or coming:
-                self.write_status({**coming, **{k: v[1] for k, v in down.items()}})
+            if back:
+                report()
             time.sleep(0.5)
         client.close()
         return 0
 
-    def _answers(self, name: str, client: httpx.Client, since: float) -> bool:
-        """Whether a child restarted at ``since`` is back: what start() waits for (a worker: running)."""
+    def _answers(self, name: str, client: httpx.Client, since: float = 0.0) -> bool:
+        """Whether a child (restarted at ``since``, epoch seconds) answers: what start() waits for,
+        and a restart counts as done (a worker: running)."""
         if name == "webserver":
             return _ok(client, f"{self.dagster_url}/server_info")
         if name == "api":

@@ -54,9 +54,7 @@ LOCAL_HOSTS = {None, "", "localhost", "127.0.0.1", "::1"}
 # a process started this long after the event naming its pid is a newer process given that pid
 PID_REUSE_SLACK_S = 2.0
 MAX_REMEMBERED = 10_000
-WARM_TAG = (
-    "sopilot/warm_worker"  # "<host>:<pid>" of a run worker forked from the warm forkserver ("<host>" while it forks)
-)
+WARM_TAG = "sopilot/warm_worker"  # "<host>:<pid>" of a warm run worker ("<host>" while it forks)
 WARM_PRELOAD = "sopilot_pipelines.warm"
 
 log = logging.getLogger("sopilot.run_launcher")
