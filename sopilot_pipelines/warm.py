@@ -1,9 +1,11 @@
-"""The warm run workers' preload (defs/run_launcher.py): imported once by the forkserver every run
-worker is forked from, so that a run starts with the code location loaded, numba's kernels in
-memory and the report's modules imported, instead of paying ~4 s for them itself.
+"""The preload of processes that are forked to run steps: imported once by the forkserver every warm
+run worker is forked from (defs/run_launcher.py), and by `sopilot worker` before its Celery pool
+forks (workers.py). A run or a task then starts with the code location loaded, numba's kernels in
+memory and the report's modules (and torch, for an embedder that needs it) imported, instead of
+paying ~4 s for them itself.
 
-Importing this module does the work; nothing else imports it. A warm-up that fails costs only
-speed: the workers then load what they need themselves."""
+Importing this module does the work. A warm-up that fails costs only speed: the workers then
+load what they need themselves."""
 
 import logging
 import tempfile
@@ -40,6 +42,11 @@ def warm_up() -> None:
     result = score(gold, trainee).result  # every numba kernel the score path calls
     with tempfile.TemporaryDirectory() as tmp:  # reportlab's modules and fonts
         render_report(Path(tmp) / "warm.pdf", "score_warm", result, {}, {})
+    from .settings import settings
+
+    if any(kind in settings().embedding.embedder for kind in ("deep", "vjepa2")):
+        # imported only: a process that has run torch's thread pool does not fork safely
+        import torch  # noqa: F401
 
 
 try:

@@ -22,6 +22,11 @@ Faults (`config_source` below, read from dagster_celery's CELERY_CONFIG and Cele
 * RabbitMQ: a task still running when the worker's connection drops is cancelled
   (`worker_cancel_long_running_tasks_on_connection_loss`): the broker re-delivers it anyway, so
   it would otherwise run twice.
+* A cancel is a SIGTERM to the pool process, which Dagster's step execution turns into its own
+  interrupt (`dagster._utils.interrupts`): the process survives it, with whatever the signal
+  cut short (once, a half-imported numba that failed the next task's retry). So each pool process
+  runs one task (`worker_max_tasks_per_child` 1), forked from a parent that has already imported
+  and compiled what steps use (`sopilot_pipelines.warm`): a fresh process costs a fork, not ~4 s.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ def executor_config(s: Settings | None = None) -> dict:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        "worker_max_tasks_per_child": 1,  # no pool process outlives a cancel (module docstring)
         "broker_connection_retry_on_startup": True,
         "broker_connection_max_retries": None,  # a worker waits for a restarting broker
         "task_publish_retry_policy": {"max_retries": 30, "interval_start": 0, "interval_step": 1, "interval_max": 2},
@@ -216,5 +222,7 @@ def run_worker(name: str | None = None, concurrency: int = 1, loglevel: str = "I
         flush=True,
     )
     app = make_celery_app(s)
+    import sopilot_pipelines.warm  # noqa: F401  (the preload: pool processes fork from it)
+
     app.worker_main(worker_argv(name, concurrency, loglevel))
     return 0

@@ -410,6 +410,9 @@ def test_a_backfill_spreads_over_two_workers(cluster, rendered):
     workers = {md["worker"].value for _, _, _, md in mats}
     assert {w.split("@")[0] for w in workers} == {"wa", "wb"}, workers
     assert all(isinstance(md["pid"].value, int) and md["host"].value for _, _, _, md in mats)
+    # every task in a pool process of its own (worker_max_tasks_per_child 1: none outlives a cancel)
+    pids = {r.run_id: md["pid"].value for r, _, _, md in mats}
+    assert len(set(pids.values())) == len(runs), pids
     # the run's own process is not where the step ran
     starts = {r.run_id: _celery_starts(c, r.run_id) for r in runs}
     assert all(len(s) == 1 for s in starts.values()), starts
@@ -509,17 +512,8 @@ def test_a_worker_killed_mid_step_loses_nothing(cluster, rendered):
     assert sorted(set(mats)) == sorted((k, a) for _, k in videos for a in ("video_clips", "video_embeddings"))
 
 
-# RabbitMQ: passed 4 times of 4 alone; under the clean-clone CI's load one run failed its step on
-# the retries (AttributeError: partially initialized module 'numba.core.types'), likely a pool
-# process whose import of numba was cut short when the worker cancelled the task on the lost connection
-RABBIT_RESTART = pytest.param(
-    "rabbitmq-node",
-    marks=pytest.mark.xfail(reason="a worker's pool process can be left with a half-imported numba", strict=False),
-)
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("broker", ["redis", RABBIT_RESTART], indirect=True)
+@pytest.mark.parametrize("broker", ["redis", "rabbitmq-node"], indirect=True)
 def test_a_broker_restart_mid_backfill_loses_no_run(request, cluster, rendered, broker):
     """The broker (Redis, append-only; or a RabbitMQ node) killed while runs are queued and steps
     in flight, back after 5 s: workers reconnect, queued tasks survive, results are in
