@@ -294,7 +294,20 @@ def test_a_run_whose_worker_dies_with_its_parent_is_failed_and_retried_while_the
             # one job, counted once: not a failed run and a completed one (the counts read the runs,
             # whose last events may land after the catalog says the job is done)
             one = {"queued": 0, "running": 0, "completed": 1, "failed": 0}
-            _wait(lambda: api.get("/ops/queue").json()["jobs"]["ingest"] == one, 30, f"/ops/queue counts {one}")
+            last: dict = {}
+
+            def counted_once():
+                last.update(api.get("/ops/queue").json())
+                return last["jobs"]["ingest"] == one
+
+            runs = "query($id: ID!) { runGroupOrError(runId: $id) { ... on RunGroup { runs { status tags { key value } } } } }"
+            try:
+                _wait(counted_once, 30, f"/ops/queue counts {one}")
+            except AssertionError as exc:  # what it counted instead, and from which runs
+                tags = _graphql(up.dagster_port, runs, id=job_id)["runGroupOrError"]["runs"]
+                raise AssertionError(
+                    f"{exc}; last: {last['jobs']['ingest']}, error {last['queue']['error']}; {tags}"
+                ) from exc
     finally:
         up.stop()
 
