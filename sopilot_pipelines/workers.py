@@ -22,11 +22,13 @@ Faults (`config_source` below, read from dagster_celery's CELERY_CONFIG and Cele
 * RabbitMQ: a task still running when the worker's connection drops is cancelled
   (`worker_cancel_long_running_tasks_on_connection_loss`): the broker re-delivers it anyway, so
   it would otherwise run twice.
-* A cancel is a SIGTERM to the pool process, which Dagster's step execution turns into its own
-  interrupt (`dagster._utils.interrupts`): the process survives it, with whatever the signal
-  cut short (once, a half-imported numba that failed the next task's retry). So each pool process
-  runs one task (`worker_max_tasks_per_child` 1), forked from a parent that has already imported
-  and compiled what steps use (`sopilot_pipelines.warm`): a fresh process costs a fork, not ~4 s.
+* Celery cancels with a SIGTERM to the pool process, which Dagster's step execution turns into
+  its own interrupt (`dagster._utils.interrupts`): the process survived it, with whatever the
+  signal cut short (once, a half-imported numba that failed the next task's retry). Our task's
+  Request cancels with SIGKILL instead; the pool forks a fresh process, from a worker that has
+  already imported and compiled what steps use (`sopilot_pipelines.warm`). (One task per pool
+  process would also do, but a fresh process per task cost ~1.9 s a task: 20 videos on one
+  worker in 97 s instead of 60 s, bench_scaleout.)
 """
 
 from __future__ import annotations
@@ -65,7 +67,6 @@ def executor_config(s: Settings | None = None) -> dict:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "worker_max_tasks_per_child": 1,  # no pool process outlives a cancel (module docstring)
         "broker_connection_retry_on_startup": True,
         "broker_connection_max_retries": None,  # a worker waits for a restarting broker
         "task_publish_retry_policy": {"max_retries": 30, "interval_start": 0, "interval_step": 1, "interval_max": 2},
@@ -80,12 +81,20 @@ def executor_config(s: Settings | None = None) -> dict:
 
 def make_celery_app(s: Settings | None = None):
     """The Celery app the workers run: dagster_celery's app and task, with our config."""
+    from celery.worker.request import Request
     from dagster_celery.executor import CeleryExecutor
     from dagster_celery.make_app import make_app
     from dagster_celery.tasks import create_task
 
+    class KillOnCancel(Request):
+        """A cancel (on connection loss) kills the pool process: no process outlives a cancel
+        (module docstring). A run's termination (revoke) still asks the step to stop."""
+
+        def cancel(self, pool, signal=None, emit_retry=True):
+            super().cancel(pool, signal or "SIGKILL", emit_retry)
+
     app = make_app(CeleryExecutor.for_cli(**executor_config(s)).app_args())
-    create_task(app)
+    create_task(app, Request=KillOnCancel)
     return app
 
 

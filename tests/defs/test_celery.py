@@ -37,7 +37,7 @@ from sopilot_pipelines.defs.ingest.partitions import video_key
 from sopilot_pipelines.ids import SCORE_JOBS, TAG_JOB_ID, TRAIN_JOB
 from sopilot_pipelines.instance import stack_env
 from tests.defs.daemon_helpers import BACKFILL, TERMINAL, Stack, gql
-from tests.helpers import ROOT, free_port, fresh_postgres_databases
+from tests.helpers import ROOT, free_port, fresh_postgres_databases, long_video
 
 TASK = "celery_assembly"
 VIDEOS = 8
@@ -156,6 +156,13 @@ class RabbitServer:
                 if time.monotonic() > deadline or self.proc.poll() is not None:
                     raise
                 time.sleep(0.5)
+
+    def close_connections(self) -> None:
+        """The node closes every client's connection: what a client sees of a network cut."""
+        ctl = ["/usr/lib/rabbitmq/bin/rabbitmqctl", "-n", self.env["RABBITMQ_NODENAME"]]
+        subprocess.run(
+            [*ctl, "close_all_connections", "test"], env=self.env, check=True, capture_output=True, timeout=60
+        )
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -287,11 +294,15 @@ def cluster(tmp_path, monkeypatch, broker):
 
 
 def _register(c: Cluster, rendered, n: int) -> list[tuple[int, str]]:
+    return _register_files(c, [rendered["gold" if i == 0 else ("swap" if i % 2 else "gold")].path for i in range(n)])
+
+
+def _register_files(c: Cluster, paths: list[Path]) -> list[tuple[int, str]]:
+    """(video id, partition key) of each file, registered as the task's gold then trainees."""
     from sopilot_pipelines.storage import DataStore
 
     store, out = DataStore(c.data), []
-    for i in range(n):
-        src = rendered["gold" if i == 0 else ("swap" if i % 2 else "gold")].path
+    for i, src in enumerate(paths):
         vid = c.catalog.add_video(TASK, "gold" if i == 0 else "trainee", original_filename=src.name)
         dest = store.raw_video(vid, src.suffix)
         shutil.copyfile(src, dest)
@@ -410,9 +421,6 @@ def test_a_backfill_spreads_over_two_workers(cluster, rendered):
     workers = {md["worker"].value for _, _, _, md in mats}
     assert {w.split("@")[0] for w in workers} == {"wa", "wb"}, workers
     assert all(isinstance(md["pid"].value, int) and md["host"].value for _, _, _, md in mats)
-    # every task in a pool process of its own (worker_max_tasks_per_child 1: none outlives a cancel)
-    pids = {r.run_id: md["pid"].value for r, _, _, md in mats}
-    assert len(set(pids.values())) == len(runs), pids
     # the run's own process is not where the step ran
     starts = {r.run_id: _celery_starts(c, r.run_id) for r in runs}
     assert all(len(s) == 1 for s in starts.values()), starts
@@ -544,6 +552,51 @@ def test_a_broker_restart_mid_backfill_loses_no_run(request, cluster, rendered, 
     )
     # no run failed on the way (a publish waits out the broker's restart), so none needed a retry
     assert [r.status for r in runs] == [DagsterRunStatus.SUCCESS] * len(videos), c.diagnose("runs") + c.worker_logs()
+    _check_exactly_once(c, videos, runs, backfill)
+
+
+def _pool_processes(worker: subprocess.Popen) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{worker.pid}/task/{worker.pid}/children").read_text().split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("broker", ["rabbitmq-node"], indirect=True)
+def test_a_task_cancelled_on_a_lost_connection_takes_its_pool_process_with_it(request, cluster, tmp_path):
+    """The broker closes the worker's connection mid-step: Celery cancels the task (the broker
+    delivers it again) and the pool process that ran it is gone. A SIGTERM, Celery's own cancel,
+    is Dagster's interrupt inside a step: that process lived on with whatever it cut short. The
+    step delivered again completes the run."""
+    c, server = cluster, request.node.broker_server
+    videos = _register_files(c, [long_video(tmp_path / "long.mp4", seconds=90)])
+    c.start()
+    worker = c.start_worker("wa")
+    c.wait_workers_ready()
+    with WorkspaceProcessContext(c.instance, WorkspaceFileTarget(paths=[str(ROOT / "workspace.yaml")])) as ctx:
+        backfill_id = _launch_backfill(ctx, [k for _, k in videos])
+        deadline = time.monotonic() + 180
+        while True:  # until the step runs in the worker's pool process
+            runs = c.instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+            if runs and _celery_starts(c, runs[0].run_id):
+                break
+            assert time.monotonic() < deadline, c.diagnose("the step never started") + c.worker_logs()
+            time.sleep(0.2)
+        (busy,) = _pool_processes(worker)  # one: concurrency 1
+        time.sleep(2)  # well inside the step
+        assert runs[0].status != DagsterRunStatus.SUCCESS and _alive(busy)
+        server.close_connections()
+        deadline = time.monotonic() + 30
+        while _alive(busy) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(busy), f"pool process {busy} outlived its cancelled task\n" + c.worker_logs()
+        backfill, runs = _wait_backfill(c, backfill_id)
+    assert [r.status for r in runs] == [DagsterRunStatus.SUCCESS], c.diagnose("runs") + c.worker_logs()
     _check_exactly_once(c, videos, runs, backfill)
 
 
