@@ -1,8 +1,8 @@
 """The preload of processes that are forked to run steps: imported once by the forkserver every warm
 run worker is forked from (defs/run_launcher.py), and by `sopilot worker` before its Celery pool
 forks (workers.py). A run or a task then starts with the code location loaded, numba's kernels in
-memory and the report's modules (and torch, for an embedder that needs it) imported, instead of
-paying ~4 s for them itself.
+memory and the report's modules imported, instead of paying ~4 s for them itself. (Not torch:
+a 100-score burst took 33.2 s with it imported here, 24.6 s without; one bench_throughput run each.)
 
 Importing this module does the work. A warm-up that fails costs only speed: the workers then
 load what they need themselves."""
@@ -42,11 +42,6 @@ def warm_up() -> None:
     result = score(gold, trainee).result  # every numba kernel the score path calls
     with tempfile.TemporaryDirectory() as tmp:  # reportlab's modules and fonts
         render_report(Path(tmp) / "warm.pdf", "score_warm", result, {}, {})
-    from .settings import settings
-
-    if any(kind in settings().embedding.embedder for kind in ("deep", "vjepa2")):
-        # imported only: a process that has run torch's thread pool does not fork safely
-        import torch  # noqa: F401
 
 
 try:
