@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sopilot_api.score_queue import is_claim
 from tests.helpers import long_video
 
 pytestmark = pytest.mark.slow
@@ -344,7 +345,7 @@ def test_a_score_run_whose_worker_is_killed_is_retried_and_every_job_of_it_compl
 
                 def batch_run_started():  # a run of many (the first job goes alone, at once)
                     rows = [cat.get_score(j) for j in jobs[1:]]
-                    for run_id in sorted({r["run_id"] for r in rows if r["run_id"] and r["run_id"][0] != "d"}):
+                    for run_id in sorted({r["run_id"] for r in rows if r["run_id"] and not is_claim(r["run_id"])}):
                         mine = [r for r in rows if r["run_id"] == run_id]
                         done = sum(r["status"] == "completed" for r in mine)
                         if len(mine) > 10 and 0 < done < len(mine) - 5:  # mid-run: some scored, more to come
@@ -353,7 +354,13 @@ def test_a_score_run_whose_worker_is_killed_is_retried_and_every_job_of_it_compl
                                 return run_id, worker
                     return None
 
-                run_id, worker = _wait(batch_run_started, 180, "a batched score run in flight", step=0.1)
+                try:
+                    run_id, worker = _wait(batch_run_started, 180, "a batched score run in flight", step=0.1)
+                except AssertionError as exc:  # how the jobs were batched instead
+                    runs: dict = {}
+                    for row in (cat.get_score(j) for j in jobs):
+                        runs.setdefault(row["run_id"], []).append(row["status"])
+                    raise AssertionError(f"{exc}; jobs per run: {runs}") from exc
                 os.kill(worker, signal.SIGKILL)
                 failure = _wait(lambda: _run_failure(up.dagster_port, run_id), 90, "the run with a dead worker failed")
                 assert f"the run worker process (pid {worker}) is gone" in failure, failure
