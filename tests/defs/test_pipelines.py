@@ -133,7 +133,8 @@ def _sensor_context(env, cursor=None):
 
 
 def test_inbox_sensor_ingests_each_file_exactly_once(env, suite, monkeypatch):
-    monkeypatch.setenv("SOPILOT_INBOX_SETTLE_SECONDS", "1")
+    # a window far longer than both ticks take, so a loaded machine cannot settle the growing file
+    monkeypatch.setenv("SOPILOT_INBOX_SETTLE_SECONDS", "600")
     settings.cache_clear()
     inbox = env.data / "inbox"
     (inbox / TASK / "gold").mkdir(parents=True)
@@ -142,7 +143,7 @@ def test_inbox_sensor_ingests_each_file_exactly_once(env, suite, monkeypatch):
     shutil.copyfile(suite["swap"].path, inbox / TASK / ".partial.mp4")  # hidden: an upload in progress
     (inbox / "bad task!").mkdir()
     shutil.copyfile(suite["swap"].path, inbox / "bad task!" / "x.mp4")
-    old = time.time() - 10
+    old = time.time() - 3600
     for p in inbox.rglob("*.*"):
         os.utime(p, (old, old))
     growing = inbox / TASK / "still_copying.mp4"
