@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -590,9 +591,13 @@ def _over_time(p: _Pair, lab: _Labelling) -> tuple[list[dict], dict[int, float]]
 
 
 def _extras(p: _Pair, lab: _Labelling, consumed: set[Run]) -> list[dict]:
-    """Long stretches that match no gold step, placed in gold time between the found steps."""
+    """Long stretches that match no gold step, placed in gold time between the found steps.
+    Long: as long as a real attempt (`attempt_share`) of the gold's shortest step at the
+    trainee's pace, and never under `min_extra_seconds`: what is shorter than any step could be
+    is a hesitation, and one between 15 s steps lasts longer than one between 4 s steps."""
     primary, runs = lab.primary, lab.runs
-    min_extra = max(p.min_run, int(round(p.cfg.min_extra_seconds / p.t_stride)))
+    shortest = p.cfg.attempt_share * float(p.gold_dur.min()) * lab.tempo / p.t_stride
+    min_extra = max(p.min_run, int(round(p.cfg.min_extra_seconds / p.t_stride)), math.ceil(shortest - 1e-9))
     out = []
     for i, r in enumerate(runs):
         if r.label != OTHER or r in consumed or r.length < min_extra:

@@ -23,7 +23,10 @@ class ScoringConfig:
     retrain_score: float = _rule(50.0, ">= this: retrain; below: fail")
     min_step_seconds: float = _rule(2.0, "shortest gold step the segmentation may cut")
     over_time_ratio: float = _rule(1.6, "step duration over the trainee's own tempo that counts as over time")
-    min_extra_seconds: float = _rule(2.5, "unexplained activity shorter than this is transition, not an extra step")
+    min_extra_seconds: float = _rule(
+        2.5,
+        "unexplained activity shorter than this, or than a real attempt (attempt_share) of the gold's shortest step at the trainee's pace, is transition, not an extra step",
+    )
     execution_drop: float = _rule(
         0.35,
         "a step matching this far below the trainee's typical step (as a share of the way down to the pair's non-match level) was done differently",
