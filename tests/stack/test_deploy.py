@@ -1,13 +1,16 @@
 """deploy/: what can be checked without a cluster, Helm or a Docker daemon (none is on this
-machine): every manifest parses and is consistent (selectors, the shared volume, settings that
-exist), the Helm values name a code location and run coordinator that import, and the
-Dockerfile's pip steps are the Makefile's (what CI installs)."""
+machine): every manifest parses, matches the Kubernetes OpenAPI schema (kubernetes-validate's
+copies) and is consistent (selectors, the shared volume, settings that exist), the Helm values
+name a code location and run coordinator that import, and the Dockerfile's pip steps are the
+Makefile's (what CI installs)."""
 
 from __future__ import annotations
 
 import importlib
 import re
 
+import kubernetes_validate
+import pytest
 import yaml
 
 from sopilot_pipelines.settings import Settings, _groups
@@ -53,6 +56,22 @@ def test_every_manifest_parses_with_kind_and_name():
         refs |= {("ConfigMap", n) for n in re.findall(r"configMapRef: \{name: ([\w-]+)", text)}
     refs.discard(("Secret", "dagster-postgresql-secret"))  # made by the Helm chart
     assert refs and refs <= set(kinds), refs - set(kinds)
+
+
+# the oldest and newest Kubernetes releases whose OpenAPI schemas kubernetes-validate ships
+K8S_VERSIONS = ("1.25.0", "1.37.0")
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_every_manifest_matches_the_kubernetes_schema(version):
+    """Strict: a field the API does not know (a misspelled key) fails, as it would on a cluster."""
+    for name in MANIFESTS:
+        for d in _docs(name):
+            kubernetes_validate.validate(d, version, strict=True)
+    wrong = _docs("workers.yaml")[0]
+    wrong["spec"]["replica"] = wrong["spec"].pop("replicas")
+    with pytest.raises(kubernetes_validate.ValidationError, match="'replica' was unexpected"):
+        kubernetes_validate.validate(wrong, version, strict=True)
 
 
 def test_workloads_select_their_pods_and_mount_the_shared_volume():
