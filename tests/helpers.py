@@ -165,3 +165,16 @@ def long_video(dest: Path, seconds: int = 60, size: str = "640x360", crf: int = 
     cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", source, "-c:v", "libx264"]
     subprocess.run([*cmd, "-preset", "ultrafast", "-crf", str(crf), "-pix_fmt", "yuv420p", str(dest)], check=True)
     return dest
+
+
+def embedded_rows(rows, stride: float = 0.5):
+    """An EmbeddedVideo of clip vectors made to order (normalised; 2 s clips every `stride` s),
+    for engine tests that need no decoded video."""
+    import numpy as np
+
+    from sopilot_pipelines.core.embedding import EmbeddedVideo
+
+    x = np.asarray(rows, dtype=np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    starts = np.arange(len(x)) * stride
+    return EmbeddedVideo("test:v1", x, starts, starts + 2.0, [()] * len(x), 30.0, 8.0, float(starts[-1] + 2.0))

@@ -596,6 +596,7 @@ def _extras(p: _Pair, lab: _Labelling, consumed: set[Run]) -> list[dict]:
     trainee's pace, and never under `min_extra_seconds`: what is shorter than any step could be
     is a hesitation, and one between 15 s steps lasts longer than one between 4 s steps."""
     primary, runs = lab.primary, lab.runs
+    # rounded up, not down as expected_clips does: the stretch must last the whole attempt
     shortest = p.cfg.attempt_share * float(p.gold_dur.min()) * lab.tempo / p.t_stride
     min_extra = max(p.min_run, int(round(p.cfg.min_extra_seconds / p.t_stride)), math.ceil(shortest - 1e-9))
     out = []

@@ -541,9 +541,12 @@ def test_admin_edits_and_saves_the_sop(admin_tab, reviewed, stack):
     rows.nth(1).locator(".sop-group").fill("g1")
     rows.nth(2).locator(".sop-group").fill("g1")
     rows.last.locator(".sop-optional").check()
+
     # the PUT adds the partition and launches the SOP job through the Dagster webserver (30 s a
     # call at most): under a loaded machine it can take longer than a selector's 30 s
-    put = lambda r: r.request.method == "PUT" and r.url.endswith(f"/tasks/{TASK}/sop")  # noqa: E731
+    def put(r) -> bool:
+        return r.request.method == "PUT" and r.url.endswith(f"/tasks/{TASK}/sop")
+
     with page.expect_response(put, timeout=120_000) as answer:
         page.click("#sop-save")
     assert answer.value.status == 200, answer.value.text()

@@ -8,6 +8,7 @@ import pytest
 
 from sopilot_pipelines.core.embedding import EmbeddedVideo
 from sopilot_pipelines.core.scoring import score
+from tests.helpers import embedded_rows
 
 K = 5
 DIRS = np.random.default_rng(0).standard_normal((K + 1, 64)) / 8  # the last one: no step's
@@ -20,10 +21,7 @@ def _video(order: list[int], seconds: list[float], seed: int, noise: float = 0.0
     rows = [
         DIRS[k] + noise * rng.standard_normal(64) for k, sec in zip(order, seconds) for _ in range(int(sec / STRIDE))
     ]
-    x = np.asarray(rows, dtype=np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    starts = np.arange(len(x)) * STRIDE
-    return EmbeddedVideo("test:v1", x, starts, starts + 2.0, [()] * len(x), 30.0, 8.0, float(starts[-1] + 2.0))
+    return embedded_rows(rows, STRIDE)
 
 
 def _types(steps: list[float], extra_sec: float) -> list[str]:

@@ -8,6 +8,7 @@ import numpy as np
 
 from sopilot_pipelines.core.embedding import EmbeddedVideo
 from sopilot_pipelines.core.scoring import score
+from tests.helpers import embedded_rows
 
 K = 6
 DIRS = np.random.default_rng(0).standard_normal((K, 64)) / 8
@@ -24,10 +25,7 @@ def _video(order: list[int], clips: list[int], seed: int, ramp: int = 2, noise: 
                 w = (i - (clips[k] - ramp) + 1) / (ramp + 1)
                 v = (1 - w) * DIRS[k] + w * DIRS[order[j + 1]]
             rows.append(v + noise * rng.standard_normal(len(v)))
-    x = np.asarray(rows, dtype=np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
-    starts = np.arange(len(x)) * STRIDE
-    return EmbeddedVideo("test:v1", x, starts, starts + 2.0, [()] * len(x), 30.0, 8.0, float(starts[-1] + 2.0))
+    return embedded_rows(rows, STRIDE)
 
 
 CLIPS = [12, 5, 12, 16, 14, 12]  # step 2 of the procedure ("Step 2", index 1) is short: 2.5 s
